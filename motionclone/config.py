@@ -1,0 +1,248 @@
+"""All settings of a MotionClone run, declared once, with their defaults and checks.
+
+Defaults follow the latest official MotionClone release. Fields left as ``None`` are filled in
+by `resolve()` from the preset and from the loaded model's own defaults (the tiny test model has
+its own size, frame count and guidance weight, because SD1.5's values are calibrated for SD1.5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from motionclone.errors import ConfigError
+
+OFFICIAL_NEGATIVE_PROMPT = (
+    "bad anatomy, extra limbs, ugly, deformed, noisy, blurry, distorted, out of focus, "
+    "poorly drawn face, poorly drawn hands, missing fingers"
+)
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
+EXTRACTION_MODES = ("single-step", "inversion")
+RESIZE_MODES = ("crop", "pad", "stretch")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A sampling schedule from the official release.
+
+    `guidance_start` is s in the paper's code: guided steps cover t in [1000 (1 - s), 999].
+    """
+
+    steps: int
+    guidance_steps: int
+    guidance_start: float
+    warmup_steps: int = 10
+    cooldown_steps: int = 10
+
+
+PRESETS: dict[str, Preset] = {
+    "camera": Preset(steps=100, guidance_steps=50, guidance_start=0.3),
+    "object": Preset(steps=300, guidance_steps=180, guidance_start=0.4),
+}
+
+
+@dataclass
+class MotionCloneConfig:
+    """Every knob of extraction and generation; a YAML file holds the same keys."""
+
+    model: str = DEFAULT_MODEL
+    motion_adapter: str = DEFAULT_MOTION_ADAPTER
+    device: str | None = None
+    dtype: str | None = None
+
+    prompt: str = ""
+    negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
+    seed: int | None = None
+    preset: str = "camera"
+    steps: int | None = None
+    guidance_steps: int | None = None
+    guidance_start: float | None = None
+    warmup_steps: int | None = None
+    cooldown_steps: int | None = None
+    motion_guidance_weight: float | None = None
+    cfg_scale: float = 7.5
+    frames: int | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float = 8.0
+
+    extraction_mode: str = "single-step"
+    extraction_timestep: int = 400
+    extraction_seed: int = 0
+    inversion_steps: int = 50
+    guided_blocks: tuple[str, ...] = ("up_blocks.1",)
+    start: str | None = None
+    end: str | None = None
+    resize: str = "crop"
+
+    subject: str | None = None
+    reference_prompt: str | None = None
+    reference_subject: str | None = None
+    semantic_guidance_weight: float = 0.0
+    semantic_mask_threshold: float = 0.3
+    semantic_sigma: float = 5.0
+
+    cache_dir: str | None = None
+
+    def replace(self, **changes: Any) -> MotionCloneConfig:
+        """A copy with some fields changed; unknown keys are reported by name."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown config key: {sorted(unknown)[0]}")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> MotionCloneConfig:
+        """Read a YAML file of config keys; syntax errors and unknown keys name the culprit."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"invalid YAML in {path}{where}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        data = {str(key).replace("-", "_"): value for key, value in data.items()}
+        if "size" in data:
+            data["width"], data["height"] = parse_size(str(data.pop("size")))
+        if "guided_blocks" in data:
+            data["guided_blocks"] = tuple(data["guided_blocks"])
+        return cls().replace(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What a model brings: its native size, frame count and calibrated guidance weight."""
+
+    width: int = 512
+    height: int = 512
+    frames: int = 16
+    motion_guidance_weight: float = 2000.0
+    max_frames: int = 32
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A config with every ``None`` filled in and every value checked."""
+
+    base: MotionCloneConfig
+    steps: int
+    guidance_steps: int
+    guidance_start: float
+    warmup_steps: int
+    cooldown_steps: int
+    motion_guidance_weight: float
+    frames: int
+    width: int
+    height: int
+    seed: int
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.base.to_dict()
+        data.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "base"})
+        return data
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WxH`` into (width, height)."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ConfigError(f"size must look like WIDTHxHEIGHT, e.g. 512x512, not {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def resolve(config: MotionCloneConfig, model: ModelDefaults, seed: int) -> ResolvedConfig:
+    """Fill unset fields from the preset and the model, then validate every value.
+
+    ``--steps N`` alone keeps the preset's guided fraction and scales warm-up and cool-down with
+    it, so a short test run has the same shape as the official long one.
+    """
+    if config.preset not in PRESETS:
+        raise ConfigError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[config.preset]
+    steps = preset.steps if config.steps is None else config.steps
+    _require(steps >= 1, "steps", steps, "must be at least 1")
+    if config.guidance_steps is None:
+        guidance_steps = round(steps * preset.guidance_steps / preset.steps)
+    else:
+        guidance_steps = config.guidance_steps
+    _require(0 <= guidance_steps <= steps, "guidance_steps", guidance_steps, f"must be in [0, {steps}]")
+    scale = guidance_steps / preset.guidance_steps
+    warmup = config.warmup_steps if config.warmup_steps is not None else math.ceil(preset.warmup_steps * scale)
+    cooldown = config.cooldown_steps if config.cooldown_steps is not None else math.ceil(preset.cooldown_steps * scale)
+    _require(warmup >= 0, "warmup_steps", warmup, "must not be negative")
+    _require(cooldown >= 0, "cooldown_steps", cooldown, "must not be negative")
+    start = preset.guidance_start if config.guidance_start is None else config.guidance_start
+    _require(0.0 < start <= 1.0, "guidance_start", start, "must be in (0, 1]")
+    weight = model.motion_guidance_weight if config.motion_guidance_weight is None else config.motion_guidance_weight
+    _require(weight >= 0, "motion_guidance_weight", weight, "must not be negative")
+    frames = model.frames if config.frames is None else config.frames
+    _require(
+        2 <= frames <= model.max_frames,
+        "frames",
+        frames,
+        f"must be between 2 and {model.max_frames} (the motion module's limit)",
+    )
+    width = model.width if config.width is None else config.width
+    height = model.height if config.height is None else config.height
+    for key, value in (("width", width), ("height", height)):
+        _require(value >= 8 and value % 8 == 0, key, value, "must be a positive multiple of 8")
+    _require(config.cfg_scale >= 0, "cfg_scale", config.cfg_scale, "must not be negative")
+    _require(config.fps > 0, "fps", config.fps, "must be positive")
+    _require(
+        config.extraction_mode in EXTRACTION_MODES,
+        "extraction_mode",
+        config.extraction_mode,
+        f"must be one of {', '.join(EXTRACTION_MODES)}",
+    )
+    _require(
+        0 <= config.extraction_timestep < 1000,
+        "extraction_timestep",
+        config.extraction_timestep,
+        "must be in [0, 1000)",
+    )
+    _require(config.inversion_steps >= 1, "inversion_steps", config.inversion_steps, "must be at least 1")
+    _require(config.resize in RESIZE_MODES, "resize", config.resize, f"must be one of {', '.join(RESIZE_MODES)}")
+    _require(len(config.guided_blocks) >= 1, "guided_blocks", config.guided_blocks, "must name at least one block")
+    _require(
+        config.semantic_guidance_weight >= 0,
+        "semantic_guidance_weight",
+        config.semantic_guidance_weight,
+        "must not be negative",
+    )
+    if config.semantic_guidance_weight > 0:
+        _require(bool(config.subject), "subject", config.subject, "is needed when semantic guidance is on")
+    return ResolvedConfig(
+        base=config,
+        steps=steps,
+        guidance_steps=guidance_steps,
+        guidance_start=start,
+        warmup_steps=warmup,
+        cooldown_steps=cooldown,
+        motion_guidance_weight=float(weight),
+        frames=frames,
+        width=width,
+        height=height,
+        seed=seed,
+    )
+
+
+def _require(condition: bool, key: str, value: Any, why: str) -> None:
+    if not condition:
+        raise ConfigError(f"invalid {key}={value!r}: {why}")

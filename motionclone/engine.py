@@ -1,0 +1,230 @@
+"""The engine's front door: clip in, video and report out, with the model kept loaded.
+
+`Engine` is what the command line and the daemon both call. It owns the loaded model (swapped
+only when a job asks for another one), the template cache, and the report that tells a user what
+happened: settings, seed, timings per phase, peak memory and the motion energy of every step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import platformdirs
+import torch
+
+from motionclone.config import ModelDefaults, MotionCloneConfig, ResolvedConfig, resolve
+from motionclone.errors import ConfigError, TemplateError
+from motionclone.models import MotionCloneModel, load_model
+from motionclone.pipeline import MotionClonePipeline, StepCallback, StepInfo, StopCheck, extraction_settings
+from motionclone.template import MotionTemplate, TemplateCache, file_digest
+from motionclone.video_io import TimePoint, read_frames, write_video
+
+TEST_MODEL_NOTE = "made with tiny-random (random weights): a plumbing check, not a meaningful video"
+
+
+def package_version() -> str:
+    try:
+        return version("motionclone-studio")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class PhaseTimer:
+    """Seconds spent per named phase, in the order they ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass
+class Outcome:
+    """What a run produced: the report (also written as JSON when asked) and the files."""
+
+    report: dict[str, Any]
+    output: Path | None = None
+    template: MotionTemplate | None = None
+
+
+class Engine:
+    """Runs extraction and generation; keeps one model loaded between calls."""
+
+    def __init__(self) -> None:
+        self._model: MotionCloneModel | None = None
+        self._model_key: tuple | None = None
+        self._pipeline: MotionClonePipeline | None = None
+
+    @property
+    def loaded_model(self) -> str | None:
+        return self._model.model_id if self._model else None
+
+    def pipeline_for(self, config: MotionCloneConfig, timer: PhaseTimer) -> MotionClonePipeline:
+        """The pipeline of `config.model`, loading (and replacing the old one) only when needed."""
+        key = (config.model, config.motion_adapter, config.device, config.dtype)
+        if key != self._model_key or self._pipeline is None:
+            self._model = self._pipeline = self._model_key = None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            with timer.phase("load_model"):
+                self._model = load_model(config.model, config.motion_adapter, config.device, config.dtype)
+            self._pipeline = MotionClonePipeline(self._model)
+            self._model_key = key
+        return self._pipeline
+
+    def resolve(self, config: MotionCloneConfig, timer: PhaseTimer) -> tuple[MotionClonePipeline, ResolvedConfig]:
+        """Resolve `config` against its model, checking every value before the (slow) model load."""
+        seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        resolve(config, ModelDefaults(), seed)
+        pipeline = self.pipeline_for(config, timer)
+        return pipeline, resolve(config, pipeline.model.defaults, seed)
+
+    def _template_for(
+        self,
+        pipeline: MotionClonePipeline,
+        config: ResolvedConfig,
+        reference: Path,
+        timer: PhaseTimer,
+        on_step: StepCallback | None,
+    ) -> tuple[MotionTemplate, dict[str, Any]]:
+        """The reference's template from the cache, else extracted (and cached)."""
+        cache = TemplateCache(config.cache_dir or Path(platformdirs.user_cache_dir("motionclone")) / "templates")
+        with timer.phase("read_clip"):
+            digest = file_digest(reference)
+            settings = extraction_settings(config, pipeline.model.model_id)
+            cached = cache.get(digest, settings)
+            if cached is None:
+                frames = read_frames(
+                    reference,
+                    config.frames,
+                    config.width,
+                    config.height,
+                    TimePoint.parse(config.start),
+                    TimePoint.parse(config.end),
+                    config.resize,
+                )
+        if cached is not None:
+            return cached, {"source": "cache", "reference_sha256": digest}
+        with timer.phase("extract"):
+            template = pipeline.extract(frames, config, on_step)
+        cache.put(digest, settings, template)
+        return template, {"source": "extracted", "reference_sha256": digest}
+
+    def extract(
+        self, config: MotionCloneConfig, reference: str | Path, output: str | Path, on_step: StepCallback | None = None
+    ) -> Outcome:
+        """Extract (or fetch from cache) the motion template of `reference` and save it."""
+        timer = PhaseTimer()
+        pipeline, resolved = self.resolve(config, timer)
+        template, origin = self._template_for(pipeline, resolved, Path(reference), timer, on_step)
+        template.save(output)
+        report = self._report(pipeline, resolved, timer, [], origin | {"path": str(output)})
+        return Outcome(report=report, output=Path(output), template=template)
+
+    def generate(
+        self,
+        config: MotionCloneConfig,
+        output: str | Path,
+        reference: str | Path | None = None,
+        motion: str | Path | None = None,
+        on_step: StepCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> Outcome:
+        """Generate `config.prompt` with the motion of `reference` (or of a saved template)."""
+        if not config.prompt.strip():
+            raise ConfigError("the prompt is empty: say what the new video should show")
+        if reference is None and motion is None:
+            raise TemplateError("give a reference clip or a motion template")
+        timer = PhaseTimer()
+        pipeline, resolved = self.resolve(config, timer)
+        if motion is not None:
+            with timer.phase("read_clip"):
+                template = MotionTemplate.load(motion)
+            _check_template_model(template, pipeline.model.model_id)
+            origin = {"source": "file", "path": str(motion)}
+        else:
+            template, origin = self._template_for(pipeline, resolved, Path(reference), timer, on_step)
+        result = pipeline.generate(template, resolved, on_step=on_step, should_stop=should_stop)
+        timer.seconds.update(result.seconds_per_phase)
+        with timer.phase("write"):
+            write_video(output, result.frames, resolved.fps)
+        report = self._report(pipeline, resolved, timer, result.steps, origin)
+        report["output"] = str(output)
+        report["frames_written"] = int(result.frames.shape[0])
+        return Outcome(report=report, output=Path(output), template=template)
+
+    def _report(
+        self,
+        pipeline: MotionClonePipeline,
+        config: ResolvedConfig,
+        timer: PhaseTimer,
+        steps: list[StepInfo],
+        template: dict[str, Any],
+    ) -> dict[str, Any]:
+        model = pipeline.model
+        guided = [s.motion_energy for s in steps if s.guided and s.motion_energy is not None]
+        report: dict[str, Any] = {
+            "motionclone_version": package_version(),
+            "model": model.model_id,
+            "device": str(model.device),
+            "dtype": str(model.dtype).removeprefix("torch."),
+            "seed": config.seed,
+            "settings": config.to_dict(),
+            "template": template,
+            "timings_s": {k: round(v, 4) for k, v in timer.seconds.items()},
+            "peak_memory": peak_memory(model.device),
+            "steps": [
+                {
+                    "index": s.index,
+                    "timestep": s.timestep,
+                    "guided": s.guided,
+                    "motion_energy": s.motion_energy,
+                    "guidance_weight": s.weight,
+                }
+                for s in steps
+            ],
+        }
+        if guided:
+            report["mean_motion_energy_guided_steps"] = float(np.mean(guided))
+        if model.is_test_model:
+            report["note"] = TEST_MODEL_NOTE
+        return report
+
+
+def _check_template_model(template: MotionTemplate, model_id: str) -> None:
+    made_with = template.settings.get("model")
+    if made_with is not None and made_with != model_id:
+        raise TemplateError(f"motion template was extracted with model {made_with!r}, not {model_id!r}")
+
+
+def peak_memory(device: torch.device) -> dict[str, int]:
+    """Peak CUDA memory allocated by torch (when on CUDA) and the process's peak RSS, in bytes."""
+    peaks = {"cpu_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    if device.type == "cuda":
+        peaks["cuda_peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+    return peaks
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    os.replace(partial, path)

@@ -1,0 +1,236 @@
+"""Find and load a model by name: `tiny-random`, a local folder, a hub id or a single file.
+
+A model is SD1.5-style components plus an AnimateDiff motion module. Folders and hub repos may
+hold either a ready `UNetMotionModel` (a saved AnimateDiff pipeline) or a plain SD1.5 UNet, in
+which case the motion adapter named in the config is merged in, exactly as on a user's machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from motionclone.config import DEFAULT_MODEL, ModelDefaults
+from motionclone.errors import ConfigError, ModelError
+from motionclone.tiny import TINY_DEFAULTS, TINY_MODEL_ID, build_tiny_components, build_tiny_unet
+
+log = logging.getLogger(__name__)
+DEFAULTS_FILE = "motionclone.json"
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class MotionCloneModel:
+    """The loaded components, where they live, and what the model recommends."""
+
+    unet: UNetMotionModel
+    vae: AutoencoderKL
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    model_id: str
+    defaults: ModelDefaults
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def is_test_model(self) -> bool:
+        """True for random weights: outputs are plumbing checks, not real videos."""
+        return self.model_id == TINY_MODEL_ID
+
+
+def choose_device(device: str | None, dtype: str | None) -> tuple[torch.device, torch.dtype]:
+    """CUDA with float16 when present, else CPU with float32; either can be overridden."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"invalid device={device!r}: use cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("invalid device='cuda': no CUDA GPU is available on this machine")
+    if dtype is None:
+        dtype = "float16" if chosen.type == "cuda" else "float32"
+    if dtype not in DTYPES:
+        raise ConfigError(f"invalid dtype={dtype!r}: use one of {', '.join(DTYPES)}")
+    return chosen, DTYPES[dtype]
+
+
+def load_model(
+    model: str, motion_adapter: str, device: str | None = None, dtype: str | None = None
+) -> MotionCloneModel:
+    """Load `model` (see module docstring) onto the chosen device, frozen for inference."""
+    chosen_device, chosen_dtype = choose_device(device, dtype)
+    if model == TINY_MODEL_ID:
+        parts = build_tiny_components()
+        components = {
+            "unet": build_tiny_unet(parts),
+            "vae": parts["vae"],
+            "text_encoder": parts["text_encoder"],
+            "tokenizer": parts["tokenizer"],
+        }
+        defaults = TINY_DEFAULTS
+    else:
+        components, defaults = _load_named(model, motion_adapter)
+    defaults = dataclasses.replace(defaults, max_frames=components["unet"].config.motion_max_seq_length)
+    for name in ("unet", "vae", "text_encoder"):
+        module = components[name]
+        module.requires_grad_(False)
+        module.eval()
+        module.to(device=chosen_device, dtype=chosen_dtype)
+    return MotionCloneModel(model_id=model, defaults=defaults, device=chosen_device, dtype=chosen_dtype, **components)
+
+
+def _load_named(model: str, motion_adapter: str) -> tuple[dict, ModelDefaults]:
+    path = Path(model).expanduser()
+    if path.is_file():
+        if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+            raise ModelError(f"unknown model file {model}: expected a .safetensors or .ckpt checkpoint")
+        return _load_single_file(path, motion_adapter), ModelDefaults()
+    if path.is_dir():
+        if not (path / "unet").is_dir():
+            raise ModelError(f"model folder {model} has no unet/ subfolder: not a diffusers model folder")
+        return _load_folder(str(path), motion_adapter, local_only=True), _folder_defaults(path)
+    if _looks_like_hub_id(model):
+        return _load_from_hub(model, motion_adapter), ModelDefaults()
+    raise ModelError(
+        f"unknown model {model!r}: give {TINY_MODEL_ID}, a diffusers folder, a .safetensors checkpoint "
+        f"or a hub id such as {DEFAULT_MODEL}"
+    )
+
+
+def _folder_defaults(path: Path) -> ModelDefaults:
+    """A model folder may declare its own defaults in motionclone.json (the tiny model does)."""
+    file = path / DEFAULTS_FILE
+    if not file.is_file():
+        return ModelDefaults()
+    try:
+        return ModelDefaults(**json.loads(file.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as error:
+        raise ModelError(f"invalid {file}: {error}") from None
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
+
+
+def _load_folder(source: str, motion_adapter: str, local_only: bool) -> dict:
+    """Load components from a diffusers layout (local folder or hub repo)."""
+    common = {"local_files_only": local_only}
+    try:
+        unet_config = UNet2DConditionModel.load_config(source, subfolder="unet", **common)
+        if unet_config.get("_class_name") == "UNetMotionModel":
+            unet = UNetMotionModel.from_pretrained(source, subfolder="unet", **common)
+        else:
+            unet2d = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **common)
+            unet = UNetMotionModel.from_unet2d(unet2d, _load_adapter(motion_adapter))
+        return {
+            "unet": unet,
+            "vae": AutoencoderKL.from_pretrained(source, subfolder="vae", **common),
+            "text_encoder": CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **common),
+            "tokenizer": CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **common),
+        }
+    except (OSError, ValueError, KeyError) as error:
+        if isinstance(error, ModelError):
+            raise
+        raise ModelError(f"cannot load model {source}: {_first_line(error)}") from None
+
+
+def _load_adapter(motion_adapter: str) -> MotionAdapter:
+    path = Path(motion_adapter).expanduser()
+    try:
+        if path.is_dir():
+            return MotionAdapter.from_pretrained(str(path), local_files_only=True)
+        if path.is_file():
+            return MotionAdapter.from_single_file(str(path))
+        if not _looks_like_hub_id(motion_adapter):
+            raise ModelError(f"unknown motion adapter {motion_adapter!r}: give a folder, a file or a hub id")
+        try:
+            return MotionAdapter.from_pretrained(motion_adapter, local_files_only=True)
+        except OSError:
+            _require_hub(motion_adapter)
+            return MotionAdapter.from_pretrained(motion_adapter)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot load motion adapter {motion_adapter}: {_first_line(error)}") from None
+
+
+def _load_from_hub(repo_id: str, motion_adapter: str) -> dict:
+    """Use the HF cache when the repo is there; download only when the hub answers."""
+    try:
+        return _load_folder(repo_id, motion_adapter, local_only=True)
+    except ModelError:
+        _require_hub(repo_id)
+        return _load_folder(repo_id, motion_adapter, local_only=False)
+
+
+def _load_single_file(path: Path, motion_adapter: str) -> dict:
+    """An SD1.5 / DreamBooth checkpoint in one file, with SD1.5's configs from the HF cache."""
+    from diffusers import StableDiffusionPipeline
+
+    try:
+        try:
+            pipe = StableDiffusionPipeline.from_single_file(
+                str(path), config=DEFAULT_MODEL, local_files_only=True, safety_checker=None
+            )
+        except OSError as error:
+            if "local" not in str(error).lower() and "cache" not in str(error).lower():
+                raise
+            _require_hub(DEFAULT_MODEL, why=f"the SD1.5 configs needed to read {path.name}")
+            pipe = StableDiffusionPipeline.from_single_file(str(path), config=DEFAULT_MODEL, safety_checker=None)
+    except ModelError:
+        raise
+    except Exception as error:
+        raise ModelError(f"cannot read checkpoint {path}: {_first_line(error)}") from None
+    return {
+        "unet": UNetMotionModel.from_unet2d(pipe.unet, _load_adapter(motion_adapter)),
+        "vae": pipe.vae,
+        "text_encoder": pipe.text_encoder,
+        "tokenizer": pipe.tokenizer,
+    }
+
+
+def _require_hub(repo_id: str, why: str = "") -> None:
+    """Fail in seconds, with a useful message, when the hub cannot be reached."""
+    what = why or repo_id
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise ModelError(f"{what} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError:
+        raise ModelError(
+            f"{what} is not in the local Hugging Face cache and the hub ({host}) cannot be reached; "
+            "connect to the internet once, or give a local model folder or checkpoint"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+def save_tiny_model(folder: str | Path, adapter_folder: str | Path) -> None:
+    """Write `tiny-random` as an SD1.5-style folder plus a separate motion-adapter folder.
+
+    Tests use this to drive the real folder-loading path with a model small enough for CI.
+    """
+    folder, adapter_folder = Path(folder), Path(adapter_folder)
+    parts = build_tiny_components()
+    parts["unet2d"].save_pretrained(folder / "unet")
+    parts["vae"].save_pretrained(folder / "vae")
+    parts["text_encoder"].save_pretrained(folder / "text_encoder")
+    parts["tokenizer"].save_pretrained(folder / "tokenizer")
+    parts["motion_adapter"].save_pretrained(adapter_folder)
+    (folder / DEFAULTS_FILE).write_text(json.dumps(TINY_DEFAULTS.__dict__), encoding="utf-8")

@@ -1,0 +1,151 @@
+"""Motion templates: the extracted representation of a clip's motion, as a reusable file.
+
+A template holds, per guided layer and per recorded timestep, the sparse primary components of
+the temporal attention (values and key-frame indices), plus optional semantic region means. It
+is a few hundred kilobytes at 512 px, so users keep templates of clips they like and apply them
+to any prompt and seed. `TemplateCache` keys templates by clip content and extraction settings
+so a second prompt on the same clip skips extraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from motionclone.errors import TemplateError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class MotionTemplate:
+    """Sparse temporal attention of a reference clip.
+
+    `values` / `indices`: layer -> (timesteps, tokens, heads, frames, top_k).
+    `semantic`: "layer.fg" / "layer.bg" -> (timesteps, frames, channels), when extracted.
+    `timesteps`: the diffusion timesteps the entries were recorded at (one for single-step).
+    """
+
+    timesteps: list[int]
+    values: dict[str, torch.Tensor]
+    indices: dict[str, torch.Tensor]
+    frames: int
+    latent_height: int
+    latent_width: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    semantic: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.values)
+
+    def nearest(self, timestep: int) -> int:
+        """Row to use at `timestep`: the recorded timestep closest to it."""
+        return min(range(len(self.timesteps)), key=lambda i: abs(self.timesteps[i] - timestep))
+
+    def save(self, path: str | Path) -> None:
+        """Write a safetensors file (atomically: a temp name, then rename)."""
+        path = Path(path)
+        tensors = {f"values/{k}": v.contiguous() for k, v in self.values.items()}
+        tensors |= {
+            f"indices/{k}": v.to(torch.int16 if self.frames < 2**15 else torch.int32).contiguous()
+            for k, v in self.indices.items()
+        }
+        tensors |= {f"semantic/{k}": v.contiguous() for k, v in self.semantic.items()}
+        metadata = {
+            "format": "motionclone-template",
+            "version": str(FORMAT_VERSION),
+            "timesteps": json.dumps(self.timesteps),
+            "frames": str(self.frames),
+            "latent_size": json.dumps([self.latent_height, self.latent_width]),
+            "settings": json.dumps(self.settings),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        save_file({k: v.cpu() for k, v in tensors.items()}, str(partial), metadata=metadata)
+        os.replace(partial, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> MotionTemplate:
+        path = Path(path)
+        if not path.is_file():
+            raise TemplateError(f"motion template not found: {path}")
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise TemplateError(f"not a motion template file: {path} ({error})") from None
+        if metadata.get("format") != "motionclone-template":
+            raise TemplateError(f"not a motion template file: {path}")
+        if int(metadata.get("version", "0")) > FORMAT_VERSION:
+            raise TemplateError(f"motion template {path} is from a newer MotionClone; please upgrade")
+        groups: dict[str, dict[str, torch.Tensor]] = {"values": {}, "indices": {}, "semantic": {}}
+        for key, tensor in tensors.items():
+            group, _, name = key.partition("/")
+            groups[group][name] = tensor
+        height, width = json.loads(metadata["latent_size"])
+        return cls(
+            timesteps=json.loads(metadata["timesteps"]),
+            values=groups["values"],
+            indices={k: v.long() for k, v in groups["indices"].items()},
+            frames=int(metadata["frames"]),
+            latent_height=height,
+            latent_width=width,
+            settings=json.loads(metadata["settings"]),
+            semantic=groups["semantic"],
+        )
+
+    def check_fits(self, frames: int, latent_height: int, latent_width: int, layers: list[str]) -> None:
+        """Raise a clear error when this template cannot guide the requested generation."""
+        if frames != self.frames:
+            raise TemplateError(f"motion template has {self.frames} frames but {frames} were requested")
+        if (latent_height, latent_width) != (self.latent_height, self.latent_width):
+            raise TemplateError(
+                f"motion template was made for latents of {self.latent_width}x{self.latent_height}, "
+                f"this generation uses {latent_width}x{latent_height}: use the same --size"
+            )
+        missing = [layer for layer in layers if layer not in self.values]
+        if missing:
+            raise TemplateError(f"motion template has no entry for layer {missing[0]}: made with another model?")
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's content, read in chunks (clips can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class TemplateCache:
+    """Templates on disk, keyed by clip content hash and every setting that shapes extraction."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def path_for(self, clip_digest: str, settings: dict[str, Any]) -> Path:
+        key = hashlib.sha256(json.dumps([clip_digest, settings], sort_keys=True).encode()).hexdigest()
+        return self.folder / f"{key[:32]}.safetensors"
+
+    def get(self, clip_digest: str, settings: dict[str, Any]) -> MotionTemplate | None:
+        path = self.path_for(clip_digest, settings)
+        if not path.is_file():
+            return None
+        try:
+            return MotionTemplate.load(path)
+        except TemplateError:
+            path.unlink(missing_ok=True)
+            return None
+
+    def put(self, clip_digest: str, settings: dict[str, Any], template: MotionTemplate) -> None:
+        template.save(self.path_for(clip_digest, settings))

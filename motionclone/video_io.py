@@ -1,0 +1,161 @@
+"""Frames in and out through ffmpeg (the binary that imageio-ffmpeg ships; no ffprobe needed).
+
+Reading honours an editor's trim (a time range in seconds or frames), fits frames to the model
+size (center crop, pad or stretch) inside ffmpeg so long clips never sit in memory at full
+resolution, and samples the requested number of frames uniformly. Writing produces H.264
+yuv420p mp4, the format every editor imports, via a temporary name so no half-written file is
+ever left under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+import imageio_ffmpeg
+import numpy as np
+
+from motionclone.errors import ConfigError, VideoError
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (.*)")
+_SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
+_FPS = re.compile(r"([\d.]+) (?:fps|tbr)")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    duration: float
+
+
+@dataclass(frozen=True)
+class TimePoint:
+    """A position in a clip: seconds, or a frame number when `is_frame`."""
+
+    value: float
+    is_frame: bool
+
+    @classmethod
+    def parse(cls, text: str | float | int | None) -> TimePoint | None:
+        """ "2.5" or 2.5 is seconds, "60f" is frame 60; None means the clip's start or end."""
+        if text is None or text == "":
+            return None
+        raw = str(text).strip().lower()
+        is_frame = raw.endswith("f")
+        try:
+            value = float(raw[:-1] if is_frame else raw)
+        except ValueError:
+            raise ConfigError(f"invalid time {text!r}: use seconds (2.5) or a frame number (60f)") from None
+        if value < 0:
+            raise ConfigError(f"invalid time {text!r}: must not be negative")
+        return cls(value, is_frame)
+
+    def seconds(self, fps: float) -> float:
+        return self.value / fps if self.is_frame else self.value
+
+
+def ffmpeg_exe() -> str:
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read size, frame rate and duration from `ffmpeg -i`, with a clear error if not a video."""
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"clip not found: {path}")
+    if not path.is_file():
+        raise VideoError(f"not a file: {path}")
+    if path.stat().st_size == 0:
+        raise VideoError(f"clip is empty (0 bytes): {path}")
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, errors="replace"
+    )
+    stream = _VIDEO_STREAM.search(result.stderr)
+    if stream is None:
+        raise VideoError(f"not a readable video file: {path}")
+    size = _SIZE.search(stream.group(1))
+    fps = _FPS.search(stream.group(1))
+    duration = _DURATION.search(result.stderr)
+    if size is None:
+        raise VideoError(f"cannot tell the frame size of {path}")
+    seconds = 0.0
+    if duration:
+        hours, minutes, secs = duration.groups()
+        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
+    return VideoInfo(int(size.group(1)), int(size.group(2)), float(fps.group(1)) if fps else 25.0, seconds)
+
+
+def _fit_filter(stream: ffmpeg.nodes.FilterableStream, width: int, height: int, mode: str):
+    if mode == "stretch":
+        return stream.filter("scale", width, height, flags="bilinear")
+    if mode == "crop":
+        scaled = stream.filter("scale", width, height, force_original_aspect_ratio="increase", flags="bilinear")
+        return scaled.filter("crop", width, height)
+    scaled = stream.filter("scale", width, height, force_original_aspect_ratio="decrease", flags="bilinear")
+    return scaled.filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
+
+
+def read_frames(
+    path: str | Path,
+    frames: int,
+    width: int,
+    height: int,
+    start: TimePoint | None = None,
+    end: TimePoint | None = None,
+    resize: str = "crop",
+) -> np.ndarray:
+    """`frames` RGB frames sampled uniformly over [start, end), as uint8 (frames, H, W, 3)."""
+    info = probe(path)
+    stream = ffmpeg.input(str(path)).video
+    trim: dict[str, float] = {}
+    if start is not None:
+        trim["start_frame" if start.is_frame else "start"] = start.value
+    if end is not None:
+        trim["end_frame" if end.is_frame else "end"] = end.value
+    if start is not None and end is not None and end.seconds(info.fps) <= start.seconds(info.fps):
+        raise VideoError(f"empty time range: end ({end.value}) is not after start ({start.value})")
+    if trim:
+        stream = stream.filter("trim", **trim).filter("setpts", "PTS-STARTPTS")
+    stream = _fit_filter(stream, width, height, resize)
+    command = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24").compile(cmd=ffmpeg_exe())
+    result = subprocess.run(command, capture_output=True)
+    frame_bytes = width * height * 3
+    decoded = len(result.stdout) // frame_bytes
+    if result.returncode != 0 and decoded == 0:
+        message = result.stderr.decode(errors="replace").strip().splitlines()
+        raise VideoError(f"cannot decode {path}: {message[-1] if message else 'ffmpeg failed'}")
+    if decoded < frames:
+        where = " in the selected time range" if trim else ""
+        raise VideoError(f"clip too short: {path} has {decoded} frames{where}, at least {frames} are needed")
+    video = np.frombuffer(result.stdout[: decoded * frame_bytes], dtype=np.uint8).reshape(decoded, height, width, 3)
+    picks = np.linspace(0, decoded - 1, frames).round().astype(int)
+    return video[picks].copy()
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float) -> None:
+    """Write uint8 (frames, H, W, 3) RGB as H.264 yuv420p mp4, atomically."""
+    path = Path(path)
+    _count, height, width, _ = frames.shape
+    if width % 2 or height % 2:
+        raise VideoError(f"H.264 yuv420p needs even sizes, got {width}x{height}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix or '.mp4'}")
+    command = (
+        ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=fps)
+        .output(str(partial), vcodec="libx264", pix_fmt="yuv420p", r=fps, crf=16, movflags="+faststart", format="mp4")
+        .overwrite_output()
+        .compile(cmd=ffmpeg_exe())
+    )
+    result = subprocess.run(command, input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        message = result.stderr.decode(errors="replace").strip().splitlines()
+        raise VideoError(f"cannot write {path}: {message[-1] if message else 'ffmpeg failed'}")
+    os.replace(partial, path)

@@ -1,0 +1,52 @@
+"""Shared fixtures: the tiny model (built once), synthetic clips with known motion, clip files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from motionclone.models import MotionCloneModel, load_model
+from motionclone.pipeline import MotionClonePipeline
+from motionclone.video_io import write_video
+
+torch.set_num_threads(2)
+
+
+def textured_clip(motion: str, frames: int = 8, size: int = 64, step: int = 10) -> np.ndarray:
+    """A smooth random texture seen through a window that pans right, down, or stays put.
+
+    Camera-like global motion over rich texture: the case MotionClone's camera preset targets.
+    """
+    rng = np.random.default_rng(0)
+    coarse = torch.from_numpy(rng.random((1, 3, 12, 12))).float()
+    texture = torch.nn.functional.interpolate(coarse, size=(160, 160), mode="bicubic", align_corners=False)
+    texture = (texture[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+    windows = []
+    for f in range(frames):
+        x, y = {"static": (48, 48), "right": (8 + step * f, 48), "down": (48, 8 + step * f)}[motion]
+        windows.append(texture[y : y + size, x : x + size])
+    return np.stack(windows)
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> MotionCloneModel:
+    return load_model("tiny-random", "unused-for-tiny")
+
+
+@pytest.fixture(scope="session")
+def pipeline(tiny_model: MotionCloneModel) -> MotionClonePipeline:
+    return MotionClonePipeline(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def clip_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The synthetic clips as real mp4 files (16 frames at 8 fps, so ranges can be tested)."""
+    folder = tmp_path_factory.mktemp("clips")
+    files = {}
+    for motion in ("static", "right", "down"):
+        files[motion] = folder / f"{motion}.mp4"
+        write_video(files[motion], textured_clip(motion, frames=16, step=5), fps=8)
+    return files

@@ -1,0 +1,69 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler
+
+from motionclone.config import ModelDefaults, MotionCloneConfig, resolve
+from motionclone.schedule import alphas_cumprod_linear, ddim_step, guidance_ramp, motionclone_timesteps
+
+
+@pytest.mark.parametrize(("preset", "steps", "guided", "s"), [("camera", 100, 50, 0.3), ("object", 300, 180, 0.4)])
+def test_presets_follow_the_official_uneven_schedule(preset, steps, guided, s):
+    config = resolve(MotionCloneConfig(preset=preset), ModelDefaults(), seed=0)
+    assert (config.steps, config.guidance_steps, config.guidance_start) == (steps, guided, s)
+    timesteps = motionclone_timesteps(config.steps, config.guidance_steps, config.guidance_start)
+    boundary = round(1000 * (1 - s))
+    expected = [*np.linspace(999, boundary, guided), *np.linspace(boundary - 1, 0, steps - guided)]
+    assert timesteps == [round(float(t)) for t in expected]
+    assert timesteps[0] == 999 and timesteps[guided - 1] == boundary and timesteps[-1] == 0
+    assert all(t >= boundary for t in timesteps[:guided]) and all(t < boundary for t in timesteps[guided:])
+    assert all(a > b for a, b in itertools.pairwise(timesteps))
+
+
+def test_steps_override_keeps_the_guided_fraction_and_scales_the_ramps():
+    config = resolve(MotionCloneConfig(preset="camera", steps=20), ModelDefaults(), seed=0)
+    assert (config.guidance_steps, config.warmup_steps, config.cooldown_steps) == (10, 2, 2)
+    explicit = resolve(MotionCloneConfig(steps=20, guidance_steps=5), ModelDefaults(), seed=0)
+    assert explicit.guidance_steps == 5
+
+
+def test_guidance_ramp_warms_up_plateaus_and_cools_down():
+    ramp = [guidance_ramp(i, 50, 10, 10) for i in range(50)]
+    assert ramp[0] == pytest.approx(0.1) and ramp[9] == 1.0
+    assert all(r == 1.0 for r in ramp[9:41])
+    assert ramp[49] == pytest.approx(0.1)
+    assert all(a <= b for a, b in itertools.pairwise(ramp[:11]))
+
+
+def test_ddim_step_without_guidance_equals_diffusers_ddim():
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    scheduler.set_timesteps(50)
+    alphas = alphas_cumprod_linear()
+    assert torch.allclose(alphas.float(), scheduler.alphas_cumprod, atol=1e-6)
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, 4, 2, 8, 8, generator=generator, dtype=torch.float64)
+    eps = torch.randn(1, 4, 2, 8, 8, generator=generator, dtype=torch.float64)
+    timesteps = scheduler.timesteps.tolist()
+    for index, t in enumerate(timesteps):
+        prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
+        ours = ddim_step(alphas, eps, t, prev, sample)
+        theirs = scheduler.step(eps, t, sample, eta=0.0).prev_sample
+        assert torch.allclose(ours, theirs, atol=1e-5), t
+
+
+def test_guidance_gradient_moves_only_the_direction_term():
+    alphas = alphas_cumprod_linear()
+    sample, eps, gradient = torch.zeros(3), torch.ones(3), torch.ones(3)
+    plain = ddim_step(alphas, eps, 800, 700, sample)
+    guided = ddim_step(alphas, eps, 800, 700, sample, gradient)
+    expected_shift = -((1 - alphas[700]) ** 0.5) * (1 - alphas[800]) ** 0.5
+    assert torch.allclose(guided - plain, expected_shift.float().expand(3).to(guided.dtype))
