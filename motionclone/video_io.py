@@ -25,6 +25,9 @@ _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (.*)")
 _SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"([\d.]+) (?:fps|tbr)")
+_INPUT_FORMAT = re.compile(r"Input #0, ([\w,]+), from")
+# ffmpeg "decodes" any text file as ANSI art (tty) and single images as one-frame videos.
+_NOT_VIDEO_FORMATS = {"tty": "a text file", "image2": "a still image"}
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,13 @@ def probe(path: str | Path) -> VideoInfo:
         [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, errors="replace"
     )
     stream = _VIDEO_STREAM.search(result.stderr)
-    if stream is None:
-        raise VideoError(f"not a readable video file: {path}")
+    container = _INPUT_FORMAT.search(result.stderr)
+    formats = container.group(1).split(",") if container else []
+    if stream is None or any(f in _NOT_VIDEO_FORMATS or f.endswith("_pipe") for f in formats):
+        what = next((_NOT_VIDEO_FORMATS[f] for f in formats if f in _NOT_VIDEO_FORMATS), None)
+        if what is None and any(f.endswith("_pipe") for f in formats):
+            what = "a still image"
+        raise VideoError(f"not a readable video file: {path}" + (f" (it looks like {what})" if what else ""))
     size = _SIZE.search(stream.group(1))
     fps = _FPS.search(stream.group(1))
     duration = _DURATION.search(result.stderr)

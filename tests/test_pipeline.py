@@ -1,0 +1,119 @@
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import textured_clip
+
+from motionclone.config import MotionCloneConfig, resolve
+from motionclone.errors import ConfigError, Interrupted, TemplateError
+from motionclone.template import MotionTemplate
+
+STEPS = 20
+
+
+def _config(tiny_model, **changes):
+    base = MotionCloneConfig(model="tiny-random", prompt="a paper boat on a pond", steps=STEPS)
+    return resolve(base.replace(**changes), tiny_model.defaults, seed=1)
+
+
+def _mean_guided_energies(pipeline, guide, probes, config):
+    """Mean energy over the guided steps against each probe template, while guiding by `guide`."""
+    energies = {name: [] for name in probes}
+
+    def measure(info):
+        if info.index < config.guidance_steps:
+            for name, template in probes.items():
+                energies[name].append(pipeline.motion_energy(template, info.timestep).item())
+
+    pipeline.generate(guide, config, on_step=measure)
+    return {name: float(np.mean(values)) for name, values in energies.items()}
+
+
+def test_guidance_reduces_motion_energy_and_is_specific_to_the_reference(pipeline, tiny_model):
+    config = _config(tiny_model)
+    template_a = pipeline.extract(textured_clip("right"), config)
+    template_b = pipeline.extract(textured_clip("down"), config)
+    probes = {"a": template_a, "b": template_b}
+    guided = _mean_guided_energies(pipeline, template_a, probes, config)
+    unguided = _mean_guided_energies(
+        pipeline, template_a, probes, dataclasses.replace(config, motion_guidance_weight=0.0)
+    )
+    ratio_a = guided["a"] / unguided["a"]
+    ratio_b = guided["b"] / unguided["b"]
+    assert ratio_a < 0.7
+    assert ratio_b - ratio_a >= 0.15
+
+
+def test_report_steps_mark_guided_steps_and_carry_energy(pipeline, tiny_model):
+    config = _config(tiny_model)
+    result = pipeline.generate(pipeline.extract(textured_clip("right"), config), config)
+    assert len(result.steps) == STEPS
+    assert [s.guided for s in result.steps] == [i < config.guidance_steps for i in range(STEPS)]
+    assert all(s.motion_energy is not None and s.motion_energy >= 0 for s in result.steps)
+    assert result.frames.shape == (8, 64, 64, 3) and result.frames.dtype == np.uint8
+
+
+def test_same_seed_same_video_and_other_seed_other_video(pipeline, tiny_model):
+    config = _config(tiny_model)
+    template = pipeline.extract(textured_clip("right"), config)
+    first = pipeline.generate(template, config).frames
+    second = pipeline.generate(template, config).frames
+    other = pipeline.generate(template, dataclasses.replace(config, seed=2)).frames
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+def test_template_file_round_trip_gives_identical_guidance(pipeline, tiny_model, tmp_path):
+    config = _config(tiny_model)
+    template = pipeline.extract(textured_clip("right"), config)
+    template.save(tmp_path / "motion.safetensors")
+    loaded = MotionTemplate.load(tmp_path / "motion.safetensors")
+    assert loaded.timesteps == template.timesteps and loaded.settings == template.settings
+    direct = pipeline.generate(template, config)
+    reloaded = pipeline.generate(loaded, config)
+    assert np.array_equal(direct.frames, reloaded.frames)
+    assert [s.motion_energy for s in direct.steps] == [s.motion_energy for s in reloaded.steps]
+
+
+def test_inversion_mode_records_a_template_per_timestep_and_guides(pipeline, tiny_model):
+    config = _config(tiny_model, extraction_mode="inversion", inversion_steps=10)
+    template = pipeline.extract(textured_clip("right"), config)
+    assert len(template.timesteps) == 10
+    assert template.timesteps == sorted(template.timesteps)
+    result = pipeline.generate(template, config)
+    unguided = pipeline.generate(template, dataclasses.replace(config, motion_guidance_weight=0.0))
+    guided_steps = config.guidance_steps
+    mean = lambda r: np.mean([s.motion_energy for s in r.steps[:guided_steps]])  # noqa: E731
+    assert mean(result) < mean(unguided)
+
+
+def test_semantic_guidance_extracts_regions_and_runs(pipeline, tiny_model):
+    config = _config(tiny_model, subject="boat", reference_prompt="a boat", semantic_guidance_weight=100.0)
+    template = pipeline.extract(textured_clip("right"), config)
+    assert template.semantic and all(v.shape[1] == 8 for v in template.semantic.values())
+    result = pipeline.generate(template, config)
+    assert result.frames.shape == (8, 64, 64, 3)
+
+
+def test_semantic_subject_must_occur_in_the_prompt(pipeline, tiny_model):
+    config = _config(tiny_model, subject="giraffe", semantic_guidance_weight=1.0)
+    template = pipeline.extract(
+        textured_clip("right"), _config(tiny_model, subject="boat", semantic_guidance_weight=1.0)
+    )
+    with pytest.raises(ConfigError, match="giraffe"):
+        pipeline.generate(template, config)
+
+
+def test_stop_check_interrupts_within_one_step(pipeline, tiny_model):
+    config = _config(tiny_model)
+    template = pipeline.extract(textured_clip("right"), config)
+    seen = []
+    with pytest.raises(Interrupted):
+        pipeline.generate(template, config, on_step=seen.append, should_stop=lambda: len(seen) >= 3)
+    assert len(seen) == 3
+
+
+def test_template_of_another_size_is_refused(pipeline, tiny_model):
+    template = pipeline.extract(textured_clip("right"), _config(tiny_model))
+    with pytest.raises(TemplateError, match="--size"):
+        pipeline.generate(template, _config(tiny_model, width=32, height=32))

@@ -1,0 +1,103 @@
+import subprocess
+
+import numpy as np
+import pytest
+
+from motionclone.errors import ConfigError, VideoError
+from motionclone.video_io import TimePoint, ffmpeg_exe, probe, read_frames, write_video
+
+
+def _numbered_clip(frames=24, size=32):
+    """Frame i is a flat grey of level 10 * i, so decoded frames tell which source frame they are."""
+    return np.stack([np.full((size, size, 3), 10 * i, dtype=np.uint8) for i in range(frames)])
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory):
+    path = tmp_path_factory.mktemp("io") / "numbered.mp4"
+    write_video(path, _numbered_clip(), fps=12)
+    return path
+
+
+def _levels(frames):
+    return [round(float(f.mean()) / 10) for f in frames]
+
+
+def test_round_trip_keeps_frame_count_size_and_fps(numbered):
+    info = probe(numbered)
+    assert (info.width, info.height, info.fps) == (32, 32, 12.0)
+    assert info.duration == pytest.approx(2.0, abs=0.1)
+    frames = read_frames(numbered, 24, 32, 32)
+    assert frames.shape == (24, 32, 32, 3)
+    assert _levels(frames) == list(range(24))
+
+
+def test_frame_range_selects_the_right_frames(numbered):
+    frames = read_frames(numbered, 8, 32, 32, TimePoint.parse("4f"), TimePoint.parse("12f"))
+    assert _levels(frames) == list(range(4, 12))
+
+
+def test_seconds_range_selects_the_right_frames_and_samples_uniformly(numbered):
+    frames = read_frames(numbered, 3, 32, 32, TimePoint.parse("1.0"), TimePoint.parse(2.0))
+    assert _levels(frames) == [12, 18, 23]
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad", "stretch"])
+def test_frames_are_fitted_to_the_model_size(tmp_path, mode):
+    wide = np.zeros((4, 32, 64, 3), dtype=np.uint8)
+    wide[:, :, 16:48] = 200
+    path = tmp_path / "wide.mp4"
+    write_video(path, wide, fps=8)
+    frames = read_frames(path, 4, 32, 32, resize=mode)
+    assert frames.shape == (4, 32, 32, 3)
+    centre, corner = frames[:, 16, 16].mean(), frames[:, 2, 2].mean()
+    if mode == "crop":
+        assert centre > 150 and corner > 150
+    else:
+        assert centre > 150 and corner < 50
+
+
+def test_write_is_atomic_and_leaves_no_partial_file(tmp_path):
+    write_video(tmp_path / "out.mp4", _numbered_clip(4), fps=8)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_missing_empty_and_non_video_files_give_clear_errors(tmp_path):
+    with pytest.raises(VideoError, match="not found"):
+        probe(tmp_path / "nope.mp4")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(VideoError, match="empty"):
+        probe(tmp_path / "empty.mp4")
+    (tmp_path / "notes.txt").write_text("this is not a video\n" * 50)
+    with pytest.raises(VideoError, match="not a readable video"):
+        read_frames(tmp_path / "notes.txt", 8, 32, 32)
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    with pytest.raises(VideoError):
+        read_frames(tmp_path / "corrupt.mp4", 8, 32, 32)
+
+
+def test_too_short_clip_and_empty_range_are_refused(numbered):
+    with pytest.raises(VideoError, match="too short"):
+        read_frames(numbered, 30, 32, 32)
+    with pytest.raises(VideoError, match="too short"):
+        read_frames(numbered, 8, 32, 32, TimePoint.parse("20f"))
+    with pytest.raises(VideoError, match="empty time range"):
+        read_frames(numbered, 8, 32, 32, TimePoint.parse("1.5"), TimePoint.parse("0.5"))
+
+
+def test_bad_time_values_are_refused():
+    with pytest.raises(ConfigError):
+        TimePoint.parse("soon")
+    with pytest.raises(ConfigError):
+        TimePoint.parse("-2")
+
+
+def test_still_image_is_not_taken_for_a_clip(tmp_path):
+
+    image = tmp_path / "still.png"
+    subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=32x32", "-frames:v", "1", str(image)],
+        check=True,
+    )
+    with pytest.raises(VideoError, match="still image"):
+        probe(image)
