@@ -28,7 +28,7 @@ from motionclone.errors import ConfigError, TemplateError
 from motionclone.models import MotionCloneModel, load_model
 from motionclone.pipeline import MotionClonePipeline, StepCallback, StepInfo, StopCheck, extraction_settings
 from motionclone.template import MotionTemplate, TemplateCache, file_digest
-from motionclone.video_io import TimePoint, read_frames, write_video
+from motionclone.video_io import TimePoint, probe, read_frames, write_video
 
 TEST_MODEL_NOTE = "made with tiny-random (random weights): a plumbing check, not a meaningful video"
 
@@ -107,6 +107,7 @@ class Engine:
         """The reference's template from the cache, else extracted (and cached)."""
         cache = TemplateCache(config.cache_dir or Path(platformdirs.user_cache_dir("motionclone")) / "templates")
         with timer.phase("read_clip"):
+            probe(reference)  # a missing, empty or non-video file fails here, clearly, before hashing
             digest = file_digest(reference)
             settings = extraction_settings(config, pipeline.model.model_id)
             cached = cache.get(digest, settings)

@@ -1,0 +1,79 @@
+import time
+
+import pytest
+import torch
+
+from motionclone.errors import ConfigError, ModelError
+from motionclone.models import choose_device, load_model, save_tiny_model
+
+
+@pytest.fixture(scope="module")
+def saved_tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    save_tiny_model(root / "tiny-sd15", root / "tiny-adapter")
+    return root / "tiny-sd15", root / "tiny-adapter"
+
+
+def test_local_folder_plus_adapter_loads_the_same_model_as_built_in(saved_tiny, tiny_model):
+    folder, adapter = saved_tiny
+    loaded = load_model(str(folder), str(adapter))
+    assert loaded.defaults.motion_guidance_weight == tiny_model.defaults.motion_guidance_weight
+    assert loaded.defaults.max_frames == 32
+    assert not loaded.is_test_model
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, 4, 8, 8, 8, generator=generator)
+    text = torch.randn(8, 77, 32, generator=generator)
+    with torch.no_grad():
+        assert torch.allclose(loaded.unet(latents, 10, text).sample, tiny_model.unet(latents, 10, text).sample)
+    assert loaded.tokenizer("a boat").input_ids == tiny_model.tokenizer("a boat").input_ids
+    assert all(not p.requires_grad for p in loaded.unet.parameters())
+
+
+def test_folder_without_unet_is_refused(tmp_path):
+    with pytest.raises(ModelError, match="not a diffusers model folder"):
+        load_model(str(tmp_path), "unused")
+
+
+def test_missing_adapter_is_reported(saved_tiny, tmp_path):
+    folder, _ = saved_tiny
+    with pytest.raises(ModelError, match="motion adapter"):
+        load_model(str(folder), str(tmp_path / "no-such-adapter"))
+
+
+def test_uncached_hub_id_fails_fast_when_the_hub_is_unreachable(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="cannot be reached"):
+        load_model("someone/some-model", "guoyww/animatediff-motion-adapter-v1-5-3")
+    assert time.monotonic() - started < 30
+
+
+def test_offline_flag_is_honoured(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE"):
+        load_model("someone/some-model", "unused")
+
+
+def test_unknown_names_and_bad_checkpoints_are_refused(tmp_path):
+    with pytest.raises(ModelError, match="unknown model"):
+        load_model("no such model", "unused")
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ModelError, match=r"\.safetensors"):
+        load_model(str(tmp_path / "weights.bin"), "unused")
+    (tmp_path / "broken.safetensors").write_bytes(b"not really safetensors")
+    with pytest.raises(ModelError, match="cannot read checkpoint"):
+        load_model(str(tmp_path / "broken.safetensors"), "unused")
+
+
+def test_device_and_dtype_choice():
+    device, dtype = choose_device(None, None)
+    assert (device.type, dtype) == (("cuda", torch.float16) if torch.cuda.is_available() else ("cpu", torch.float32))
+    assert choose_device("cpu", "bfloat16") == (torch.device("cpu"), torch.bfloat16)
+    with pytest.raises(ConfigError, match="dtype"):
+        choose_device("cpu", "float8")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA"):
+            choose_device("cuda", None)
