@@ -1,0 +1,252 @@
+"""Benchmark of the engine: plain CFG step vs guided step, extraction, peak memory.
+
+Prints a table and appends it to bench/RESULTS.md. Random weights throughout (speed and memory do
+not depend on weight values), built from configs in code so no download is needed:
+
+  tiny    the built-in tiny-random model (UNet (32, 64), 8 frames, 64x64)
+  medium  SD-like layout at reduced width (UNet (64, 128, 256, 256)), 16 frames, 128x128
+  sd15    the full SD1.5 + AnimateDiff v3 architecture, 16 frames, 512x512 (for CUDA)
+
+energy_ratio is the mean motion energy over the guided steps, guided / unguided (same seed).
+"ours" cuts the autograd graph after the guided blocks (up_blocks.1); "naive" back-propagates
+through the whole UNet, as a straightforward implementation would. Ratios come from one run.
+
+  python bench/bench_engine.py --configs tiny,medium
+  python bench/bench_engine.py --configs sd15 --presets camera,object
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import platform
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from motionclone.attention import GuidedBlockHooks
+from motionclone.config import ModelDefaults, MotionCloneConfig, resolve
+from motionclone.models import MotionCloneModel, choose_device, load_model
+from motionclone.pipeline import MotionClonePipeline, StepInfo
+from motionclone.tiny import tiny_tokenizer
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SHAPES = {"tiny": (8, 64), "medium": (16, 128), "sd15": (16, 512)}
+
+
+def _random_model(name: str, device: str | None, dtype: str | None) -> MotionCloneModel:
+    if name == "tiny":
+        return load_model("tiny-random", "", device, dtype)
+    chosen_device, chosen_dtype = choose_device(device, dtype)
+    channels = (320, 640, 1280, 1280) if name == "sd15" else (64, 128, 256, 256)
+    vae_channels = (128, 256, 512, 512) if name == "sd15" else (32, 64, 64, 64)
+    text_width = 768 if name == "sd15" else 128
+    torch.manual_seed(0)
+    unet2d = UNet2DConditionModel(
+        block_out_channels=channels,
+        cross_attention_dim=text_width,
+        attention_head_dim=8,
+        sample_size=SHAPES[name][1] // 8,
+        norm_num_groups=32,
+    )
+    adapter = MotionAdapter(block_out_channels=channels, use_motion_mid_block=False, motion_max_seq_length=32)
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=vae_channels,
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=SHAPES[name][1],
+    )
+    tokenizer = tiny_tokenizer()
+    text_config = CLIPTextConfig(
+        vocab_size=49408 if name == "sd15" else len(tokenizer),
+        hidden_size=text_width,
+        intermediate_size=4 * text_width,
+        num_hidden_layers=12 if name == "sd15" else 2,
+        num_attention_heads=12 if name == "sd15" else 4,
+        max_position_embeddings=77,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    components = {
+        "unet": UNetMotionModel.from_unet2d(unet2d, adapter),
+        "vae": vae,
+        "text_encoder": CLIPTextModel(text_config),
+    }
+    for module in components.values():
+        module.requires_grad_(False).eval().to(device=chosen_device, dtype=chosen_dtype)
+    frames, size = SHAPES[name]
+    defaults = ModelDefaults(width=size, height=size, frames=frames, motion_guidance_weight=2000.0)
+    return MotionCloneModel(
+        tokenizer=tokenizer,
+        model_id=f"random-{name}",
+        defaults=defaults,
+        device=chosen_device,
+        dtype=chosen_dtype,
+        **components,
+    )
+
+
+class FullGraphHooks(GuidedBlockHooks):
+    """The naive baseline: the guidance gradient flows through the whole UNet."""
+
+    @contextlib.contextmanager
+    def no_graph_after_guided(self) -> Iterator[None]:
+        yield
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _step_times(pipeline: MotionClonePipeline, template, config) -> tuple[list[float], list[float], float, float]:
+    """Seconds of each guided and each plain step of one generation (the first of each kind is
+    warm-up and dropped), its peak memory, and its mean motion energy over the guided steps."""
+    device = pipeline.model.device
+    stamps: list[tuple[float, bool]] = []
+    energies: list[float] = []
+
+    def on_step(info: StepInfo) -> None:
+        _sync(device)
+        stamps.append((time.perf_counter(), info.guided))
+        if info.index < config.guidance_steps:
+            energies.append(info.motion_energy)
+
+    _reset_peak(device)
+    _sync(device)
+    start = time.perf_counter()
+    pipeline.generate(template, config, on_step=on_step)
+    durations = np.diff([start] + [t for t, _ in stamps])
+    guided = [d for d, (_, g) in zip(durations, stamps, strict=True) if g]
+    plain = [d for d, (_, g) in zip(durations, stamps, strict=True) if not g]
+    return guided[1:], plain[1:], _peak_mb(device), float(np.mean(energies))
+
+
+def bench_config(name: str, steps: int, device: str | None, dtype: str | None) -> dict:
+    model = _random_model(name, device, dtype)
+    pipeline = MotionClonePipeline(model)
+    frames_count, size = SHAPES[name]
+    base = MotionCloneConfig(prompt="a boat", steps=steps, frames=frames_count, width=size, height=size)
+    config = resolve(base, model.defaults, seed=0)
+    clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
+    pipeline.extract(clip, config)  # warm-up
+    _reset_peak(model.device)
+    _sync(model.device)
+    started = time.perf_counter()
+    template = pipeline.extract(clip, config)
+    _sync(model.device)
+    extract_s = time.perf_counter() - started
+    extract_peak = _peak_mb(model.device)
+    guided, plain, peak, guided_energy = _step_times(pipeline, template, config)
+    *_, unguided_energy = _step_times(pipeline, template, dataclasses.replace(config, motion_guidance_weight=0.0))
+    pipeline._hooks = FullGraphHooks(model.unet, tuple(config.guided_blocks))
+    naive_guided, _, naive_peak, _ = _step_times(pipeline, template, config)
+    return {
+        "config": name,
+        "device": _device_name(model.device),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "shape": f"{frames_count}x{size}x{size}",
+        "plain_step_s": float(np.mean(plain)),
+        "guided_step_s": float(np.mean(guided)),
+        "ratio": float(np.mean(guided) / np.mean(plain)),
+        "naive_guided_step_s": float(np.mean(naive_guided)),
+        "naive_ratio": float(np.mean(naive_guided) / np.mean(plain)),
+        "energy_ratio": guided_energy / unguided_energy,
+        "extract_s": extract_s,
+        "extract_peak_mb": extract_peak,
+        "peak_mb": peak,
+        "naive_peak_mb": naive_peak,
+    }
+
+
+def bench_preset(name: str, preset: str, device: str | None, dtype: str | None) -> dict:
+    """A whole generation with a preset's full schedule, timed end to end."""
+    model = _random_model(name, device, dtype)
+    pipeline = MotionClonePipeline(model)
+    frames_count, size = SHAPES[name]
+    config = resolve(MotionCloneConfig(prompt="a boat", preset=preset), model.defaults, seed=0)
+    clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
+    template = pipeline.extract(clip, config)
+    _reset_peak(model.device)
+    _sync(model.device)
+    started = time.perf_counter()
+    pipeline.generate(template, config)
+    _sync(model.device)
+    return {
+        "config": name,
+        "preset": preset,
+        "device": _device_name(model.device),
+        "steps": f"{config.steps} ({config.guidance_steps} guided)",
+        "total_s": time.perf_counter() - started,
+        "peak_mb": _peak_mb(model.device),
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def _table(rows: list[dict]) -> str:
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="tiny,medium", help="comma list of tiny, medium, sd15")
+    parser.add_argument("--steps", type=int, default=12, help="steps per timed generation (half guided)")
+    parser.add_argument("--presets", default="", help="comma list of presets to time end to end")
+    parser.add_argument("--device")
+    parser.add_argument("--dtype")
+    parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    sections = []
+    step_rows = [bench_config(name, args.steps, args.device, args.dtype) for name in args.configs.split(",") if name]
+    sections.append(_table(step_rows))
+    if args.presets:
+        big = args.configs.split(",")[-1]
+        preset_rows = [bench_preset(big, p, args.device, args.dtype) for p in args.presets.split(",")]
+        sections.append(_table(preset_rows))
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = f"## {stamp}: `{' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})"
+    text = "\n\n".join([header, *sections]) + "\n"
+    print(text)
+    if not args.no_append:
+        with RESULTS.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
