@@ -198,6 +198,7 @@ class Engine:
                     "guided": s.guided,
                     "motion_energy": s.motion_energy,
                     "guidance_weight": s.weight,
+                    **({"semantic_energy": s.semantic_energy} if s.semantic_energy is not None else {}),
                 }
                 for s in steps
             ],

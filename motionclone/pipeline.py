@@ -25,7 +25,7 @@ import torch
 
 from motionclone.attention import AttentionStore, GuidedBlockHooks, StopForward, install_recorders
 from motionclone.config import ResolvedConfig
-from motionclone.errors import ConfigError, Interrupted
+from motionclone.errors import ConfigError, Interrupted, TemplateError
 from motionclone.guidance import motion_energy, region_means, region_weights, sparse_template, subject_mask
 from motionclone.models import MotionCloneModel
 from motionclone.schedule import (
@@ -51,6 +51,7 @@ class StepInfo:
     guided: bool
     motion_energy: float | None
     weight: float
+    semantic_energy: float | None = None
 
 
 @dataclass
@@ -127,7 +128,7 @@ class MotionClonePipeline:
         ).input_ids
         return self.model.text_encoder(ids.to(self.model.device))[0]
 
-    def _subject_tokens(self, prompt: str, subject: str) -> list[int]:
+    def subject_tokens(self, prompt: str, subject: str) -> list[int]:
         """Positions of `subject`'s tokens inside the tokenised `prompt` (for its attention map)."""
         tokenizer = self.model.tokenizer
         words = tokenizer(subject, add_special_tokens=False).input_ids
@@ -187,7 +188,7 @@ class MotionClonePipeline:
         semantic = config.semantic_guidance_weight > 0
         embeddings = self.encode_prompt(_reference_prompt(config) if semantic else "")
         token_ids = (
-            self._subject_tokens(_reference_prompt(config), config.reference_subject or config.subject)
+            self.subject_tokens(_reference_prompt(config), config.reference_subject or config.subject)
             if semantic
             else []
         )
@@ -281,8 +282,11 @@ class MotionClonePipeline:
         self._latent_hw = (latent_h, latent_w)
         if template is not None:
             template.check_fits(config.frames, latent_h, latent_w, self._layers)
-        semantic = template is not None and config.semantic_guidance_weight > 0 and bool(template.semantic)
-        token_ids = self._subject_tokens(config.prompt, config.subject) if semantic else []
+        if template is not None and config.semantic_guidance_weight > 0 and not template.semantic:
+            raise TemplateError("motion template has no subject regions: extract it with semantic guidance on")
+        measure_semantic = template is not None and bool(template.semantic) and bool(config.subject)
+        token_ids = self.subject_tokens(config.prompt, config.subject) if measure_semantic else []
+        semantic_weight = config.semantic_guidance_weight if token_ids else 0.0
         cond = self.encode_prompt(config.prompt)
         uncond = self.encode_prompt(config.negative_prompt)
         both = torch.cat([uncond, cond])
@@ -292,7 +296,7 @@ class MotionClonePipeline:
             self.model.device
         )
         timesteps = motionclone_timesteps(config.steps, config.guidance_steps, config.guidance_start)
-        guiding = template is not None and (config.motion_guidance_weight > 0 or semantic)
+        guiding = template is not None and (config.motion_guidance_weight > 0 or semantic_weight > 0)
         records: list[StepInfo] = []
         for index, timestep in enumerate(timesteps):
             if should_stop and should_stop():
@@ -304,18 +308,19 @@ class MotionClonePipeline:
                 else 0.0
             )
             if guided:
-                eps_uncond, eps_cond, energy, gradient = self._guided_pass(
-                    latents, timestep, uncond, cond, template, config, ramp, token_ids
+                weights = (config.motion_guidance_weight * ramp, semantic_weight * ramp)
+                eps_uncond, eps_cond, energies, gradient = self._guided_pass(
+                    latents, timestep, uncond, cond, template, config, token_ids, weights
                 )
             else:
-                eps_uncond, eps_cond, energy = self._plain_pass(latents, timestep, both, template)
+                eps_uncond, eps_cond, energies = self._plain_pass(latents, timestep, both, template, config, token_ids)
                 gradient = None
             eps = eps_cond + config.cfg_scale * (eps_cond - eps_uncond)
             prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
             latents = ddim_step(self.alphas_cumprod, eps.float(), timestep, prev, latents.float(), gradient)
-            info = StepInfo(
-                "denoise", index, len(timesteps), timestep, guided, energy, config.motion_guidance_weight * ramp
-            )
+            motion, semantic = energies
+            weight = config.motion_guidance_weight * ramp
+            info = StepInfo("denoise", index, len(timesteps), timestep, guided, motion, weight, semantic)
             records.append(info)
             if on_step:
                 on_step(info)
@@ -337,16 +342,26 @@ class MotionClonePipeline:
             total = total + motion_energy(self.store.probs[layer].float(), values, indices)
         return total
 
+    def _energies(
+        self, template: MotionTemplate | None, timestep: int, config: ResolvedConfig, token_ids: list[int]
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Motion and (when a subject is measured) semantic energy of the last recorded pass."""
+        if template is None:
+            return None, None
+        semantic = self.semantic_energy(template, timestep, config, token_ids) if token_ids else None
+        return self.motion_energy(template, timestep), semantic
+
     @torch.no_grad()
-    def _plain_pass(self, latents, timestep, both, template):
-        with self.store.record():
+    def _plain_pass(self, latents, timestep, both, template, config, token_ids):
+        with self.store.record(cross=bool(token_ids)):
             eps = self._unet(torch.cat([latents, latents]), timestep, both).float()
         self.store.keep_batch(index=1, batches=2)
-        energy = self.motion_energy(template, timestep).item() if template is not None else None
+        energies = tuple(None if e is None else e.item() for e in self._energies(template, timestep, config, token_ids))
         eps_uncond, eps_cond = eps.chunk(2)
-        return eps_uncond, eps_cond, energy
+        return eps_uncond, eps_cond, energies
 
-    def _guided_pass(self, latents, timestep, uncond, cond, template, config, ramp, token_ids):
+    def _guided_pass(self, latents, timestep, uncond, cond, template, config, token_ids, weights):
+        """Negative pass without gradients; prompt pass with gradients up to the guided blocks."""
         assert self._hooks is not None
         with torch.no_grad():
             eps_uncond = self._unet(latents, timestep, uncond).float()
@@ -354,22 +369,22 @@ class MotionClonePipeline:
             z = latents.detach().to(self.model.dtype).requires_grad_(True)
             with self.store.record(cross=bool(token_ids)), self._hooks.no_graph_after_guided():
                 eps_cond = self._unet(z, timestep, cond).float()
-            energy = self.motion_energy(template, timestep)
-            loss = config.motion_guidance_weight * ramp * energy
-            if token_ids:
-                loss = loss + config.semantic_guidance_weight * ramp * self._semantic_loss(
-                    template, timestep, config, token_ids
-                )
-            gradient = torch.autograd.grad(loss, z)[0].float() if loss.requires_grad else torch.zeros_like(latents)
-        return eps_uncond, eps_cond.detach(), energy.item(), gradient
+            motion, semantic = self._energies(template, timestep, config, token_ids)
+            loss = weights[0] * motion + (weights[1] * semantic if semantic is not None else 0.0)
+            gradient = torch.autograd.grad(loss, z)[0].float()
+        energies = (motion.item(), None if semantic is None else semantic.item())
+        return eps_uncond, eps_cond.detach(), energies, gradient
 
-    def _semantic_loss(self, template, timestep, config, token_ids) -> torch.Tensor:
+    def semantic_energy(
+        self, template: MotionTemplate, timestep: int, config: ResolvedConfig, token_ids: list[int]
+    ) -> torch.Tensor:
+        """Distance between the subject / background key means of the last pass and the template's."""
         row = template.nearest(timestep)
-        fg, bg = self._subject_weights(token_ids, config)
+        foreground, background = self._subject_weights(token_ids, config)
         loss = torch.zeros((), device=self.model.device)
         for layer in self._layers:
             keys = self.store.keys[layer].float()
-            for region, weights in (("fg", fg), ("bg", bg)):
+            for region, weights in (("fg", foreground), ("bg", background)):
                 reference = template.semantic[f"{layer}.{region}"][row].to(self.model.device)
                 loss = loss + torch.nn.functional.mse_loss(region_means(keys, weights), reference)
         return loss

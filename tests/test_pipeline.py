@@ -87,12 +87,17 @@ def test_inversion_mode_records_a_template_per_timestep_and_guides(pipeline, tin
     assert mean(result) < mean(unguided)
 
 
-def test_semantic_guidance_extracts_regions_and_runs(pipeline, tiny_model):
-    config = _config(tiny_model, subject="boat", reference_prompt="a boat", semantic_guidance_weight=100.0)
+def test_semantic_guidance_pulls_subject_and_background_towards_the_reference(pipeline, tiny_model):
+    semantic = {"subject": "boat", "reference_prompt": "a boat", "motion_guidance_weight": 0.0}
+    config = _config(tiny_model, semantic_guidance_weight=1000.0, **semantic)
     template = pipeline.extract(textured_clip("right"), config)
     assert template.semantic and all(v.shape[1] == 8 for v in template.semantic.values())
-    result = pipeline.generate(template, config)
-    assert result.frames.shape == (8, 64, 64, 3)
+    guided = pipeline.generate(template, config)
+    measured_only = pipeline.generate(template, _config(tiny_model, semantic_guidance_weight=0.0, **semantic))
+    window = config.guidance_steps
+    mean = lambda r: np.mean([s.semantic_energy for s in r.steps[:window]])  # noqa: E731
+    assert all(s.guided for s in guided.steps[:window]) and not any(s.guided for s in measured_only.steps)
+    assert mean(guided) < 0.7 * mean(measured_only)
 
 
 def test_semantic_subject_must_occur_in_the_prompt(pipeline, tiny_model):
