@@ -53,6 +53,7 @@ class MotionCloneConfig:
 
     model: str = DEFAULT_MODEL
     motion_adapter: str = DEFAULT_MOTION_ADAPTER
+    single_file_config: str = DEFAULT_MODEL
     device: str | None = None
     dtype: str | None = None
 

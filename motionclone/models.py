@@ -67,9 +67,17 @@ def choose_device(device: str | None, dtype: str | None) -> tuple[torch.device, 
 
 
 def load_model(
-    model: str, motion_adapter: str, device: str | None = None, dtype: str | None = None
+    model: str,
+    motion_adapter: str,
+    device: str | None = None,
+    dtype: str | None = None,
+    single_file_config: str = DEFAULT_MODEL,
 ) -> MotionCloneModel:
-    """Load `model` (see module docstring) onto the chosen device, frozen for inference."""
+    """Load `model` (see module docstring) onto the chosen device, frozen for inference.
+
+    `single_file_config` names the diffusers layout (folder or hub id) whose configs describe a
+    single-file checkpoint's architecture: SD1.5's by default.
+    """
     chosen_device, chosen_dtype = choose_device(device, dtype)
     if model == TINY_MODEL_ID:
         parts = build_tiny_components()
@@ -81,7 +89,7 @@ def load_model(
         }
         defaults = TINY_DEFAULTS
     else:
-        components, defaults = _load_named(model, motion_adapter)
+        components, defaults = _load_named(model, motion_adapter, single_file_config)
     defaults = dataclasses.replace(defaults, max_frames=components["unet"].config.motion_max_seq_length)
     for name in ("unet", "vae", "text_encoder"):
         module = components[name]
@@ -91,12 +99,12 @@ def load_model(
     return MotionCloneModel(model_id=model, defaults=defaults, device=chosen_device, dtype=chosen_dtype, **components)
 
 
-def _load_named(model: str, motion_adapter: str) -> tuple[dict, ModelDefaults]:
+def _load_named(model: str, motion_adapter: str, single_file_config: str) -> tuple[dict, ModelDefaults]:
     path = Path(model).expanduser()
     if path.is_file():
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise ModelError(f"unknown model file {model}: expected a .safetensors or .ckpt checkpoint")
-        return _load_single_file(path, motion_adapter), ModelDefaults()
+        return _load_single_file(path, motion_adapter, single_file_config), ModelDefaults()
     if path.is_dir():
         if not (path / "unet").is_dir():
             raise ModelError(f"model folder {model} has no unet/ subfolder: not a diffusers model folder")
@@ -174,23 +182,28 @@ def _load_from_hub(repo_id: str, motion_adapter: str) -> dict:
         return _load_folder(repo_id, motion_adapter, local_only=False)
 
 
-def _load_single_file(path: Path, motion_adapter: str) -> dict:
-    """An SD1.5 / DreamBooth checkpoint in one file, with SD1.5's configs from the HF cache."""
+def _load_single_file(path: Path, motion_adapter: str, config_source: str) -> dict:
+    """An SD1.5 / DreamBooth checkpoint in one file, its architecture read from `config_source`."""
     from diffusers import StableDiffusionPipeline
+
+    local_config = Path(config_source).expanduser().is_dir()
+
+    def read(local_only: bool) -> StableDiffusionPipeline:
+        return StableDiffusionPipeline.from_single_file(
+            str(path), config=config_source, local_files_only=local_only, safety_checker=None
+        )
 
     try:
         try:
-            pipe = StableDiffusionPipeline.from_single_file(
-                str(path), config=DEFAULT_MODEL, local_files_only=True, safety_checker=None
-            )
-        except OSError as error:
-            if "local" not in str(error).lower() and "cache" not in str(error).lower():
+            pipe = read(local_only=True)
+        except OSError:
+            if local_config:
                 raise
-            _require_hub(DEFAULT_MODEL, why=f"the SD1.5 configs needed to read {path.name}")
-            pipe = StableDiffusionPipeline.from_single_file(str(path), config=DEFAULT_MODEL, safety_checker=None)
+            _require_hub(config_source, why=f"the SD1.5 configs needed to read {path.name}")
+            pipe = read(local_only=False)
     except ModelError:
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - diffusers raises many types for a bad file
         raise ModelError(f"cannot read checkpoint {path}: {_first_line(error)}") from None
     return {
         "unet": UNetMotionModel.from_unet2d(pipe.unet, _load_adapter(motion_adapter)),
