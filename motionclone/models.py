@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from safetensors import SafetensorError, safe_open
 from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -186,6 +187,12 @@ def _load_single_file(path: Path, motion_adapter: str, config_source: str) -> di
     """An SD1.5 / DreamBooth checkpoint in one file, its architecture read from `config_source`."""
     from diffusers import StableDiffusionPipeline
 
+    if path.suffix.lower() == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as error:
+            raise ModelError(f"cannot read checkpoint {path}: not a valid safetensors file ({error})") from None
     local_config = Path(config_source).expanduser().is_dir()
 
     def read(local_only: bool) -> StableDiffusionPipeline:
@@ -203,7 +210,7 @@ def _load_single_file(path: Path, motion_adapter: str, config_source: str) -> di
             pipe = read(local_only=False)
     except ModelError:
         raise
-    except Exception as error:  # noqa: BLE001 - diffusers raises many types for a bad file
+    except Exception as error:  # diffusers raises many types for a bad file
         raise ModelError(f"cannot read checkpoint {path}: {_first_line(error)}") from None
     return {
         "unet": UNetMotionModel.from_unet2d(pipe.unet, _load_adapter(motion_adapter)),
