@@ -17,8 +17,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from safetensors import SafetensorError, safe_open
 from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from motionclone.config import DEFAULT_MODEL, ModelDefaults
