@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -244,7 +244,10 @@ def _first_line(error: BaseException) -> str:
 def save_tiny_model(folder: str | Path, adapter_folder: str | Path) -> None:
     """Write `tiny-random` as an SD1.5-style folder plus a separate motion-adapter folder.
 
-    Tests use this to drive the real folder-loading path with a model small enough for CI.
+    Tests use this to drive the real folder-loading path with a model small enough for CI. The
+    scheduler/ and model_index.json are there so the folder can also serve as `single_file_config`:
+    `from_single_file` reads the pipeline's component list from model_index.json and loads the
+    scheduler (SD1.5's DDIM betas; our engine uses its own schedule) from the config folder.
     """
     folder, adapter_folder = Path(folder), Path(adapter_folder)
     parts = build_tiny_components()
@@ -252,5 +255,28 @@ def save_tiny_model(folder: str | Path, adapter_folder: str | Path) -> None:
     parts["vae"].save_pretrained(folder / "vae")
     parts["text_encoder"].save_pretrained(folder / "text_encoder")
     parts["tokenizer"].save_pretrained(folder / "tokenizer")
+    DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    ).save_pretrained(folder / "scheduler")
+    (folder / "model_index.json").write_text(json.dumps(_TINY_MODEL_INDEX, indent=2), encoding="utf-8")
     parts["motion_adapter"].save_pretrained(adapter_folder)
     (folder / DEFAULTS_FILE).write_text(json.dumps(TINY_DEFAULTS.__dict__), encoding="utf-8")
+
+
+# SD1.5's model_index.json without the safety checker and feature extractor, which the tiny model lacks.
+_TINY_MODEL_INDEX = {
+    "_class_name": "StableDiffusionPipeline",
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+    "safety_checker": [None, None],
+    "feature_extractor": [None, None],
+    "requires_safety_checker": False,
+}

@@ -1,7 +1,11 @@
+import socket
 import time
 
 import pytest
 import torch
+from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+from ldm_checkpoint import write_ldm_checkpoint
+from safetensors.torch import load_file
 
 from motionclone.errors import ConfigError, ModelError
 from motionclone.models import choose_device, load_model, save_tiny_model
@@ -27,6 +31,44 @@ def test_local_folder_plus_adapter_loads_the_same_model_as_built_in(saved_tiny, 
         assert torch.allclose(loaded.unet(latents, 10, text).sample, tiny_model.unet(latents, 10, text).sample)
     assert loaded.tokenizer("a boat").input_ids == tiny_model.tokenizer("a boat").input_ids
     assert all(not p.requires_grad for p in loaded.unet.parameters())
+
+
+def test_single_file_ldm_checkpoint_loads_like_the_folder(saved_tiny, tiny_model, tmp_path, monkeypatch):
+    """A community-style SD1.5 `.safetensors` (original LDM key layout) must load to the very same weights.
+
+    Outputs, not just key names, are compared: diffusers loads single files with strict=False, so a
+    wrongly mapped key would otherwise leave a layer silently at its random initialisation.
+    """
+    folder, adapter = saved_tiny
+    checkpoint = tmp_path / "tiny-dreambooth.safetensors"
+    write_ldm_checkpoint(folder, checkpoint)
+    assert infer_diffusers_model_type(load_file(str(checkpoint))) == "v1"
+    # The configs must come from the local folder. A socket guard proves it: huggingface_hub reads
+    # HF_HUB_OFFLINE once at import, so setting it here would not stop a download attempt.
+    monkeypatch.setattr(socket, "getaddrinfo", _no_network)
+    monkeypatch.setattr(socket.socket, "connect", _no_network)
+    loaded = load_model(str(checkpoint), str(adapter), single_file_config=str(folder))
+    assert loaded.vae.config.scaling_factor == tiny_model.vae.config.scaling_factor
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, 4, 8, 8, 8, generator=generator)
+    text = torch.randn(8, 77, 32, generator=generator)
+    images = torch.rand(2, 3, 64, 64, generator=generator) * 2 - 1
+    tokens = tiny_model.tokenizer(["a boat", "waves"], padding="max_length", return_tensors="pt").input_ids
+    # Each pair is computed first so a failure prints two tensors, not pytest's repr of whole models.
+    with torch.no_grad():
+        noise, expected_noise = (model.unet(latents, 10, text).sample for model in (loaded, tiny_model))
+        encoded, expected_encoded = (model.vae.encode(images).latent_dist.mean for model in (loaded, tiny_model))
+        decoded, expected_decoded = (model.vae.decode(expected_encoded).sample for model in (loaded, tiny_model))
+        states, expected_states = (model.text_encoder(tokens)[0] for model in (loaded, tiny_model))
+    assert torch.allclose(noise, expected_noise)
+    assert torch.allclose(encoded, expected_encoded)  # VAE encoder, including its 1x1-conv mid attention
+    assert torch.allclose(decoded, expected_decoded)  # VAE decoder, whose up blocks LDM numbers in reverse
+    assert torch.allclose(states, expected_states)
+    assert loaded.tokenizer("a boat").input_ids == tiny_model.tokenizer("a boat").input_ids
+
+
+def _no_network(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("loading a local checkpoint with a local config must not touch the network")
 
 
 def test_folder_without_unet_is_refused(tmp_path):
