@@ -12,13 +12,15 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from motionclone.config import PRESETS, MotionCloneConfig, parse_size
+from motionclone.config import PRESETS, MotionCloneConfig, parse_size, read_yaml_settings
 from motionclone.errors import MotionCloneError
-from motionclone.pipeline import StepInfo
+
+if TYPE_CHECKING:
+    from motionclone.pipeline import StepInfo
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -80,36 +82,44 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="where extracted templates are cached")
 
 
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the settings the user gave: the YAML file's, then the flags'."""
+    settings = read_yaml_settings(args.config) if args.config else {}
+    settings.update(
+        {field: getattr(args, flag) for flag, field in _DIRECT_FLAGS.items() if getattr(args, flag) is not None}
+    )
+    if args.prompt is not None:
+        settings["prompt"] = args.prompt
+    if args.size is not None:
+        settings["width"], settings["height"] = parse_size(args.size)
+    if args.no_motion_guidance:
+        settings["motion_guidance_weight"] = 0.0
+    return settings
+
+
 def config_from_args(args: argparse.Namespace) -> MotionCloneConfig:
     """Defaults, then the YAML file, then the flags that were given."""
-    config = MotionCloneConfig.from_yaml(args.config) if args.config else MotionCloneConfig()
-    changes: dict[str, Any] = {
-        field: getattr(args, flag) for flag, field in _DIRECT_FLAGS.items() if getattr(args, flag) is not None
-    }
-    if args.prompt is not None:
-        changes["prompt"] = args.prompt
-    if args.size is not None:
-        changes["width"], changes["height"] = parse_size(args.size)
-    if args.no_motion_guidance:
-        changes["motion_guidance_weight"] = 0.0
-    return config.replace(**changes)
+    return MotionCloneConfig().replace(**settings_from_args(args))
 
 
 class ProgressBar:
-    """A tqdm bar on stderr per phase (extraction, inversion, denoising) with the motion energy."""
+    """A tqdm bar on stderr per phase (extraction, denoising, ...) showing the motion energy."""
 
     def __init__(self) -> None:
         self._bar: tqdm | None = None
         self._phase = ""
 
-    def __call__(self, info: StepInfo) -> None:
-        if info.phase != self._phase or self._bar is None:
+    def advance(self, phase: str, total: int, energy: float | None = None, guided: bool = False) -> None:
+        if phase != self._phase or self._bar is None:
             self.close()
-            self._phase = info.phase
-            self._bar = tqdm(total=info.total, desc=info.phase, file=sys.stderr, unit="step", leave=True)
-        if info.motion_energy is not None:
-            self._bar.set_postfix(energy=f"{info.motion_energy:.4g}", guided=info.guided, refresh=False)
+            self._phase = phase
+            self._bar = tqdm(total=total, desc=phase, file=sys.stderr, unit="step", leave=True)
+        if energy is not None:
+            self._bar.set_postfix(energy=f"{energy:.4g}", guided=guided, refresh=False)
         self._bar.update(1)
+
+    def __call__(self, info: StepInfo) -> None:
+        self.advance(info.phase, info.total, info.motion_energy, info.guided)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -131,6 +141,9 @@ def _build_parser() -> argparse.ArgumentParser:
     extract.add_argument("-o", "--output", type=Path, required=True, help="output .safetensors template")
     extract.add_argument("--report", type=Path, help="write a JSON report here")
     add_generation_arguments(extract)
+    from motionclone.client_commands import add_client_commands
+
+    add_client_commands(commands, add_generation_arguments)
     return parser
 
 
@@ -154,7 +167,7 @@ def _run(args: argparse.Namespace) -> None:
         print(f"note: {outcome.report['note']}", file=sys.stderr)
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Library chatter (diffusers' dtype notes, transformers' warnings) is not for end users."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -166,11 +179,18 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from motionclone_client import ClientError
+
+    from motionclone.client_commands import COMMANDS, run_client_command
+
     args = _build_parser().parse_args(argv)
-    _quiet_libraries()
     try:
-        _run(args)
-    except MotionCloneError as error:
+        if args.command in COMMANDS:
+            run_client_command(args, settings_from_args(args) if args.command == "submit" else None)
+        else:
+            quiet_libraries()
+            _run(args)
+    except (MotionCloneError, ClientError) as error:
         print(f"motionclone: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

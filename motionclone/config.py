@@ -100,25 +100,8 @@ class MotionCloneConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> MotionCloneConfig:
-        """Read a YAML file of config keys; syntax errors and unknown keys name the culprit."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"invalid YAML in {path}{where}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of keys to values")
-        data = {str(key).replace("-", "_"): value for key, value in data.items()}
-        if "size" in data:
-            data["width"], data["height"] = parse_size(str(data.pop("size")))
-        if "guided_blocks" in data:
-            data["guided_blocks"] = tuple(data["guided_blocks"])
-        return cls().replace(**data)
+        """A config from a YAML file of config keys (see `read_yaml_settings`)."""
+        return cls().replace(**read_yaml_settings(path))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -158,6 +141,37 @@ class ResolvedConfig:
         data = self.base.to_dict()
         data.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "base"})
         return data
+
+
+def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping, keys with dashes turned to underscores.
+
+    Errors name the file and, for syntax errors, the line.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"invalid YAML in {path}{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def read_yaml_settings(path: str | Path) -> dict[str, Any]:
+    """The generation settings a YAML file sets (``size: WxH`` allowed); unknown keys are caught
+    when the settings are applied."""
+    data = load_yaml_mapping(path)
+    if "size" in data:
+        data["width"], data["height"] = parse_size(str(data.pop("size")))
+    if "guided_blocks" in data:
+        data["guided_blocks"] = tuple(data["guided_blocks"])
+    return data
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -50,3 +50,19 @@ def clip_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         files[motion] = folder / f"{motion}.mp4"
         write_video(files[motion], textured_clip(motion, frames=16, step=5), fps=8)
     return files
+
+
+@pytest.fixture(autouse=True)
+def isolated_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own daemon config dir (token, endpoint), never the user's."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("MOTIONCLONE_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_engine():
+    """One engine (tiny model loaded once) for the in-process daemons of many tests."""
+    from motionclone.engine import Engine
+
+    return Engine()

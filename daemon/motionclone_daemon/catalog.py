@@ -1,0 +1,64 @@
+"""Which models the daemon offers, and what a job's model name may refer to.
+
+Clients name models; they never hand the daemon an arbitrary path to read. A name is
+`tiny-random`, a hub id, a folder or checkpoint found in the configured model paths (by name or
+by a path inside them).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from motionclone.config import DEFAULT_MODEL
+from motionclone.models import SINGLE_FILE_SUFFIXES
+from motionclone.tiny import TINY_MODEL_ID
+from motionclone_daemon.errors import InvalidRequest
+from motionclone_daemon.settings import DaemonSettings
+
+
+class ModelCatalog:
+    def __init__(self, settings: DaemonSettings) -> None:
+        self._paths = [Path(p).expanduser().resolve() for p in settings.model_paths]
+        self._default = settings.default_model
+
+    def default(self) -> str:
+        """The configured default, else SD1.5 + AnimateDiff on CUDA and tiny-random without it."""
+        if self._default:
+            return self._default
+        return DEFAULT_MODEL if torch.cuda.is_available() else TINY_MODEL_ID
+
+    def resolve(self, name: str) -> str:
+        """What to hand the engine for `name`; refuses anything outside the catalog."""
+        if name == TINY_MODEL_ID:
+            return name
+        candidate = Path(name).expanduser()
+        if candidate.is_absolute():
+            resolved = candidate.resolve()
+            if any(resolved.is_relative_to(root) for root in self._paths) and resolved.exists():
+                return str(resolved)
+            raise InvalidRequest(f"unknown model {name!r}: paths must lie inside the daemon's model_paths")
+        for root in self._paths:
+            for option in (root / name, *(root / f"{name}{suffix}" for suffix in SINGLE_FILE_SUFFIXES)):
+                if option.exists():
+                    return str(option)
+        parts = name.split("/")
+        if len(parts) == 2 and all(parts) and ".." not in parts:
+            return name
+        raise InvalidRequest(f"unknown model {name!r}: not tiny-random, a hub id, or a model in model_paths")
+
+    def available(self) -> list[str]:
+        """tiny-random, the models in the model paths, and the hub repos in the local HF cache."""
+        names = [TINY_MODEL_ID]
+        for root in self._paths:
+            if root.is_dir():
+                for entry in sorted(root.iterdir()):
+                    if (entry / "unet").is_dir() or entry.suffix.lower() in SINGLE_FILE_SUFFIXES:
+                        names.append(entry.stem if entry.is_file() else entry.name)
+        hub_cache = Path(os.environ.get("HF_HUB_CACHE", Path.home() / ".cache" / "huggingface" / "hub"))
+        if hub_cache.is_dir():
+            for entry in sorted(hub_cache.glob("models--*--*")):
+                names.append(entry.name.removeprefix("models--").replace("--", "/", 1))
+        return names

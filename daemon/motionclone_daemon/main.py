@@ -1,0 +1,150 @@
+"""`motionclone-daemon serve`: wires settings, store, engine, worker and server; handles signals.
+
+Everything is built here and passed in, so there is no hidden global state. SIGTERM or Ctrl-C
+stops gracefully: no new calls, the running job goes back to the queue, the store is closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from motionclone_client.locations import ENDPOINT_FILE, config_dir
+
+from motionclone.engine import Engine
+from motionclone.errors import MotionCloneError
+from motionclone_daemon.auth import TokenInterceptor, ensure_token, fingerprint
+from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.service import JobService
+from motionclone_daemon.servicer import MotionCloneServicer, add_to_server
+from motionclone_daemon.settings import DaemonSettings
+from motionclone_daemon.store import JobStore
+from motionclone_daemon.worker import Worker
+
+log = logging.getLogger("motionclone_daemon")
+MAX_MESSAGE = 4 << 20
+SWEEP_SECONDS = 3600
+
+
+class Daemon:
+    """One running daemon: start() binds and begins work, stop() undoes it in order."""
+
+    def __init__(self, settings: DaemonSettings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.token = ensure_token()
+        self.store = JobStore(settings.data_path / "jobs.sqlite3")
+        self.engine = engine or Engine()
+        self.catalog = ModelCatalog(settings)
+        self.worker = Worker(self.store, self.engine, settings, self.catalog)
+        self.service = JobService(self.store, self.worker, settings, self.catalog)
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=32),
+            interceptors=[TokenInterceptor(self.token)],
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
+        )
+        add_to_server(self.server, MotionCloneServicer(self.service, self.engine))
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = 0
+        self._sweeper = threading.Event()
+
+    def start(self) -> None:
+        self.service.recover()
+        self.service.sweep()
+        address = f"{self.settings.host}:{self.settings.port}"
+        if self.settings.is_loopback:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(Path(self.settings.tls_key).read_bytes(), Path(self.settings.tls_cert).read_bytes())]
+            )
+            self.port = self.server.add_secure_port(address, credentials)
+        if self.port == 0:
+            raise MotionCloneError(f"cannot listen on {address}: the port is in use or not allowed")
+        self.server.start()
+        self.worker.start()
+        threading.Thread(target=self._sweep_periodically, name="motionclone-retention", daemon=True).start()
+        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._write_endpoint()
+        log.info("listening on %s:%d (data dir %s)", self.settings.host, self.port, self.settings.data_path)
+        if not self.settings.is_loopback:
+            log.info("token fingerprint %s; clients need the token file from %s", fingerprint(self.token), config_dir())
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.health.enter_graceful_shutdown()
+        self._sweeper.set()
+        stopped = self.server.stop(grace)
+        self.worker.stop()
+        stopped.wait()
+        self.store.close()
+        endpoint = config_dir() / ENDPOINT_FILE
+        if (json.loads(endpoint.read_text()) if endpoint.exists() else {}).get("pid") == os.getpid():
+            endpoint.unlink(missing_ok=True)
+
+    def _write_endpoint(self) -> None:
+        endpoint = {"host": self.settings.host, "port": self.port, "tls": not self.settings.is_loopback}
+        endpoint["pid"] = os.getpid()
+        path = config_dir() / ENDPOINT_FILE
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(endpoint), encoding="utf-8")
+        os.replace(partial, path)
+
+    def _sweep_periodically(self) -> None:
+        while not self._sweeper.wait(SWEEP_SECONDS):
+            try:
+                self.service.sweep()
+            except Exception:
+                log.exception("retention sweep failed")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="motionclone-daemon", description="MotionClone job daemon")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the gRPC API until stopped (SIGTERM / Ctrl-C)")
+    serve.add_argument("--config", type=Path, help="daemon YAML (default: daemon.yaml in the user config dir)")
+    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 50151; 0 picks a free one)")
+    serve.add_argument("--data-dir", help="jobs, clips, results and caches live here")
+    serve.add_argument("--default-model", help="model for jobs that name none")
+    serve.add_argument("--device", help="cpu, cuda or cuda:N")
+    serve.add_argument("--allowed-root", action="append", dest="allowed_roots", help="folder clients may name")
+    serve.add_argument("--model-path", action="append", dest="model_paths", help="folder of local models")
+    serve.add_argument("--max-upload-mb", type=float, help="largest accepted clip")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from motionclone.cli import quiet_libraries
+
+    quiet_libraries()
+    overrides = {k: getattr(args, k) for k in ("host", "port", "data_dir", "default_model", "device")}
+    overrides |= {k: getattr(args, k) for k in ("allowed_roots", "model_paths", "max_upload_mb")}
+    try:
+        daemon = Daemon(DaemonSettings.load(args.config, **overrides))
+        daemon.start()
+    except MotionCloneError as error:
+        print(f"motionclone-daemon: error: {error}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"motionclone-daemon listening on {daemon.settings.host}:{daemon.port}", flush=True)
+    stop.wait()
+    log.info("stopping: the running job, if any, goes back to the queue")
+    daemon.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""JobService: the daemon's one domain API (submit, watch, cancel, fetch, ...), without gRPC.
+
+The servicer translates protos to these calls; the watch folder calls them directly. Durability
+rule: a submit returns only after the clip is fsynced inside the data dir and the job row is
+committed, so an acknowledged job survives any crash.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from motionclone.config import ModelDefaults, resolve
+from motionclone.errors import MotionCloneError
+from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.errors import Conflict, Forbidden, InvalidRequest, NotFound, TooLarge
+from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
+from motionclone_daemon.settings import DaemonSettings
+from motionclone_daemon.store import JobStore, TransitionRefused
+from motionclone_daemon.worker import Worker, job_config
+
+log = logging.getLogger(__name__)
+COPY_CHUNK = 1 << 20
+
+
+@dataclass
+class Submission:
+    """What a client asks for; the clip comes separately (chunks, a path, or another job's)."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str = ""
+    priority: int = 0
+    reference_name: str = ""
+    reference_path: str = ""
+    motion_from_job: str = ""
+
+
+class JobService:
+    def __init__(self, store: JobStore, worker: Worker, settings: DaemonSettings, catalog: ModelCatalog) -> None:
+        self.store = store
+        self.worker = worker
+        self.settings = settings
+        self.catalog = catalog
+        self.clips = settings.data_path / "clips"
+        self.uploads = settings.data_path / "uploads"
+        self.clips.mkdir(parents=True, exist_ok=True)
+        self.uploads.mkdir(parents=True, exist_ok=True)
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """After a crash or kill: running jobs go back to the queue, or fail after too many tries."""
+        for partial in self.uploads.glob("*.partial"):
+            partial.unlink(missing_ok=True)
+        for job in self.store.list([JobState.RUNNING]):
+            try:
+                if job.attempts >= self.settings.max_attempts:
+                    reason = f"the daemon stopped {job.attempts} times while running this job; giving up"
+                    self.store.transition(job.id, JobState.FAILED, EventKind.FAILED, reason)
+                else:
+                    reason = "daemon restarted: job put back in the queue"
+                    self.store.transition(job.id, JobState.QUEUED, EventKind.REQUEUED, reason)
+            except TransitionRefused:
+                continue
+
+    # -- submit ---------------------------------------------------------------------------------
+
+    def validate(self, submission: Submission) -> None:
+        """Refuse a bad job at once (clear message) rather than accept and fail it later."""
+        settings = submission.settings
+        if not str(settings.get("prompt", "")).strip():
+            raise InvalidRequest("the prompt is empty: say what the new video should show")
+        try:
+            config = job_config(settings, self.settings, self.catalog)
+            resolve(config, ModelDefaults(), seed=0)
+        except MotionCloneError as error:
+            raise InvalidRequest(str(error)) from None
+        except TypeError as error:
+            raise InvalidRequest(f"invalid settings: {error}") from None
+
+    def submit(self, submission: Submission, chunks: Iterable[bytes] = ()) -> Job:
+        """Accept a job durably; a retried submit with the same idempotency key returns the first."""
+        if submission.idempotency_key:
+            existing = self.store.by_idempotency_key(submission.idempotency_key)
+            if existing is not None:
+                return existing
+        self.validate(submission)
+        job_id = uuid.uuid4().hex[:16]
+        if submission.motion_from_job:
+            clip = self._clip_of_job(submission.motion_from_job, job_id)
+        elif submission.reference_path:
+            clip = self._copy_allowed_path(Path(submission.reference_path), job_id)
+        else:
+            clip = self._receive(chunks, job_id, submission.reference_name)
+        name = submission.reference_name or Path(submission.reference_path).name
+        try:
+            return self.store.add(
+                settings=submission.settings,
+                reference_path=str(clip),
+                reference_name=name,
+                idempotency_key=submission.idempotency_key,
+                priority=submission.priority,
+                motion_from_job=submission.motion_from_job,
+                job_id=job_id,
+            )
+        except sqlite3.IntegrityError:
+            clip.unlink(missing_ok=True)
+            existing = self.store.by_idempotency_key(submission.idempotency_key)
+            if existing is None:
+                raise
+            return existing
+
+    def _clip_target(self, job_id: str, name: str) -> Path:
+        suffix = Path(name).suffix.lower()
+        return self.clips / f"{job_id}{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
+
+    def _receive(self, chunks: Iterable[bytes], job_id: str, name: str) -> Path:
+        partial = self.uploads / f"{job_id}.partial"
+        limit = self.settings.max_upload_bytes
+        received = 0
+        try:
+            with open(partial, "wb") as handle:
+                for chunk in chunks:
+                    received += len(chunk)
+                    if limit and received > limit:
+                        raise TooLarge(f"upload larger than this daemon's limit of {self.settings.max_upload_mb:g} MB")
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if received == 0:
+                raise InvalidRequest("no clip was sent: upload its bytes or give a path")
+            target = self._clip_target(job_id, name)
+            os.replace(partial, target)
+            return target
+        except OSError as error:
+            raise self._disk_error(error) from None
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def _copy_allowed_path(self, path: Path, job_id: str) -> Path:
+        resolved = path.expanduser().resolve()
+        roots = [Path(r).expanduser().resolve() for r in self.settings.allowed_roots]
+        if not any(resolved.is_relative_to(root) for root in roots):
+            raise Forbidden(f"{path} is outside the daemon's allowed roots; upload the clip instead")
+        if not resolved.is_file():
+            raise InvalidRequest(f"clip not found: {path}")
+        if self.settings.max_upload_bytes and resolved.stat().st_size > self.settings.max_upload_bytes:
+            raise TooLarge(f"clip larger than this daemon's limit of {self.settings.max_upload_mb:g} MB")
+        with open(resolved, "rb") as source:
+            return self._receive(iter(lambda: source.read(COPY_CHUNK), b""), job_id, resolved.name)
+
+    def _clip_of_job(self, other_id: str, job_id: str) -> Path:
+        other = self.get(other_id)
+        source = Path(other.reference_path)
+        if not source.is_file():
+            raise Conflict(f"job {other_id} no longer has its clip")
+        target = self._clip_target(job_id, source.name)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        return target
+
+    @staticmethod
+    def _disk_error(error: OSError) -> Exception:
+        if error.errno == errno.ENOSPC:
+            return TooLarge("the daemon's disk is full; free space or move its data_dir")
+        return error
+
+    # -- queries and control ----------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job
+
+    def list(self, states: list[JobState] | None = None, limit: int = 0) -> list[Job]:
+        return self.store.list(states, limit)
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.state is JobState.QUEUED:
+            try:
+                return self.store.transition(job_id, JobState.CANCELLED, EventKind.CANCELLED, "cancelled")
+            except TransitionRefused:
+                job = self.get(job_id)
+        if job.state is JobState.RUNNING:
+            self.worker.request_cancel(job_id)
+            return job
+        raise Conflict(f"job {job_id} already {job.state.value}")
+
+    def delete(self, job_id: str) -> None:
+        job = self.get(job_id)
+        if not job.state.finished:
+            raise Conflict(f"job {job_id} is {job.state.value}: cancel it first")
+        self.store.delete(job_id)
+        for path in (job.reference_path, job.result_path):
+            if path and Path(path).is_relative_to(self.settings.data_path):
+                Path(path).unlink(missing_ok=True)
+
+    def result_path(self, job_id: str) -> Path:
+        job = self.get(job_id)
+        if job.state is not JobState.SUCCEEDED:
+            raise Conflict(f"job {job_id} is {job.state.value}; no result yet")
+        path = Path(job.result_path)
+        if not path.is_file():
+            raise NotFound(f"the result of job {job_id} is gone from disk")
+        return path
+
+    def watch(self, job_id: str, after: int, is_active: Callable[[], bool]) -> Iterator[JobEvent]:
+        """Events after `after`, then live ones, until a terminal event or the caller leaves."""
+        self.get(job_id)
+        while is_active():
+            events = self.store.events_after(job_id, after)
+            for event in events:
+                yield event
+                after = event.sequence
+            if events and events[-1].kind.terminal:
+                return
+            if not events:
+                job = self.store.get(job_id)
+                if job is None:
+                    return
+                self.store.wait_for_change(timeout=0.5)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete finished jobs older than the retention; returns how many went."""
+        if not self.settings.retention_days:
+            return 0
+        cutoff = (now or time.time()) - self.settings.retention_days * 86400
+        finished = [JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED]
+        old = [job for job in self.store.list(finished) if job.finished_at and job.finished_at < cutoff]
+        for job in old:
+            self.delete(job.id)
+        return len(old)

@@ -1,0 +1,251 @@
+"""SQLite job store: the durable truth about jobs and their events.
+
+One table of jobs with an explicit state column, one of events. Every state change is an UPDATE
+guarded by the states it may come from (see `jobs.TRANSITIONS`) and appends its event in the
+same transaction, so a crash leaves either both or neither. WAL journal, one connection behind
+a lock: the daemon is one process with a handful of threads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from motionclone_daemon.jobs import TRANSITIONS, EventKind, Job, JobEvent, JobState
+
+SCHEMA = """
+create table if not exists jobs (
+    id text primary key,
+    seq integer not null,
+    state text not null,
+    priority integer not null default 0,
+    settings text not null,
+    reference_path text not null,
+    reference_name text not null default '',
+    idempotency_key text,
+    motion_from_job text not null default '',
+    error text not null default '',
+    attempts integer not null default 0,
+    phase text not null default '',
+    step integer not null default 0,
+    total_steps integer not null default 0,
+    created_at real not null,
+    started_at real not null default 0,
+    finished_at real not null default 0,
+    result_path text not null default '',
+    result_size integer not null default 0,
+    report_json text not null default ''
+);
+create unique index if not exists jobs_idempotency on jobs(idempotency_key) where idempotency_key is not null;
+create index if not exists jobs_queue on jobs(state, priority, seq);
+create table if not exists events (
+    job_id text not null,
+    sequence integer not null,
+    kind text not null,
+    time real not null,
+    payload text not null default '{}',
+    primary key (job_id, sequence)
+);
+"""
+
+_COLUMNS = [
+    "id", "state", "priority", "settings", "reference_path", "reference_name", "idempotency_key",
+    "motion_from_job", "error", "attempts", "phase", "step", "total_steps", "created_at",
+    "started_at", "finished_at", "result_path", "result_size", "report_json",
+]  # fmt: skip
+
+
+class TransitionRefused(Exception):
+    """The job was not in a state from which this change is allowed (it moved meanwhile)."""
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma synchronous=full")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+        self.changed = threading.Condition(self._lock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._db.execute("commit")
+            self.changed.notify_all()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _job(self, row: tuple) -> Job:
+        data = dict(zip(_COLUMNS, row, strict=True))
+        data["state"] = JobState(data["state"])
+        data["settings"] = json.loads(data["settings"])
+        data["idempotency_key"] = data["idempotency_key"] or ""
+        return Job(**data)
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute(f"select {', '.join(_COLUMNS)} from jobs where id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            job = self._job(row)
+            job.queue_position = self._queue_position(job)
+            return job
+
+    def by_idempotency_key(self, key: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute("select id from jobs where idempotency_key = ?", (key,)).fetchone()
+        return self.get(row[0]) if row else None
+
+    def list(self, states: list[JobState] | None = None, limit: int = 0) -> list[Job]:
+        query = f"select {', '.join(_COLUMNS)} from jobs"
+        args: list[Any] = []
+        if states:
+            query += f" where state in ({', '.join('?' * len(states))})"
+            args += [s.value for s in states]
+        query += " order by seq desc"
+        if limit > 0:
+            query += " limit ?"
+            args.append(limit)
+        with self._lock:
+            jobs = [self._job(row) for row in self._db.execute(query, args).fetchall()]
+            for job in jobs:
+                job.queue_position = self._queue_position(job)
+        return jobs
+
+    def queue_length(self) -> int:
+        with self._lock:
+            return self._db.execute("select count(*) from jobs where state = 'queued'").fetchone()[0]
+
+    def _queue_position(self, job: Job) -> int:
+        if job.state is not JobState.QUEUED:
+            return 0
+        ahead = self._db.execute(
+            "select count(*) from jobs where state = 'queued' and (priority > ? or (priority = ? and seq < "
+            "(select seq from jobs where id = ?)))",
+            (job.priority, job.priority, job.id),
+        ).fetchone()[0]
+        return ahead + 1
+
+    def events_after(self, job_id: str, sequence: int) -> list[JobEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                "select sequence, kind, time, payload from events where job_id = ? and sequence > ? order by sequence",
+                (job_id, sequence),
+            ).fetchall()
+        return [JobEvent(job_id, seq, EventKind(kind), t, json.loads(payload)) for seq, kind, t, payload in rows]
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _append_event(self, db: sqlite3.Connection, job_id: str, kind: EventKind, payload: dict[str, Any]) -> None:
+        last = db.execute("select coalesce(max(sequence), 0) from events where job_id = ?", (job_id,)).fetchone()[0]
+        db.execute(
+            "insert into events (job_id, sequence, kind, time, payload) values (?, ?, ?, ?, ?)",
+            (job_id, last + 1, kind.value, time.time(), json.dumps(payload)),
+        )
+
+    def add(
+        self,
+        settings: dict[str, Any],
+        reference_path: str,
+        reference_name: str = "",
+        idempotency_key: str = "",
+        priority: int = 0,
+        motion_from_job: str = "",
+        job_id: str | None = None,
+    ) -> Job:
+        job_id = job_id or uuid.uuid4().hex[:16]
+        with self._transaction() as db:
+            seq = db.execute("select coalesce(max(seq), 0) + 1 from jobs").fetchone()[0]
+            db.execute(
+                "insert into jobs (id, seq, state, priority, settings, reference_path, reference_name,"
+                " idempotency_key, motion_from_job, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    seq,
+                    JobState.QUEUED.value,
+                    priority,
+                    json.dumps(settings),
+                    reference_path,
+                    reference_name,
+                    idempotency_key or None,
+                    motion_from_job,
+                    time.time(),
+                ),
+            )
+            self._append_event(db, job_id, EventKind.QUEUED, {})
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def transition(self, job_id: str, to: JobState, event: EventKind, message: str = "", **columns: Any) -> Job:
+        """Move a job to `to` if its current state allows it, with its event; else refuse."""
+        allowed = TRANSITIONS[to]
+        assignments = {"state": to.value, **columns}
+        if to.finished:
+            assignments["finished_at"] = time.time()
+        if to is JobState.FAILED or to is JobState.CANCELLED:
+            assignments["error"] = message
+        sets = ", ".join(f"{k} = ?" for k in assignments)
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"update jobs set {sets} where id = ? and state in ({', '.join('?' * len(allowed))})",
+                [*assignments.values(), job_id, *[s.value for s in allowed]],
+            )
+            if cursor.rowcount != 1:
+                raise TransitionRefused(job_id)
+            self._append_event(db, job_id, event, {"message": message} if message else {})
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def claim_next(self) -> Job | None:
+        """Take the first queued job (highest priority, then oldest) and mark it running."""
+        with self._transaction() as db:
+            row = db.execute(
+                "select id from jobs where state = 'queued' order by priority desc, seq asc limit 1"
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "update jobs set state = 'running', attempts = attempts + 1, started_at = ?, phase = '', step = 0"
+                " where id = ? and state = 'queued'",
+                (time.time(), row[0]),
+            )
+            self._append_event(db, row[0], EventKind.STARTED, {})
+        return self.get(row[0])
+
+    def progress(self, job_id: str, event: EventKind, payload: dict[str, Any], **columns: Any) -> None:
+        """Record progress of a running job (phase, step) and its event."""
+        sets = ", ".join(f"{k} = ?" for k in columns)
+        with self._transaction() as db:
+            if columns:
+                db.execute(f"update jobs set {sets} where id = ? and state = 'running'", [*columns.values(), job_id])
+            self._append_event(db, job_id, event, payload)
+
+    def delete(self, job_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("delete from events where job_id = ?", (job_id,))
+            db.execute("delete from jobs where id = ?", (job_id,))
+
+    def wait_for_change(self, timeout: float) -> None:
+        with self.changed:
+            self.changed.wait(timeout)

@@ -1,0 +1,156 @@
+"""The GPU worker: claims jobs in order, runs the engine, turns its callbacks into events.
+
+One worker per GPU, one job at a time; the engine keeps the model loaded between jobs. Every
+way a job can end is written to the store: success (result renamed into place first), failure
+with a readable reason (the daemon keeps serving), cancel within one denoising step, and, when
+the daemon stops, back to the queue.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import threading
+from pathlib import Path
+
+import torch
+
+from motionclone.config import MotionCloneConfig
+from motionclone.engine import Engine
+from motionclone.errors import Interrupted, MotionCloneError
+from motionclone.pipeline import StepInfo
+from motionclone.video_io import probe
+from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.jobs import EventKind, Job, JobState
+from motionclone_daemon.settings import DaemonSettings
+from motionclone_daemon.store import JobStore, TransitionRefused
+
+log = logging.getLogger(__name__)
+OUT_OF_MEMORY = "out of GPU memory: try fewer frames or a smaller size, or close other programs using the GPU"
+
+
+def job_config(job_settings: dict, settings: DaemonSettings, catalog: ModelCatalog) -> MotionCloneConfig:
+    """The engine config of a job: daemon defaults, then the job's settings, model resolved."""
+    config = MotionCloneConfig(model=catalog.default(), device=settings.device)
+    config = config.replace(**job_settings)
+    cache = str(settings.data_path / "templates")
+    return config.replace(model=catalog.resolve(config.model), cache_dir=cache)
+
+
+class Worker(threading.Thread):
+    def __init__(self, store: JobStore, engine: Engine, settings: DaemonSettings, catalog: ModelCatalog) -> None:
+        super().__init__(name="motionclone-worker", daemon=True)
+        self.store = store
+        self.engine = engine
+        self.settings = settings
+        self.catalog = catalog
+        self.results = settings.data_path / "results"
+        self.results.mkdir(parents=True, exist_ok=True)
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._current: str | None = None
+        self._cancel_requested = False
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            job = self.store.claim_next()
+            if job is None:
+                self.store.wait_for_change(timeout=1.0)
+                continue
+            with self._lock:
+                self._current, self._cancel_requested = job.id, False
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._current = None
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop after the current step; the running job goes back to the queue."""
+        self._stopping.set()
+        with self.store.changed:
+            self.store.changed.notify_all()
+        self.join(timeout)
+
+    def request_cancel(self, job_id: str) -> bool:
+        """Ask the running job to stop; True if `job_id` is the one running."""
+        with self._lock:
+            if self._current == job_id:
+                self._cancel_requested = True
+                return True
+        return False
+
+    def _should_stop(self) -> bool:
+        return self._cancel_requested or self._stopping.is_set()
+
+    def _on_step(self, job: Job, info: StepInfo) -> None:
+        if info.phase in ("extract", "invert"):
+            payload = {"step": info.index + 1, "total_steps": info.total}
+            self.store.progress(job.id, EventKind.EXTRACTING, payload, phase="extracting")
+            return
+        payload = {"step": info.index + 1, "total_steps": info.total, "guided": info.guided}
+        if info.motion_energy is not None:
+            payload["motion_energy"] = info.motion_energy
+        self.store.progress(
+            job.id, EventKind.STEP, payload, phase="denoising", step=info.index + 1, total_steps=info.total
+        )
+        if info.index + 1 == info.total:
+            self.store.progress(job.id, EventKind.ENCODING, {}, phase="encoding")
+
+    def _run(self, job: Job) -> None:
+        output = self.results / f"{job.id}.mp4"
+        try:
+            config = job_config(job.settings, self.settings, self.catalog)
+            duration = probe(job.reference_path).duration
+            if self.settings.max_clip_seconds and duration > self.settings.max_clip_seconds:
+                raise MotionCloneError(
+                    f"clip is {duration:.0f} s long; this daemon accepts at most {self.settings.max_clip_seconds:.0f} s"
+                )
+            outcome = self.engine.generate(
+                config,
+                output,
+                reference=job.reference_path,
+                on_step=lambda info: self._on_step(job, info),
+                should_stop=self._should_stop,
+            )
+        except Interrupted:
+            if self._stopping.is_set() and not self._cancel_requested:
+                self._finish(job, JobState.QUEUED, EventKind.REQUEUED, "daemon stopping: job put back in the queue")
+            else:
+                self._finish(job, JobState.CANCELLED, EventKind.CANCELLED, "cancelled")
+            return
+        except torch.cuda.OutOfMemoryError:
+            self._fail(job, OUT_OF_MEMORY)
+            return
+        except MotionCloneError as error:
+            self._fail(job, str(error))
+            return
+        except OSError as error:
+            reason = "disk full while writing the result" if error.errno == errno.ENOSPC else f"I/O error: {error}"
+            self._fail(job, reason)
+            return
+        except Exception as error:
+            log.exception("job %s failed with an internal error", job.id)
+            self._fail(job, f"internal error: {type(error).__name__}: {error}")
+            return
+        self._finish(
+            job,
+            JobState.SUCCEEDED,
+            EventKind.SUCCEEDED,
+            result_path=str(output),
+            result_size=Path(output).stat().st_size,
+            report_json=json.dumps(outcome.report),
+            phase="done",
+        )
+
+    def _fail(self, job: Job, reason: str) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self._finish(job, JobState.FAILED, EventKind.FAILED, reason)
+
+    def _finish(self, job: Job, state: JobState, event: EventKind, message: str = "", **columns: object) -> None:
+        try:
+            self.store.transition(job.id, state, event, message, **columns)
+        except TransitionRefused:
+            log.warning("job %s changed state while running; %s not recorded", job.id, state.value)

@@ -1,0 +1,99 @@
+"""`motionclone submit | jobs | cancel | status`: the command line as a client of the daemon.
+
+These commands import no torch: they only need the client library (grpcio + protobuf).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from motionclone_client import DaemonClient
+from motionclone_client.client import JobInfo, ProgressEvent
+
+COMMANDS = ("submit", "jobs", "cancel", "status")
+
+
+def add_client_commands(commands: argparse._SubParsersAction, add_generation_arguments) -> None:
+    submit = commands.add_parser("submit", help="send a clip to the daemon")
+    submit.add_argument("reference", type=Path, help="reference clip")
+    submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
+    submit.add_argument("-o", "--output", type=Path, help="download the result here (implies --wait)")
+    submit.add_argument("--by-path", action="store_true", help="send the clip's path, not its bytes")
+    submit.add_argument("--priority", type=int, default=0, help="higher runs first")
+    add_generation_arguments(submit)
+    jobs = commands.add_parser("jobs", help="list the daemon's jobs")
+    jobs.add_argument("--limit", type=int, default=50)
+    cancel = commands.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job_id")
+    commands.add_parser("status", help="the daemon's version, device, models and queue")
+    for name in COMMANDS:
+        commands.choices[name].add_argument("--address", help="HOST:PORT (default: the local daemon)")
+
+
+def run_client_command(args: argparse.Namespace, settings: dict | None) -> None:
+    with DaemonClient(address=args.address) as client:
+        if args.command == "submit":
+            _submit(client, args, settings or {})
+        elif args.command == "jobs":
+            _print_jobs(client.list(limit=args.limit))
+        elif args.command == "cancel":
+            job = client.cancel(args.job_id)
+            print(f"{job.id} {'cancelling' if job.state == 'running' else job.state}")
+        else:
+            _print_status(client)
+
+
+def _submit(client: DaemonClient, args: argparse.Namespace, settings: dict) -> None:
+    from motionclone.cli import ProgressBar
+
+    job = client.submit(args.reference, settings, by_path=args.by_path, priority=args.priority)
+    print(job.id, flush=True)
+    if not (args.wait or args.output):
+        return
+    bar = ProgressBar()
+
+    def show(event: ProgressEvent) -> None:
+        if event.kind == "queued" and event.queue_position > 1:
+            print(f"queued at position {event.queue_position}", file=sys.stderr)
+        elif event.kind == "step":
+            bar.advance("denoise", event.total_steps, event.motion_energy, event.guided)
+        elif event.kind in ("extracting", "encoding", "requeued"):
+            bar.close()
+            print(event.kind + (f": {event.message}" if event.message else ""), file=sys.stderr)
+
+    try:
+        finished = client.wait(job.id, on_event=show)
+    finally:
+        bar.close()
+    if args.output:
+        print(client.download(finished.id, args.output))
+
+
+def _print_jobs(jobs: list[JobInfo]) -> None:
+    print(f"{'id':16}  {'state':9}  {'progress':9}  {'created':16}  clip / prompt")
+    for job in jobs:
+        progress = (
+            f"{job.step}/{job.total_steps}"
+            if job.total_steps
+            else (f"#{job.queue_position}" if job.queue_position else "")
+        )
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
+        detail = f"{job.reference_name} / {job.settings.get('prompt', '')}"
+        if job.error:
+            detail += f"  ({job.error})"
+        print(f"{job.id:16}  {job.state:9}  {progress:9}  {created:16}  {detail}")
+
+
+def _print_status(client: DaemonClient) -> None:
+    info = client.info()
+    memory = (
+        f", {info.memory_free / 2**30:.1f} of {info.memory_total / 2**30:.1f} GiB free" if info.memory_total else ""
+    )
+    print(f"daemon {info.version} ({info.api_version}) at {client.address}")
+    print(f"device: {info.device_name}{memory}")
+    print(f"default model: {info.default_model}; loaded: {info.loaded_model or 'none'}")
+    print(f"models: {', '.join(info.available_models)}")
+    print(f"queue: {info.queue_length} job(s)")

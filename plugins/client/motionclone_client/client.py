@@ -1,0 +1,260 @@
+"""DaemonClient: submit a clip, follow its progress, fetch the result. Plain Python objects out.
+
+Address and token are found on their own on the daemon's machine (see `locations`). Every gRPC
+failure becomes a `ClientError` whose message a user can act on; a watch that loses its
+connection reconnects and resumes from the last event it saw, so no progress is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
+
+from motionclone_client import locations
+from motionclone_client.errors import ClientError, DaemonUnavailable
+from motionclone_client.protocol import settings_from_proto, settings_to_proto
+
+CHUNK = 1 << 20
+RECONNECT_ATTEMPTS = 5
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class JobInfo:
+    id: str
+    state: str
+    settings: dict[str, Any]
+    reference_name: str = ""
+    error: str = ""
+    phase: str = ""
+    step: int = 0
+    total_steps: int = 0
+    queue_position: int = 0
+    attempts: int = 0
+    created_at: float = 0.0
+    finished_at: float = 0.0
+    result_size: int = 0
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    @classmethod
+    def from_proto(cls, job: jobs_pb2.Job) -> JobInfo:
+        return cls(
+            id=job.id,
+            state=jobs_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_").lower(),
+            settings=settings_from_proto(job.spec.settings),
+            reference_name=job.spec.reference_name,
+            error=job.error,
+            phase=job.phase,
+            step=job.step,
+            total_steps=job.total_steps,
+            queue_position=job.queue_position,
+            attempts=job.attempts,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            result_size=job.result_size,
+            report=json.loads(job.report_json) if job.report_json else {},
+        )
+
+
+@dataclass
+class ProgressEvent:
+    """One step in a job's life: queued, started, extracting, step i/N, encoding, done, ..."""
+
+    job_id: str
+    sequence: int
+    kind: str
+    step: int = 0
+    total_steps: int = 0
+    queue_position: int = 0
+    motion_energy: float | None = None
+    guided: bool = False
+    message: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind in FINISHED
+
+    @classmethod
+    def from_proto(cls, event: jobs_pb2.JobEvent) -> ProgressEvent:
+        return cls(
+            job_id=event.job_id,
+            sequence=event.sequence,
+            kind=jobs_pb2.EventKind.Name(event.kind).removeprefix("EVENT_KIND_").lower(),
+            step=event.step,
+            total_steps=event.total_steps,
+            queue_position=event.queue_position,
+            motion_energy=event.motion_energy if event.HasField("motion_energy") else None,
+            guided=event.guided,
+            message=event.message,
+        )
+
+
+class JobFailed(ClientError):
+    def __init__(self, job: JobInfo) -> None:
+        super().__init__(f"job {job.id} {job.state}: {job.error}" if job.error else f"job {job.id} {job.state}")
+        self.job = job
+
+
+class DaemonClient:
+    def __init__(self, address: str | None = None, token: str | None = None, root_certificates: bytes | None = None):
+        self.address = address or locations.default_address()
+        token = token if token is not None else locations.read_token()
+        self._metadata = (("authorization", f"Bearer {token or ''}"),)
+        endpoint = locations.read_endpoint() or {}
+        if root_certificates is not None or (address is None and endpoint.get("tls")):
+            credentials = grpc.ssl_channel_credentials(root_certificates)
+            self._channel = grpc.secure_channel(self.address, credentials)
+        else:
+            self._channel = grpc.insecure_channel(self.address)
+        self._stub = jobs_pb2_grpc.MotionCloneStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> DaemonClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _error(self, error: grpc.RpcError) -> ClientError:
+        code = error.code() if hasattr(error, "code") else None
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return DaemonUnavailable(self.address)
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return ClientError(
+                f"the daemon at {self.address} refused the token; use the token file from its config dir"
+            )
+        details = error.details() if hasattr(error, "details") else str(error)
+        return ClientError(details or str(code))
+
+    def _call(self, method: Callable, request: Any, timeout: float | None = 30.0) -> Any:
+        try:
+            return method(request, metadata=self._metadata, timeout=timeout)
+        except grpc.RpcError as error:
+            raise self._error(error) from None
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def info(self) -> jobs_pb2.ServerInfo:
+        return self._call(self._stub.GetServerInfo, jobs_pb2.GetServerInfoRequest())
+
+    def submit(
+        self,
+        clip: str | Path | None,
+        settings: dict[str, Any],
+        *,
+        by_path: bool = False,
+        motion_from_job: str = "",
+        idempotency_key: str | None = None,
+        priority: int = 0,
+    ) -> JobInfo:
+        """Send a job. The clip is streamed in chunks unless `by_path` (daemon on this machine)."""
+        spec = jobs_pb2.JobSpec(
+            settings=settings_to_proto(settings),
+            idempotency_key=idempotency_key or uuid.uuid4().hex,
+            priority=priority,
+            motion_from_job=motion_from_job,
+        )
+        if clip is not None:
+            clip = Path(clip)
+            if not clip.is_file():
+                raise ClientError(f"clip not found: {clip}")
+            spec.reference_name = clip.name
+            if by_path:
+                spec.reference_path = str(clip.resolve())
+
+        def messages() -> Iterator[jobs_pb2.SubmitJobRequest]:
+            yield jobs_pb2.SubmitJobRequest(spec=spec)
+            if clip is not None and not by_path:
+                with open(clip, "rb") as handle:
+                    for data in iter(lambda: handle.read(CHUNK), b""):
+                        yield jobs_pb2.SubmitJobRequest(chunk=data)
+
+        return JobInfo.from_proto(self._call(self._stub.SubmitJob, messages(), timeout=None))
+
+    def get(self, job_id: str) -> JobInfo:
+        return JobInfo.from_proto(self._call(self._stub.GetJob, jobs_pb2.GetJobRequest(job_id=job_id)))
+
+    def list(self, states: list[str] | None = None, limit: int = 0) -> list[JobInfo]:
+        numbers = [jobs_pb2.JobState.Value(f"JOB_STATE_{s.upper()}") for s in states or []]
+        reply = self._call(self._stub.ListJobs, jobs_pb2.ListJobsRequest(states=numbers, limit=limit))
+        return [JobInfo.from_proto(job) for job in reply.jobs]
+
+    def cancel(self, job_id: str) -> JobInfo:
+        return JobInfo.from_proto(self._call(self._stub.CancelJob, jobs_pb2.CancelJobRequest(job_id=job_id)))
+
+    def delete(self, job_id: str) -> None:
+        self._call(self._stub.DeleteJob, jobs_pb2.DeleteJobRequest(job_id=job_id))
+
+    def events(self, job_id: str, after: int = 0) -> Iterator[ProgressEvent]:
+        """The job's events until it ends; reconnects and resumes if the connection drops."""
+        failures = 0
+        while True:
+            try:
+                stream = self._stub.WatchJob(
+                    jobs_pb2.WatchJobRequest(job_id=job_id, after_sequence=after), metadata=self._metadata
+                )
+                for message in stream:
+                    failures = 0
+                    event = ProgressEvent.from_proto(message)
+                    after = event.sequence
+                    yield event
+                    if event.terminal:
+                        return
+                return
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or failures >= RECONNECT_ATTEMPTS:
+                    raise self._error(error) from None
+                failures += 1
+                time.sleep(min(2.0**failures * 0.25, 5.0))
+
+    def wait(self, job_id: str, on_event: Callable[[ProgressEvent], None] | None = None) -> JobInfo:
+        """Follow a job to its end; raise `JobFailed` unless it succeeded."""
+        for event in self.events(job_id):
+            if on_event:
+                on_event(event)
+        job = self.get(job_id)
+        if job.state != "succeeded":
+            raise JobFailed(job)
+        return job
+
+    def download(self, job_id: str, destination: str | Path) -> Path:
+        """Write the job's result to `destination` (via a temporary name, then rename)."""
+        destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(f".{destination.name}.partial")
+        try:
+            with open(partial, "wb") as handle:
+                stream = self._stub.FetchResult(jobs_pb2.FetchResultRequest(job_id=job_id), metadata=self._metadata)
+                for chunk in stream:
+                    handle.write(chunk.data)
+            os.replace(partial, destination)
+        except grpc.RpcError as error:
+            raise self._error(error) from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return destination
+
+    def result_path(self, job_id: str) -> Path:
+        """The result's path on the daemon's machine (for clients that share its filesystem)."""
+        try:
+            stream = self._stub.FetchResult(
+                jobs_pb2.FetchResultRequest(job_id=job_id, as_path=True), metadata=self._metadata
+            )
+            return Path(next(iter(stream)).path)
+        except grpc.RpcError as error:
+            raise self._error(error) from None

@@ -1,0 +1,13 @@
+"""Client errors with messages a user can act on (never a raw gRPC traceback)."""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """Anything that went wrong talking to the daemon; the message is for the user."""
+
+
+class DaemonUnavailable(ClientError):
+    def __init__(self, address: str) -> None:
+        super().__init__(f"daemon not running at {address}; start it with `motionclone-daemon serve`")
+        self.address = address

@@ -1,0 +1,30 @@
+"""Helpers for daemon tests: an in-process daemon on a free loopback port, isolated dirs."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from motionclone_client import DaemonClient
+from motionclone_daemon.main import Daemon
+from motionclone_daemon.settings import DaemonSettings
+
+from motionclone.engine import Engine
+
+FAST = {"model": "tiny-random", "steps": 6, "seed": 3}
+
+
+@contextmanager
+def running_daemon(tmp: Path, engine: Engine | None = None, **overrides):
+    """A started daemon whose data dir lives in `tmp`; stopped (gracefully) on exit."""
+    settings = DaemonSettings.load(tmp / "no-config.yaml", port=0, data_dir=str(tmp / "data"), **overrides)
+    daemon = Daemon(settings, engine=engine)
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop(grace=1.0)
+
+
+def client_for(daemon: Daemon, token: str | None = None) -> DaemonClient:
+    return DaemonClient(address=f"127.0.0.1:{daemon.port}", token=daemon.token if token is None else token)
