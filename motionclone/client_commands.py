@@ -6,6 +6,7 @@ These commands import no torch: they only need the client library (grpcio + prot
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ def add_client_commands(commands: argparse._SubParsersAction, add_generation_arg
     submit.add_argument("reference", type=Path, help="reference clip")
     submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
     submit.add_argument("-o", "--output", type=Path, help="download the result here (implies --wait)")
+    submit.add_argument("--report", type=Path, help="write the job's JSON report here (implies --wait)")
     submit.add_argument("--by-path", action="store_true", help="send the clip's path, not its bytes")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first")
     add_generation_arguments(submit)
@@ -51,7 +53,7 @@ def _submit(client: DaemonClient, args: argparse.Namespace, settings: dict) -> N
 
     job = client.submit(args.reference, settings, by_path=args.by_path, priority=args.priority)
     print(job.id, flush=True)
-    if not (args.wait or args.output):
+    if not (args.wait or args.output or args.report):
         return
     bar = ProgressBar()
 
@@ -70,6 +72,9 @@ def _submit(client: DaemonClient, args: argparse.Namespace, settings: dict) -> N
         bar.close()
     if args.output:
         print(client.download(finished.id, args.output))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(finished.report, indent=2), encoding="utf-8")
 
 
 def _print_jobs(jobs: list[JobInfo]) -> None:

@@ -61,13 +61,14 @@ class Daemon:
         self.service.recover()
         self.service.sweep()
         address = f"{self.settings.host}:{self.settings.port}"
-        if self.settings.is_loopback:
-            self.port = self.server.add_insecure_port(address)
+        if self.settings.uses_tls:
+            try:
+                pair = (Path(self.settings.tls_key).read_bytes(), Path(self.settings.tls_cert).read_bytes())
+            except OSError as error:
+                raise MotionCloneError(f"cannot read TLS key or certificate: {error}") from None
+            self.port = self.server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
         else:
-            credentials = grpc.ssl_server_credentials(
-                [(Path(self.settings.tls_key).read_bytes(), Path(self.settings.tls_cert).read_bytes())]
-            )
-            self.port = self.server.add_secure_port(address, credentials)
+            self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise MotionCloneError(f"cannot listen on {address}: the port is in use or not allowed")
         self.server.start()
@@ -76,7 +77,7 @@ class Daemon:
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._write_endpoint()
         log.info("listening on %s:%d (data dir %s)", self.settings.host, self.port, self.settings.data_path)
-        if not self.settings.is_loopback:
+        if self.settings.uses_tls:
             log.info("token fingerprint %s; clients need the token file from %s", fingerprint(self.token), config_dir())
 
     def stop(self, grace: float = 5.0) -> None:
@@ -91,7 +92,7 @@ class Daemon:
             endpoint.unlink(missing_ok=True)
 
     def _write_endpoint(self) -> None:
-        endpoint = {"host": self.settings.host, "port": self.port, "tls": not self.settings.is_loopback}
+        endpoint = {"host": self.settings.host, "port": self.port, "tls": self.settings.uses_tls}
         endpoint["pid"] = os.getpid()
         path = config_dir() / ENDPOINT_FILE
         partial = path.with_suffix(".partial")

@@ -60,8 +60,14 @@ class DaemonSettings:
         for name in ("model_paths", "allowed_roots"):
             if not isinstance(getattr(self, name), list):
                 raise ConfigError(f"invalid daemon setting {name}: must be a list of folders")
-        if not self.is_loopback and not (self.tls_cert and self.tls_key):
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("invalid daemon settings: tls_cert and tls_key go together")
+        if not self.is_loopback and not self.uses_tls:
             raise ConfigError(f"host={self.host!r} is not loopback: listening on a network needs tls_cert and tls_key")
+
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
 
     @property
     def is_loopback(self) -> bool:

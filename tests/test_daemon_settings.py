@@ -1,0 +1,80 @@
+"""Daemon configuration, TLS, and the command line as a client of a running daemon."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from daemon_helpers import FAST, running_daemon
+from motionclone_client import ClientError, DaemonClient
+from motionclone_daemon.settings import DaemonSettings
+
+from motionclone.cli import main
+from motionclone.errors import ConfigError
+from motionclone.video_io import probe
+
+
+def test_config_file_values_and_flag_overrides(tmp_path):
+    config = tmp_path / "daemon.yaml"
+    config.write_text("port: 6000\nmax-upload-mb: 12\nallowed_roots: [/media]\n")
+    settings = DaemonSettings.load(config, port=7000)
+    assert (settings.port, settings.max_upload_mb, settings.allowed_roots) == (7000, 12, ["/media"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour: red\n", "unknown daemon setting 'colour'"),
+        ("port: [1\n", "invalid YAML"),
+        ("port: 99999\n", "port=99999"),
+        ("retention_days: -1\n", "retention_days"),
+        ("host: 0.0.0.0\n", "needs tls_cert and tls_key"),
+        ("tls_cert: /x.pem\n", "go together"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, text, message):
+    config = tmp_path / "daemon.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        DaemonSettings.load(config)
+
+
+def test_tls_with_a_certificate(tmp_path, shared_engine):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"]
+    names = ["-addext", "subjectAltName=DNS:localhost"]
+    subprocess.run([*request, *names, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    tls = {"tls_cert": str(cert), "tls_key": str(key)}
+    with running_daemon(tmp_path, engine=shared_engine, **tls) as daemon:
+        secure = DaemonClient(f"localhost:{daemon.port}", token=daemon.token, root_certificates=cert.read_bytes())
+        with secure:
+            assert secure.info().api_version == "motionclone.v1"
+        with DaemonClient(f"localhost:{daemon.port}", token=daemon.token) as plain, pytest.raises(ClientError):
+            plain.info()
+
+
+def test_cli_submit_wait_download_jobs_and_status(clip_files, tmp_path, shared_engine, capsys):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        address = ["--address", f"127.0.0.1:{daemon.port}"]
+        assert main(["status", *address]) == 0
+        assert "tiny-random" in capsys.readouterr().out
+        out = tmp_path / "out.mp4"
+        argv = ["submit", str(clip_files["right"]), "--prompt", "a boat", "-o", str(out), *address]
+        assert main([*argv, "--model", "tiny-random", "--steps", str(FAST["steps"])]) == 0
+        assert probe(out).width == 64
+        assert main(["jobs", *address]) == 0
+        assert "succeeded" in capsys.readouterr().out
+        assert main(["cancel", "no-such-job", *address]) == 2
+        assert "no job" in capsys.readouterr().err
+
+
+def test_cli_client_finds_the_local_daemon_by_itself(clip_files, tmp_path, shared_engine, capsys):
+    with running_daemon(tmp_path, engine=shared_engine):
+        assert main(["status"]) == 0
+        assert "motionclone.v1" in capsys.readouterr().out
+
+
+def test_cli_says_how_to_start_a_missing_daemon(capsys):
+    assert main(["jobs", "--address", "127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "motionclone: error: daemon not running at 127.0.0.1:9; start it with `motionclone-daemon serve`"
