@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import stat
 import subprocess
 import threading
 
+import grpc
 import numpy as np
 import pytest
+import torch
 from daemon_helpers import FAST, client_for, running_daemon
 from motionclone_client import ClientError, DaemonClient, DaemonUnavailable, JobFailed
 
@@ -215,3 +218,52 @@ def test_connection_refused_says_how_to_start_the_daemon():
     with DaemonClient(address="127.0.0.1:9", token="x") as client, pytest.raises(DaemonUnavailable) as error:
         client.list()
     assert str(error.value) == "daemon not running at 127.0.0.1:9; start it with `motionclone-daemon serve`"
+
+
+class FailingEngine(Engine):
+    """An engine whose generation fails the way a GPU or a disk does, to test the worker."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def generate(self, *args, **kwargs):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (torch.cuda.OutOfMemoryError("CUDA out of memory"), "out of GPU memory"),
+        (OSError(errno.ENOSPC, "No space left on device"), "disk full"),
+        (RuntimeError("boom"), "internal error: RuntimeError: boom"),
+    ],
+)
+def test_engine_failures_fail_the_job_with_a_reason_and_the_daemon_keeps_serving(clip_files, tmp_path, error, reason):
+    with running_daemon(tmp_path, engine=FailingEngine(error)) as daemon, client_for(daemon) as client:
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x"})
+        with pytest.raises(JobFailed, match=reason):
+            client.wait(job.id)
+        assert client.info().queue_length == 0
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_no_job_and_no_partial_file(clip_files, tmp_path, shared_engine):
+    from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
+
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        channel = grpc.insecure_channel(f"127.0.0.1:{daemon.port}")
+        stub = jobs_pb2_grpc.MotionCloneStub(channel)
+        spec = jobs_pb2.JobSpec(settings=jobs_pb2.GenerationSettings(prompt="x", model="tiny-random"))
+
+        def messages():
+            yield jobs_pb2.SubmitJobRequest(spec=spec)
+            yield jobs_pb2.SubmitJobRequest(chunk=b"\0" * 1000)
+            raise ConnectionError("the editor crashed")
+
+        with pytest.raises(grpc.RpcError):
+            stub.SubmitJob(messages(), metadata=(("authorization", f"Bearer {daemon.token}"),))
+        channel.close()
+        with client_for(daemon) as client:
+            assert client.list() == []
+        assert not any((tmp_path / "data" / "uploads").iterdir())
+        assert not any((tmp_path / "data" / "clips").iterdir())
