@@ -28,6 +28,7 @@ from motionclone_daemon.service import JobService
 from motionclone_daemon.servicer import MotionCloneServicer, add_to_server
 from motionclone_daemon.settings import DaemonSettings
 from motionclone_daemon.store import JobStore
+from motionclone_daemon.watch import WatchFolder
 from motionclone_daemon.worker import Worker
 
 log = logging.getLogger("motionclone_daemon")
@@ -54,6 +55,10 @@ class Daemon:
         add_to_server(self.server, MotionCloneServicer(self.service, self.engine))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.watchers = [
+            WatchFolder(Path(folder), self.service, settings.watch_settle_seconds, settings.watch_rescan_seconds)
+            for folder in settings.watch
+        ]
         self.port = 0
         self._sweeper = threading.Event()
 
@@ -73,6 +78,8 @@ class Daemon:
             raise MotionCloneError(f"cannot listen on {address}: the port is in use or not allowed")
         self.server.start()
         self.worker.start()
+        for watcher in self.watchers:
+            watcher.start()
         threading.Thread(target=self._sweep_periodically, name="motionclone-retention", daemon=True).start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._write_endpoint()
@@ -84,6 +91,8 @@ class Daemon:
         self.health.enter_graceful_shutdown()
         self._sweeper.set()
         stopped = self.server.stop(grace)
+        for watcher in self.watchers:
+            watcher.stop()
         self.worker.stop()
         stopped.wait()
         self.store.close()
@@ -120,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--allowed-root", action="append", dest="allowed_roots", help="folder clients may name")
     serve.add_argument("--model-path", action="append", dest="model_paths", help="folder of local models")
     serve.add_argument("--max-upload-mb", type=float, help="largest accepted clip")
+    serve.add_argument("--watch", action="append", help="watch folder for batch jobs (repeatable)")
     return parser
 
 
@@ -130,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     overrides = {k: getattr(args, k) for k in ("host", "port", "data_dir", "default_model", "device")}
-    overrides |= {k: getattr(args, k) for k in ("allowed_roots", "model_paths", "max_upload_mb")}
+    overrides |= {k: getattr(args, k) for k in ("allowed_roots", "model_paths", "max_upload_mb", "watch")}
     try:
         daemon = Daemon(DaemonSettings.load(args.config, **overrides))
         daemon.start()

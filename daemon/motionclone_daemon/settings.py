@@ -33,6 +33,9 @@ class DaemonSettings:
     device: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    watch: list[str] = field(default_factory=list)
+    watch_settle_seconds: float = 3.0
+    watch_rescan_seconds: float = 10.0
 
     @classmethod
     def load(cls, path: Path | None = None, **overrides: Any) -> DaemonSettings:
@@ -53,11 +56,13 @@ class DaemonSettings:
             raise ConfigError(f"invalid daemon setting port={self.port!r}: must be 0-65535")
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise ConfigError(f"invalid daemon setting max_attempts={self.max_attempts!r}: must be >= 1")
-        for name in ("max_upload_mb", "max_clip_seconds", "retention_days"):
+        for name in ("max_upload_mb", "max_clip_seconds", "retention_days", "watch_settle_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"invalid daemon setting {name}={value!r}: must be a number >= 0")
-        for name in ("model_paths", "allowed_roots"):
+        if not isinstance(self.watch_rescan_seconds, (int, float)) or self.watch_rescan_seconds <= 0:
+            raise ConfigError(f"invalid daemon setting watch_rescan_seconds={self.watch_rescan_seconds!r}: must be > 0")
+        for name in ("model_paths", "allowed_roots", "watch"):
             if not isinstance(getattr(self, name), list):
                 raise ConfigError(f"invalid daemon setting {name}: must be a list of folders")
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -53,6 +53,16 @@ create table if not exists events (
     payload text not null default '{}',
     primary key (job_id, sequence)
 );
+create table if not exists watch_items (
+    id integer primary key autoincrement,
+    folder text not null,
+    digest text not null,
+    finished integer not null default 0
+);
+create table if not exists watch_outputs (
+    job_id text primary key,
+    path text not null
+);
 """
 
 _COLUMNS = [
@@ -244,7 +254,36 @@ class JobStore:
     def delete(self, job_id: str) -> None:
         with self._transaction() as db:
             db.execute("delete from events where job_id = ?", (job_id,))
+            db.execute("delete from watch_outputs where job_id = ?", (job_id,))
             db.execute("delete from jobs where id = ?", (job_id,))
+
+    def open_watch_item(self, folder: str, digest: str) -> int:
+        """The unfinished watch-folder item for this clip content, created if there is none.
+
+        A clip found again after a restart resumes its item (and so its jobs); the same content
+        dropped again after its item finished starts a new one.
+        """
+        with self._transaction() as db:
+            row = db.execute(
+                "select id from watch_items where folder = ? and digest = ? and finished = 0", (folder, digest)
+            ).fetchone()
+            if row:
+                return row[0]
+            return db.execute("insert into watch_items (folder, digest) values (?, ?)", (folder, digest)).lastrowid
+
+    def finish_watch_item(self, item_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("update watch_items set finished = 1 where id = ?", (item_id,))
+
+    def watch_output(self, job_id: str) -> str | None:
+        """Where the watch folder put (or is putting) this job's output, if anywhere."""
+        with self._lock:
+            row = self._db.execute("select path from watch_outputs where job_id = ?", (job_id,)).fetchone()
+        return row[0] if row else None
+
+    def record_watch_output(self, job_id: str, path: str) -> None:
+        with self._transaction() as db:
+            db.execute("insert or replace into watch_outputs (job_id, path) values (?, ?)", (job_id, path))
 
     def wait_for_change(self, timeout: float) -> None:
         with self.changed:

@@ -1,0 +1,82 @@
+"""Parameters of a watch-folder clip: the folder's motionclone.yaml, overridden by a sidecar.
+
+Keys are the `motionclone generate` option names (prompt, negative_prompt, seed, preset, steps,
+frames, size as WxH, model, ...); `prompts` and `seeds` (or a list under `prompt` / `seed`) ask
+for one output per combination. Errors name the file, the line and the key, because the person
+reading them is looking at a YAML file, not at code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+from motionclone_client.protocol import SETTINGS_FIELDS
+
+from motionclone.config import parse_size
+from motionclone.errors import ConfigError
+
+LIST_KEYS = {"prompts": "prompt", "seeds": "seed"}
+ALLOWED_KEYS = SETTINGS_FIELDS | {"size", *LIST_KEYS}
+
+
+class ParamsError(Exception):
+    """A parameter file is unusable; the message names the file, line and key."""
+
+
+def read_params(path: Path) -> dict[str, Any]:
+    """The settings a YAML parameter file sets, checked key by key ({} when the file is absent)."""
+    if not path.is_file():
+        return {}
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path.name}{where}: invalid YAML ({getattr(error, 'problem', None) or error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        raise ParamsError(f"{path.name}: must be a mapping of option names to values")
+    lines = {str(key.value).replace("-", "_"): key.start_mark.line + 1 for key, _ in node.value}
+    settings: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in ALLOWED_KEYS:
+            raise ParamsError(f"{path.name}, line {lines.get(key, '?')}: unknown key {raw_key!r}")
+        if key == "size":
+            try:
+                settings["width"], settings["height"] = parse_size(str(value))
+            except ConfigError as error:
+                raise ParamsError(f"{path.name}, line {lines[key]}: {error}") from None
+        else:
+            settings[key] = value
+    return settings
+
+
+def combinations(folder_params: dict[str, Any], sidecar: dict[str, Any]) -> list[dict[str, Any]]:
+    """One settings dict per (prompt, seed) combination; the sidecar overrides the folder."""
+    merged = {**folder_params}
+    for plural, single in LIST_KEYS.items():
+        if plural in sidecar or single in sidecar:
+            merged.pop(plural, None)
+            merged.pop(single, None)
+    merged.update(sidecar)
+    choices: dict[str, list[Any]] = {}
+    for plural, single in LIST_KEYS.items():
+        value = merged.pop(plural, merged.pop(single, None))
+        values = value if isinstance(value, list) else [value]
+        choices[single] = [v for v in values if v is not None] or [None]
+    if choices["prompt"] == [None] or not all(str(p).strip() for p in choices["prompt"]):
+        raise ParamsError("no prompt: set `prompt` in motionclone.yaml or in the clip's sidecar .yaml")
+    result = []
+    for prompt, seed in itertools.product(choices["prompt"], choices["seed"]):
+        settings = {**merged, "prompt": str(prompt)}
+        if seed is not None:
+            settings["seed"] = seed
+        result.append(settings)
+    return result

@@ -1,0 +1,162 @@
+"""Watch folders with the real watchdog observer and the tiny model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from daemon_helpers import running_daemon
+from motionclone_daemon.watch import WatchFolder, is_ignored
+from motionclone_daemon.watch_params import ParamsError, combinations, read_params
+
+from motionclone.video_io import probe
+
+PARAMS = "model: tiny-random\nsteps: 4\nseed: 3\nprompt: a paper boat\n"
+SETTLE = {"watch_settle_seconds": 1.0, "watch_rescan_seconds": 30.0}
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def test_slowly_written_clip_is_taken_once_complete(clip_files, tmp_path, shared_engine):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "motionclone.yaml").write_text(PARAMS)
+    data = clip_files["right"].read_bytes()
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE) as daemon:
+        with open(inbox / "pan.mp4", "wb") as handle:
+            for start in range(0, len(data), len(data) // 5 + 1):
+                handle.write(data[start : start + len(data) // 5 + 1])
+                handle.flush()
+                time.sleep(0.4)
+                assert daemon.service.list() == [], "taken before the file was complete"
+        wait_until(lambda: (inbox / "done" / "pan.mp4").exists(), what="the clip to move to done/")
+        assert names(inbox / "output") == ["pan__a-paper-boat__s3.json", "pan__a-paper-boat__s3.mp4"]
+        assert probe(inbox / "output" / "pan__a-paper-boat__s3.mp4").width == 64
+        assert len(daemon.service.list()) == 1
+        assert names(inbox) == ["motionclone.yaml"]
+
+
+def test_late_sidecar_with_several_prompts_and_seeds_gives_one_output_each(clip_files, tmp_path, shared_engine):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "motionclone.yaml").write_text(PARAMS)
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE):
+        (inbox / "pan.mp4").write_bytes(clip_files["right"].read_bytes())
+        time.sleep(0.6)
+        (inbox / "pan.yaml").write_text("prompts: [a fox, a red car]\nseeds: [1, 2]\n")
+        wait_until(lambda: (inbox / "done" / "pan.mp4").exists(), what="the clip to move to done/")
+    outputs = [n for n in names(inbox / "output") if n.endswith(".mp4")]
+    assert outputs == [
+        "pan__a-fox__s1.mp4",
+        "pan__a-fox__s2.mp4",
+        "pan__a-red-car__s1.mp4",
+        "pan__a-red-car__s2.mp4",
+    ]
+    assert (inbox / "done" / "pan.yaml").exists()
+
+
+def test_bad_inputs_land_in_failed_with_their_reasons(clip_files, tmp_path, shared_engine):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "motionclone.yaml").write_text("model: tiny-random\nsteps: 4\n")
+    clip = clip_files["right"].read_bytes()
+    (inbox / "broken.mp4").write_bytes(clip)
+    (inbox / "broken.yaml").write_text("prompt: a boat\nsteps: [4\n")
+    (inbox / "typo.mp4").write_bytes(clip)
+    (inbox / "typo.yaml").write_text("prompt: a boat\ncolour: red\n")
+    (inbox / "silent.mp4").write_bytes(clip)
+    (inbox / "notes.txt").write_text("not a video\n" * 50)
+    (inbox / "notes.yaml").write_text("prompt: a boat\n")
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE):
+        wait_until(lambda: len(list((inbox / "failed").glob("*.error.txt"))) == 4, what="four failures")
+    failed = inbox / "failed"
+    assert "broken.yaml, line 3: invalid YAML" in (failed / "broken.mp4.error.txt").read_text()
+    assert "typo.yaml, line 2: unknown key 'colour'" in (failed / "typo.mp4.error.txt").read_text()
+    assert "no prompt" in (failed / "silent.mp4.error.txt").read_text()
+    assert "not a readable video" in (failed / "notes.txt.error.txt").read_text()
+    assert {"broken.yaml", "typo.yaml", "notes.yaml"} <= set(names(failed))
+    assert names(inbox / "output") == []
+
+
+def test_restart_processes_each_pending_clip_exactly_once(clip_files, tmp_path, shared_engine):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "motionclone.yaml").write_text(PARAMS.replace("steps: 4", "steps: 40"))
+    (inbox / "first.mp4").write_bytes(clip_files["right"].read_bytes())
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE) as daemon:
+        running = wait_until(
+            lambda: [j for j in daemon.service.list() if j.state.value == "running" and j.step > 0],
+            what="the first job to run",
+        )
+    assert running[0].reference_name == "first.mp4"
+    (inbox / "motionclone.yaml").write_text(PARAMS)
+    (inbox / "second.mp4").write_bytes(clip_files["down"].read_bytes())
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE) as daemon:
+        wait_until(
+            lambda: (inbox / "done" / "first.mp4").exists() and (inbox / "done" / "second.mp4").exists(),
+            timeout=120,
+            what="both clips to finish",
+        )
+        jobs = daemon.service.list()
+    assert sorted(j.reference_name for j in jobs) == ["first.mp4", "second.mp4"]
+    assert [n for n in names(inbox / "output") if n.endswith(".mp4")] == [
+        "first__a-paper-boat__s3.mp4",
+        "second__a-paper-boat__s3.mp4",
+    ]
+
+
+def test_periodic_rescan_finds_clips_without_file_events(clip_files, tmp_path, shared_engine):
+    inbox = tmp_path / "share"
+    inbox.mkdir()
+    (inbox / "motionclone.yaml").write_text(PARAMS)
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        watcher = WatchFolder(inbox, daemon.service, settle_seconds=0.5, rescan_seconds=0.3, observe=False)
+        watcher.start()
+        try:
+            (inbox / "pan.mp4").write_bytes(clip_files["right"].read_bytes())
+            wait_until(lambda: (inbox / "done" / "pan.mp4").exists(), what="the rescan to find the clip")
+        finally:
+            watcher.stop()
+
+
+def test_outputs_never_overwrite_and_temporary_names_are_left_alone(clip_files, tmp_path, shared_engine):
+    inbox = tmp_path / "inbox"
+    (inbox / "output").mkdir(parents=True)
+    (inbox / "motionclone.yaml").write_text(PARAMS)
+    (inbox / "output" / "pan__a-paper-boat__s3.mp4").write_bytes(b"an earlier result")
+    for name in (".hidden.mp4", "pan2.mp4.part", "pan3.mp4.crdownload", "~$pan4.mp4", "pan5.tmp"):
+        (inbox / name).write_bytes(b"partial")
+    (inbox / "pan.mp4").write_bytes(clip_files["right"].read_bytes())
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE):
+        wait_until(lambda: (inbox / "done" / "pan.mp4").exists(), what="the clip to move to done/")
+    assert (inbox / "output" / "pan__a-paper-boat__s3.mp4").read_bytes() == b"an earlier result"
+    assert (inbox / "output" / "pan__a-paper-boat__s3__2.mp4").exists()
+    assert len(names(inbox)) == 6
+
+
+def test_ignore_rules_and_parameter_combinations(tmp_path):
+    assert all(is_ignored(n) for n in (".x.mp4", "a.mp4.part", "a.crdownload", "~$a.mp4", "a.tmp"))
+    assert not is_ignored("clip.mp4")
+    folder = {"prompt": "a", "seed": 1, "steps": 4}
+    assert combinations(folder, {}) == [{"prompt": "a", "seed": 1, "steps": 4}]
+    assert combinations(folder, {"seeds": [5, 6]}) == [
+        {"prompt": "a", "seed": 5, "steps": 4},
+        {"prompt": "a", "seed": 6, "steps": 4},
+    ]
+    with pytest.raises(ParamsError, match="no prompt"):
+        combinations({"steps": 4}, {})
+    (tmp_path / "p.yaml").write_text("size: 32x32\nnegative-prompt: blur\n")
+    assert read_params(tmp_path / "p.yaml") == {"width": 32, "height": 32, "negative_prompt": "blur"}
