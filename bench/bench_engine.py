@@ -228,7 +228,9 @@ def main() -> None:
     parser.add_argument("--device")
     parser.add_argument("--dtype")
     parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its conv algorithms")
     args = parser.parse_args()
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()
