@@ -267,3 +267,47 @@ def test_a_client_that_disconnects_mid_upload_leaves_no_job_and_no_partial_file(
             assert client.list() == []
         assert not any((tmp_path / "data" / "uploads").iterdir())
         assert not any((tmp_path / "data" / "clips").iterdir())
+
+
+def test_health_service_answers_serving(tmp_path, shared_engine):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            reply = stub.Check(health_pb2.HealthCheckRequest(), metadata=(("authorization", f"Bearer {daemon.token}"),))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_higher_priority_runs_first_then_fifo(clip_files, tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        blocker = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 2000})
+        for event in client.events(blocker.id):
+            if event.kind == "step":
+                break
+        jobs = [
+            client.submit(clip_files["right"], {**FAST, "prompt": prompt}, priority=priority)
+            for prompt, priority in (("low", 0), ("later", 0), ("high", 5))
+        ]
+        positions = {job.settings["prompt"]: client.get(job.id).queue_position for job in jobs}
+        client.cancel(blocker.id)
+        finished = sorted((client.wait(job.id).finished_at, job.settings["prompt"]) for job in jobs)
+    assert [prompt for _, prompt in finished] == ["high", "low", "later"]
+    assert positions == {"high": 1, "low": 2, "later": 3}
+
+
+def test_a_job_that_keeps_killing_the_daemon_is_failed_with_a_reason(tmp_path):
+    from motionclone_daemon.jobs import JobState
+    from motionclone_daemon.service import JobService
+    from motionclone_daemon.settings import DaemonSettings
+    from motionclone_daemon.store import JobStore
+
+    settings = DaemonSettings.load(tmp_path / "none.yaml", data_dir=str(tmp_path / "data"), max_attempts=2)
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    job = store.add({"prompt": "x"}, reference_path=str(tmp_path / "clip.mp4"))
+    service = JobService(store, worker=None, settings=settings, catalog=None)
+    for expected in (JobState.QUEUED, JobState.FAILED):
+        assert store.claim_next().id == job.id
+        service.recover()
+        assert store.get(job.id).state is expected
+    assert "stopped 2 times" in store.get(job.id).error

@@ -146,8 +146,12 @@ class WatchFolder:
                 del self._pending[clip]
                 self._take(clip)
         for clip, item in list(self._in_flight.items()):
-            jobs = [self.service.get(job_id) for job_id in item.job_ids]
-            if all(job.state.finished for job in jobs):
+            jobs = [self.service.store.get(job_id) for job_id in item.job_ids]
+            if any(job is None for job in jobs):
+                del self._in_flight[clip]
+                self._move(clip, item.sidecar, "failed", "a job of this clip was deleted from the daemon")
+                self.service.store.finish_watch_item(item.item_id)
+            elif all(job.state.finished for job in jobs):
                 del self._in_flight[clip]
                 self._finish(item, jobs)
 
