@@ -163,8 +163,12 @@ class DaemonClient:
         priority: int = 0,
     ) -> JobInfo:
         """Send a job. The clip is streamed in chunks unless `by_path` (daemon on this machine)."""
+        try:
+            wire_settings = settings_to_proto(settings)
+        except (ValueError, TypeError) as error:
+            raise ClientError(f"cannot send these settings to the daemon: {error}") from None
         spec = jobs_pb2.JobSpec(
-            settings=settings_to_proto(settings),
+            settings=wire_settings,
             idempotency_key=idempotency_key or uuid.uuid4().hex,
             priority=priority,
             motion_from_job=motion_from_job,

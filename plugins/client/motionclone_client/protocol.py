@@ -16,7 +16,7 @@ SETTINGS_FIELDS = frozenset(f.name for f in jobs_pb2.GenerationSettings.DESCRIPT
 def settings_to_proto(settings: dict[str, Any]) -> jobs_pb2.GenerationSettings:
     unknown = set(settings) - SETTINGS_FIELDS
     if unknown:
-        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(SETTINGS_FIELDS))}")
+        raise ValueError(f"{sorted(unknown)[0]!r} is not a per-job setting (the daemon's own configuration sets it)")
     return jobs_pb2.GenerationSettings(**{k: v for k, v in settings.items() if v is not None})
 
 
