@@ -101,13 +101,20 @@ class RecordingAttnProcessor:
         return out / attn.rescale_output_factor
 
 
-def install_recorders(unet: torch.nn.Module, guided_blocks: tuple[str, ...], store: AttentionStore) -> list[str]:
+def install_recorders(
+    unet: torch.nn.Module,
+    guided_blocks: tuple[str, ...],
+    store: AttentionStore,
+    defaults: dict[str, object] | None = None,
+) -> list[str]:
     """Put recording processors on the guided blocks' motion-module and cross attentions.
 
+    Every other layer gets its processor from `defaults` (the UNet's own, taken before any
+    recorder was installed), so switching guided blocks leaves no stale recorder behind.
     Returns the temporal layer names, in execution order; these are the layers guidance uses.
     Raises ValueError if a guided block has no motion module.
     """
-    processors = dict(unet.attn_processors)
+    processors = dict(defaults if defaults is not None else unet.attn_processors)
     temporal: list[str] = []
     for key in processors:
         layer = key.removesuffix(".processor")

@@ -106,6 +106,7 @@ class MotionClonePipeline:
         self._layers: list[str] = []
         self._hooks: GuidedBlockHooks | None = None
         self._latent_hw: tuple[int, int] = (0, 0)
+        self._default_processors = dict(model.unet.attn_processors)
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -115,7 +116,7 @@ class MotionClonePipeline:
             return
         try:
             self._hooks = GuidedBlockHooks(self.model.unet, blocks)
-            self._layers = install_recorders(self.model.unet, blocks, self.store)
+            self._layers = install_recorders(self.model.unet, blocks, self.store, self._default_processors)
         except ValueError as error:
             raise ConfigError(f"invalid guided_blocks={list(blocks)!r}: {error}") from None
         self._blocks = blocks
@@ -198,7 +199,7 @@ class MotionClonePipeline:
             values, indices = {}, {}
             for layer in self._layers:
                 values[layer], indices[layer] = sparse_template(self.store.probs[layer].float())
-            regions = self._semantic_regions(token_ids, config, clean.shape[2]) if semantic else {}
+            regions = self._semantic_regions(token_ids, config) if semantic else {}
             rows.append((timestep, values, indices, regions))
 
         if config.extraction_mode == "single-step":
@@ -243,7 +244,7 @@ class MotionClonePipeline:
             if on_step:
                 on_step(StepInfo("invert", index, len(timesteps), timestep, False, None, 0.0))
 
-    def _semantic_regions(self, token_ids: list[int], config: ResolvedConfig, frames: int) -> dict[str, torch.Tensor]:
+    def _semantic_regions(self, token_ids: list[int], config: ResolvedConfig) -> dict[str, torch.Tensor]:
         """Foreground / background means of each guided layer's keys, from the subject's mask."""
         fg, bg = self._subject_weights(token_ids, config)
         regions = {}

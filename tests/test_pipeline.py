@@ -122,3 +122,13 @@ def test_template_of_another_size_is_refused(pipeline, tiny_model):
     template = pipeline.extract(textured_clip("right"), _config(tiny_model))
     with pytest.raises(TemplateError, match="--size"):
         pipeline.generate(template, _config(tiny_model, width=32, height=32))
+
+
+def test_switching_guided_blocks_leaves_no_stale_recorder(pipeline, tiny_model):
+    from motionclone.attention import RecordingAttnProcessor
+
+    pipeline.extract(textured_clip("right"), _config(tiny_model, guided_blocks=("down_blocks.1",)))
+    template = pipeline.extract(textured_clip("right"), _config(tiny_model))
+    recorders = [k for k, p in tiny_model.unet.attn_processors.items() if isinstance(p, RecordingAttnProcessor)]
+    assert recorders and all(k.startswith("up_blocks.1.") for k in recorders)
+    assert set(pipeline.store.probs) == set(template.layers)
