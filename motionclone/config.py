@@ -98,11 +98,6 @@ class MotionCloneConfig:
             raise ConfigError(f"unknown config key: {sorted(unknown)[0]}")
         return dataclasses.replace(self, **changes)
 
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> MotionCloneConfig:
-        """A config from a YAML file of config keys (see `read_yaml_settings`)."""
-        return cls().replace(**read_yaml_settings(path))
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -60,8 +60,7 @@ class Outcome:
     """What a run produced: the report (also written as JSON when asked) and the files."""
 
     report: dict[str, Any]
-    output: Path | None = None
-    template: MotionTemplate | None = None
+    output: Path
 
 
 class Engine:
@@ -139,7 +138,7 @@ class Engine:
         template, origin = self._template_for(pipeline, resolved, Path(reference), timer, on_step)
         template.save(output)
         report = self._report(pipeline, resolved, timer, [], origin | {"path": str(output)})
-        return Outcome(report=report, output=Path(output), template=template)
+        return Outcome(report=report, output=Path(output))
 
     def generate(
         self,
@@ -171,7 +170,7 @@ class Engine:
         report = self._report(pipeline, resolved, timer, result.steps, origin)
         report["output"] = str(output)
         report["frames_written"] = int(result.frames.shape[0])
-        return Outcome(report=report, output=Path(output), template=template)
+        return Outcome(report=report, output=Path(output))
 
     def _report(
         self,
