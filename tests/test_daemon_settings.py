@@ -80,3 +80,26 @@ def test_cli_says_how_to_start_a_missing_daemon(capsys):
     assert main(["jobs", "--address", "127.0.0.1:9"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "motionclone: error: daemon not running at 127.0.0.1:9; start it with `motionclone-daemon serve`"
+
+
+def test_every_setting_has_a_serve_flag():
+    import argparse
+    from dataclasses import fields
+
+    parser = argparse.ArgumentParser()
+    DaemonSettings.add_flags(parser)
+    args = parser.parse_args(["--max-clip-seconds", "1.5", "--watch", "a", "--watch", "b", "--max-attempts", "2"])
+    assert (args.max_clip_seconds, args.watch, args.max_attempts) == (1.5, ["a", "b"], 2)
+    assert all(hasattr(args, f.name) for f in fields(DaemonSettings))
+
+
+def test_clips_longer_than_the_limit_fail_with_the_reason(clip_files, tmp_path, shared_engine):
+    from motionclone_client import JobFailed
+
+    with (
+        running_daemon(tmp_path, engine=shared_engine, max_clip_seconds=1) as daemon,
+        DaemonClient(f"127.0.0.1:{daemon.port}", token=daemon.token) as client,
+    ):
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x"})
+        with pytest.raises(JobFailed, match="clip is 2 s long; this daemon accepts at most 1 s"):
+            client.wait(job.id)

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from concurrent import futures
+from dataclasses import fields
 from pathlib import Path
 
 import grpc
@@ -121,15 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the gRPC API until stopped (SIGTERM / Ctrl-C)")
     serve.add_argument("--config", type=Path, help="daemon YAML (default: daemon.yaml in the user config dir)")
-    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 50151; 0 picks a free one)")
-    serve.add_argument("--data-dir", help="jobs, clips, results and caches live here")
-    serve.add_argument("--default-model", help="model for jobs that name none")
-    serve.add_argument("--device", help="cpu, cuda or cuda:N")
-    serve.add_argument("--allowed-root", action="append", dest="allowed_roots", help="folder clients may name")
-    serve.add_argument("--model-path", action="append", dest="model_paths", help="folder of local models")
-    serve.add_argument("--max-upload-mb", type=float, help="largest accepted clip")
-    serve.add_argument("--watch", action="append", help="watch folder for batch jobs (repeatable)")
+    DaemonSettings.add_flags(serve)
     return parser
 
 
@@ -139,8 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     from motionclone.cli import quiet_libraries
 
     quiet_libraries()
-    overrides = {k: getattr(args, k) for k in ("host", "port", "data_dir", "default_model", "device")}
-    overrides |= {k: getattr(args, k) for k in ("allowed_roots", "model_paths", "max_upload_mb", "watch")}
+    overrides = {f.name: getattr(args, f.name) for f in fields(DaemonSettings)}
     try:
         daemon = Daemon(DaemonSettings.load(args.config, **overrides))
         daemon.start()

@@ -5,6 +5,7 @@ A bad file or value stops start-up with a message naming the key, before anythin
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,25 +18,42 @@ from motionclone.config import load_yaml_mapping
 from motionclone.errors import ConfigError
 
 
+def about(text: str) -> dict[str, str]:
+    """Field metadata: the help text that `serve --help` and the docs show for a setting."""
+    return {"help": text}
+
+
 @dataclass
 class DaemonSettings:
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    data_dir: str = field(default_factory=lambda: platformdirs.user_data_dir(APP, appauthor=False))
-    # "" = automatic: the SD1.5 + AnimateDiff default on CUDA, tiny-random without a GPU.
-    default_model: str = ""
-    model_paths: list[str] = field(default_factory=list)
-    allowed_roots: list[str] = field(default_factory=list)
-    max_upload_mb: float = 2048.0
-    max_clip_seconds: float = 600.0
-    retention_days: float = 30.0
-    max_attempts: int = 3
-    device: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    watch: list[str] = field(default_factory=list)
-    watch_settle_seconds: float = 3.0
-    watch_rescan_seconds: float = 10.0
+    host: str = field(default=DEFAULT_HOST, metadata=about("interface to listen on; anything but loopback needs TLS"))
+    port: int = field(default=DEFAULT_PORT, metadata=about("port (0 picks a free one)"))
+    data_dir: str = field(
+        default_factory=lambda: platformdirs.user_data_dir(APP, appauthor=False),
+        metadata=about("jobs, clips, results and caches"),
+    )
+    default_model: str = field(
+        default="", metadata=about("model for jobs naming none (default: SD1.5 on CUDA, else tiny-random)")
+    )
+    model_paths: list[str] = field(default_factory=list, metadata=about("folders of local models (repeatable)"))
+    allowed_roots: list[str] = field(
+        default_factory=list, metadata=about("folders whose clips may be sent by path (repeatable)")
+    )
+    max_upload_mb: float = field(default=2048.0, metadata=about("largest accepted clip, MB"))
+    max_clip_seconds: float = field(default=600.0, metadata=about("longest accepted clip, seconds"))
+    retention_days: float = field(
+        default=30.0, metadata=about("finished jobs are deleted after this many days (0 = keep)")
+    )
+    max_attempts: int = field(default=3, metadata=about("a job whose runs the daemon died in this often is failed"))
+    device: str | None = field(default=None, metadata=about("cpu, cuda or cuda:N (default: CUDA when present)"))
+    tls_cert: str | None = field(default=None, metadata=about("TLS certificate (PEM)"))
+    tls_key: str | None = field(default=None, metadata=about("TLS private key (PEM)"))
+    watch: list[str] = field(default_factory=list, metadata=about("watch folder for batch jobs (repeatable)"))
+    watch_settle_seconds: float = field(
+        default=3.0, metadata=about("a dropped file must keep size and mtime this long")
+    )
+    watch_rescan_seconds: float = field(
+        default=10.0, metadata=about("rescan watch folders this often (network shares)")
+    )
 
     @classmethod
     def load(cls, path: Path | None = None, **overrides: Any) -> DaemonSettings:
@@ -69,6 +87,19 @@ class DaemonSettings:
             raise ConfigError("invalid daemon settings: tls_cert and tls_key go together")
         if not self.is_loopback and not self.uses_tls:
             raise ConfigError(f"host={self.host!r} is not loopback: listening on a network needs tls_cert and tls_key")
+
+    @classmethod
+    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
+        """One `--key` flag per setting (lists repeat), all defaulting to "not given"."""
+        for setting in fields(cls):
+            flag = "--" + setting.name.replace("_", "-")
+            kind = str(setting.type)
+            options: dict[str, Any] = {"dest": setting.name, "help": setting.metadata["help"]}
+            if kind.startswith("list"):
+                options["action"] = "append"
+            elif kind in ("int", "float"):
+                options["type"] = int if kind == "int" else float
+            parser.add_argument(flag, **options)
 
     @property
     def uses_tls(self) -> bool:
