@@ -305,9 +305,25 @@ def test_a_job_that_keeps_killing_the_daemon_is_failed_with_a_reason(tmp_path):
     settings = DaemonSettings.load(tmp_path / "none.yaml", data_dir=str(tmp_path / "data"), max_attempts=2)
     store = JobStore(tmp_path / "jobs.sqlite3")
     job = store.add({"prompt": "x"}, reference_path=str(tmp_path / "clip.mp4"))
-    service = JobService(store, worker=None, settings=settings, catalog=None)
+    service = JobService(store, workers=[], settings=settings, catalog=None)
     for expected in (JobState.QUEUED, JobState.FAILED):
         assert store.claim_next().id == job.id
         service.recover()
         assert store.get(job.id).state is expected
     assert "stopped 2 times" in store.get(job.id).error
+
+
+def test_one_worker_per_device_runs_jobs_side_by_side(clip_files, tmp_path):
+    with (
+        running_daemon(tmp_path, engines=[Engine(), Engine()], device="cpu,cpu") as daemon,
+        client_for(daemon) as client,
+    ):
+        jobs = [client.submit(clip_files["right"], {**FAST, "prompt": p, "steps": 2000}) for p in "ab"]
+        for job in jobs:
+            for event in client.events(job.id):
+                if event.kind == "step":
+                    break
+        assert all(client.get(job.id).state == "running" for job in jobs)
+        assert len(daemon.workers) == 2
+        for job in jobs:
+            client.cancel(job.id)

@@ -1,4 +1,4 @@
-"""`motionclone-daemon serve`: wires settings, store, engine, worker and server; handles signals.
+"""`motionclone-daemon serve`: wires settings, store, engines, workers and server; handles signals.
 
 Everything is built here and passed in, so there is no hidden global state. SIGTERM or Ctrl-C
 stops gracefully: no new calls, the running job goes back to the queue, the store is closed.
@@ -18,6 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import grpc
+import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from motionclone_client.locations import ENDPOINT_FILE, config_dir
 
@@ -40,20 +41,26 @@ SWEEP_SECONDS = 3600
 class Daemon:
     """One running daemon: start() binds and begins work, stop() undoes it in order."""
 
-    def __init__(self, settings: DaemonSettings, engine: Engine | None = None) -> None:
+    def __init__(self, settings: DaemonSettings, engines: list[Engine] | None = None) -> None:
         self.settings = settings
         self.token = ensure_token()
         self.store = JobStore(settings.data_path / "jobs.sqlite3")
-        self.engine = engine or Engine()
         self.catalog = ModelCatalog(settings)
-        self.worker = Worker(self.store, self.engine, settings, self.catalog)
-        self.service = JobService(self.store, self.worker, settings, self.catalog)
+        devices = worker_devices(settings.device)
+        self.engines = engines or [Engine() for _ in devices]
+        if len(self.engines) != len(devices):
+            raise ValueError(f"{len(devices)} worker devices but {len(self.engines)} engines")
+        self.workers = [
+            Worker(self.store, engine, settings, self.catalog, device)
+            for engine, device in zip(self.engines, devices, strict=True)
+        ]
+        self.service = JobService(self.store, self.workers, settings, self.catalog)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32),
             interceptors=[TokenInterceptor(self.token)],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
         )
-        add_to_server(self.server, MotionCloneServicer(self.service, self.engine))
+        add_to_server(self.server, MotionCloneServicer(self.service, self.engines))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.watchers = [
@@ -78,7 +85,8 @@ class Daemon:
         if self.port == 0:
             raise MotionCloneError(f"cannot listen on {address}: the port is in use or not allowed")
         self.server.start()
-        self.worker.start()
+        for worker in self.workers:
+            worker.start()
         for watcher in self.watchers:
             watcher.start()
         threading.Thread(target=self._sweep_periodically, name="motionclone-retention", daemon=True).start()
@@ -94,7 +102,8 @@ class Daemon:
         stopped = self.server.stop(grace)
         for watcher in self.watchers:
             watcher.stop()
-        self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
         stopped.wait()
         self.store.close()
         endpoint = config_dir() / ENDPOINT_FILE
@@ -115,6 +124,14 @@ class Daemon:
                 self.service.sweep()
             except Exception:
                 log.exception("retention sweep failed")
+
+
+def worker_devices(device: str | None) -> list[str | None]:
+    """One worker per listed device, else one per CUDA GPU, else one on the automatic choice."""
+    if device:
+        return [d.strip() for d in device.split(",") if d.strip()]
+    count = torch.cuda.device_count()
+    return [f"cuda:{index}" for index in range(count)] if count > 1 else [None]
 
 
 def _parser() -> argparse.ArgumentParser:

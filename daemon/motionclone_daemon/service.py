@@ -45,9 +45,9 @@ class Submission:
 
 
 class JobService:
-    def __init__(self, store: JobStore, worker: Worker, settings: DaemonSettings, catalog: ModelCatalog) -> None:
+    def __init__(self, store: JobStore, workers: list[Worker], settings: DaemonSettings, catalog: ModelCatalog) -> None:
         self.store = store
-        self.worker = worker
+        self.workers = workers
         self.settings = settings
         self.catalog = catalog
         self.clips = settings.data_path / "clips"
@@ -195,7 +195,8 @@ class JobService:
             except TransitionRefused:
                 job = self.get(job_id)
         if job.state is JobState.RUNNING:
-            self.worker.request_cancel(job_id)
+            for worker in self.workers:
+                worker.request_cancel(job_id)
             return job
         raise Conflict(f"job {job_id} already {job.state.value}")
 

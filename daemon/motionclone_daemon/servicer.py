@@ -65,15 +65,15 @@ def event_to_proto(event: JobEvent, queue_position: int = 0) -> jobs_pb2.JobEven
 
 
 class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
-    def __init__(self, service: JobService, engine: Engine) -> None:
+    def __init__(self, service: JobService, engines: list[Engine]) -> None:
         self.service = service
-        self.engine = engine
+        self.engines = engines
 
     def GetServerInfo(self, request, context):
         info = jobs_pb2.ServerInfo(
             version=package_version(),
             api_version=API_VERSION,
-            loaded_model=self.engine.loaded_model or "",
+            loaded_model=", ".join(sorted({e.loaded_model for e in self.engines if e.loaded_model})),
             available_models=self.service.catalog.available(),
             queue_length=self.service.store.queue_length(),
             default_model=self.service.catalog.default(),

@@ -44,7 +44,10 @@ class DaemonSettings:
         default=30.0, metadata=about("finished jobs are deleted after this many days (0 = keep)")
     )
     max_attempts: int = field(default=3, metadata=about("a job whose runs the daemon died in this often is failed"))
-    device: str | None = field(default=None, metadata=about("cpu, cuda or cuda:N (default: CUDA when present)"))
+    device: str | None = field(
+        default=None,
+        metadata=about("cpu, cuda or cuda:N, or a comma list with one worker each (default: one worker per GPU)"),
+    )
     tls_cert: str | None = field(default=None, metadata=about("TLS certificate (PEM)"))
     tls_key: str | None = field(default=None, metadata=about("TLS private key (PEM)"))
     watch: list[str] = field(default_factory=list, metadata=about("watch folder for batch jobs (repeatable)"))

@@ -1,6 +1,7 @@
 """The GPU worker: claims jobs in order, runs the engine, turns its callbacks into events.
 
-One worker per GPU, one job at a time; the engine keeps the model loaded between jobs. Every
+One worker per GPU, each with its own engine, one job at a time; the engine keeps the model
+loaded between jobs. Workers share the queue: claiming a job is one guarded transaction. Every
 way a job can end is written to the store: success (result renamed into place first), failure
 with a readable reason (the daemon keeps serving), cancel within one denoising step, and, when
 the daemon stops, back to the queue.
@@ -30,19 +31,29 @@ log = logging.getLogger(__name__)
 OUT_OF_MEMORY = "out of GPU memory: try fewer frames or a smaller size, or close other programs using the GPU"
 
 
-def job_config(job_settings: dict, settings: DaemonSettings, catalog: ModelCatalog) -> MotionCloneConfig:
-    """The engine config of a job: daemon defaults, then the job's settings, model resolved."""
-    config = MotionCloneConfig(model=catalog.default(), device=settings.device)
+def job_config(
+    job_settings: dict, settings: DaemonSettings, catalog: ModelCatalog, device: str | None = None
+) -> MotionCloneConfig:
+    """The engine config of a job on `device`: daemon defaults, the job's settings, model resolved."""
+    config = MotionCloneConfig(model=catalog.default(), device=device)
     config = config.replace(**job_settings)
     cache = str(settings.data_path / "templates")
     return config.replace(model=catalog.resolve(config.model), cache_dir=cache)
 
 
 class Worker(threading.Thread):
-    def __init__(self, store: JobStore, engine: Engine, settings: DaemonSettings, catalog: ModelCatalog) -> None:
-        super().__init__(name="motionclone-worker", daemon=True)
+    def __init__(
+        self,
+        store: JobStore,
+        engine: Engine,
+        settings: DaemonSettings,
+        catalog: ModelCatalog,
+        device: str | None = None,
+    ) -> None:
+        super().__init__(name=f"motionclone-worker-{device or 'auto'}", daemon=True)
         self.store = store
         self.engine = engine
+        self.device = device
         self.settings = settings
         self.catalog = catalog
         self.results = settings.data_path / "results"
@@ -101,7 +112,7 @@ class Worker(threading.Thread):
     def _run(self, job: Job) -> None:
         output = self.results / f"{job.id}.mp4"
         try:
-            config = job_config(job.settings, self.settings, self.catalog)
+            config = job_config(job.settings, self.settings, self.catalog, self.device)
             duration = probe(job.reference_path).duration
             if self.settings.max_clip_seconds and duration > self.settings.max_clip_seconds:
                 raise MotionCloneError(
