@@ -91,10 +91,15 @@ class Engine:
         return self._pipeline
 
     def resolve(self, config: MotionCloneConfig, timer: PhaseTimer) -> tuple[MotionClonePipeline, ResolvedConfig]:
-        """Resolve `config` against its model, checking every value before the (slow) model load."""
+        """Resolve `config` against its model, checking every value before the (slow) model load.
+
+        Also starts this run's peak-memory count, so a long-lived daemon reports per job.
+        """
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         resolve(config, ModelDefaults(), seed)
         pipeline = self.pipeline_for(config, timer)
+        if pipeline.model.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pipeline.model.device)
         return pipeline, resolve(config, pipeline.model.defaults, seed)
 
     def _template_for(
