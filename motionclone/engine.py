@@ -223,8 +223,8 @@ def _check_template_model(template: MotionTemplate, model_id: str) -> None:
 
 
 def peak_memory(device: torch.device) -> dict[str, int]:
-    """Peak CUDA memory allocated by torch (when on CUDA) and the process's peak RSS, in bytes."""
-    peaks = {"cpu_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    """Peak CUDA memory allocated by torch in this run (on CUDA) and the process's lifetime peak RSS."""
+    peaks = {"process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     if device.type == "cuda":
         peaks["cuda_peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
     return peaks

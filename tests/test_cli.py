@@ -29,7 +29,7 @@ def test_generate_writes_video_and_report(clip_files, tmp_path, cache):
     assert len(data["steps"]) == 12 and sum(s["guided"] for s in data["steps"]) == 6
     assert all(isinstance(s["motion_energy"], float) for s in data["steps"])
     assert {"load_model", "read_clip", "extract", "sample", "decode", "write"} <= set(data["timings_s"])
-    assert data["peak_memory"]["cpu_peak_rss_bytes"] > 0
+    assert data["peak_memory"]["process_peak_rss_bytes"] > 0
     assert data["template"]["source"] == "extracted"
 
 
