@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from motionclone.errors import ConfigError
+from motionclone.video_io import TimePoint
 
 OFFICIAL_NEGATIVE_PROMPT = (
     "bad anatomy, extra limbs, ugly, deformed, noisy, blurry, distorted, out of focus, "
@@ -228,6 +229,8 @@ def resolve(config: MotionCloneConfig, model: ModelDefaults, seed: int) -> Resol
         "must be in [0, 1000)",
     )
     _require(config.inversion_steps >= 1, "inversion_steps", config.inversion_steps, "must be at least 1")
+    for key in ("start", "end"):
+        TimePoint.parse(getattr(config, key))
     _require(config.resize in RESIZE_MODES, "resize", config.resize, f"must be one of {', '.join(RESIZE_MODES)}")
     _require(len(config.guided_blocks) >= 1, "guided_blocks", config.guided_blocks, "must name at least one block")
     _require(

@@ -136,6 +136,7 @@ def test_invalid_settings_are_refused_at_submit(clip_files, tmp_path, shared_eng
         "invalid steps": {"prompt": "x", "steps": -1},
         "unknown model": {"prompt": "x", "model": "/etc"},
         "unknown preset": {"prompt": "x", "preset": "zoom"},
+        "invalid time 'soon'": {"prompt": "x", "start": "soon"},
     }
     with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
         for message, settings in cases.items():
