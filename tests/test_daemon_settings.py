@@ -10,7 +10,7 @@ from motionclone_client import ClientError, DaemonClient
 from motionclone_daemon.settings import DaemonSettings
 
 from motionclone.cli import main
-from motionclone.errors import ConfigError
+from motionclone.errors import ConfigError, MotionCloneError
 from motionclone.video_io import probe
 
 
@@ -103,3 +103,18 @@ def test_clips_longer_than_the_limit_fail_with_the_reason(clip_files, tmp_path, 
         job = client.submit(clip_files["right"], {**FAST, "prompt": "x"})
         with pytest.raises(JobFailed, match="clip is 2 s long; this daemon accepts at most 1 s"):
             client.wait(job.id)
+
+
+def test_a_busy_port_gives_a_clear_error(tmp_path, shared_engine):
+    import socket
+
+    from motionclone_daemon.main import Daemon
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = DaemonSettings.load(tmp_path / "none.yaml", port=port, data_dir=str(tmp_path / "data"))
+        daemon = Daemon(settings, engines=[shared_engine])
+        with pytest.raises(MotionCloneError, match=f"cannot listen on 127.0.0.1:{port}: the port is in use"):
+            daemon.start()

@@ -74,16 +74,18 @@ class Daemon:
         self.service.recover()
         self.service.sweep()
         address = f"{self.settings.host}:{self.settings.port}"
-        if self.settings.uses_tls:
-            try:
+        try:
+            if self.settings.uses_tls:
                 pair = (Path(self.settings.tls_key).read_bytes(), Path(self.settings.tls_cert).read_bytes())
-            except OSError as error:
-                raise MotionCloneError(f"cannot read TLS key or certificate: {error}") from None
-            self.port = self.server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
-        else:
-            self.port = self.server.add_insecure_port(address)
+                self.port = self.server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
+            else:
+                self.port = self.server.add_insecure_port(address)
+        except OSError as error:
+            raise MotionCloneError(f"cannot read TLS key or certificate: {error}") from None
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise MotionCloneError(f"cannot listen on {address}: the port is in use or not allowed")
+            raise MotionCloneError(f"cannot listen on {address}: the port is in use (another daemon?) or not allowed")
         self.server.start()
         for worker in self.workers:
             worker.start()
