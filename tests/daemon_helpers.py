@@ -17,7 +17,8 @@ FAST = {"model": "tiny-random", "steps": 6, "seed": 3}
 @contextmanager
 def running_daemon(tmp: Path, engine: Engine | None = None, engines: list[Engine] | None = None, **overrides):
     """A started daemon whose data dir lives in `tmp`; stopped (gracefully) on exit."""
-    settings = DaemonSettings.load(tmp / "no-config.yaml", port=0, data_dir=str(tmp / "data"), **overrides)
+    overrides = {"port": 0, "data_dir": str(tmp / "data"), **overrides}
+    settings = DaemonSettings.load(tmp / "no-config.yaml", **overrides)
     daemon = Daemon(settings, engines=engines or ([engine] if engine else None))
     daemon.start()
     try:
