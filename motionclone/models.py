@@ -17,12 +17,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from motionclone.config import DEFAULT_MODEL, ModelDefaults
 from motionclone.errors import ConfigError, ModelError
+from motionclone.schedule import sd15_ddim_scheduler
 from motionclone.tiny import TINY_DEFAULTS, TINY_MODEL_ID, build_tiny_components, build_tiny_unet
 
 log = logging.getLogger(__name__)
@@ -255,14 +256,7 @@ def save_tiny_model(folder: str | Path, adapter_folder: str | Path) -> None:
     parts["vae"].save_pretrained(folder / "vae")
     parts["text_encoder"].save_pretrained(folder / "text_encoder")
     parts["tokenizer"].save_pretrained(folder / "tokenizer")
-    DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    ).save_pretrained(folder / "scheduler")
+    sd15_ddim_scheduler().save_pretrained(folder / "scheduler")
     (folder / "model_index.json").write_text(json.dumps(_TINY_MODEL_INDEX, indent=2), encoding="utf-8")
     parts["motion_adapter"].save_pretrained(adapter_folder)
     (folder / DEFAULTS_FILE).write_text(json.dumps(TINY_DEFAULTS.__dict__), encoding="utf-8")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from diffusers import DDIMScheduler
 
 NUM_TRAIN_TIMESTEPS = 1000
+BETA_START, BETA_END = 0.00085, 0.012
 
 
 def motionclone_timesteps(steps: int, guidance_steps: int, guidance_start: float) -> list[int]:
@@ -32,10 +34,24 @@ def guidance_ramp(index: int, guidance_steps: int, warmup_steps: int, cooldown_s
     return max(factor, 0.0)
 
 
-def alphas_cumprod_linear(beta_start: float = 0.00085, beta_end: float = 0.012) -> torch.Tensor:
+def alphas_cumprod_linear() -> torch.Tensor:
     """SD1.5's "scaled_linear" betas, as cumulative alpha products (float64 for exact steps)."""
-    betas = torch.linspace(beta_start**0.5, beta_end**0.5, NUM_TRAIN_TIMESTEPS, dtype=torch.float64) ** 2
+    betas = torch.linspace(BETA_START**0.5, BETA_END**0.5, NUM_TRAIN_TIMESTEPS, dtype=torch.float64) ** 2
     return torch.cumprod(1.0 - betas, dim=0)
+
+
+def sd15_ddim_scheduler() -> DDIMScheduler:
+    """diffusers' DDIM scheduler with SD1.5's configuration: what model folders ship, and the
+    reference our own step is tested against."""
+    return DDIMScheduler(
+        num_train_timesteps=NUM_TRAIN_TIMESTEPS,
+        beta_start=BETA_START,
+        beta_end=BETA_END,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
 
 
 def ddim_step(

@@ -3,10 +3,15 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler
 
 from motionclone.config import ModelDefaults, MotionCloneConfig, resolve
-from motionclone.schedule import alphas_cumprod_linear, ddim_step, guidance_ramp, motionclone_timesteps
+from motionclone.schedule import (
+    alphas_cumprod_linear,
+    ddim_step,
+    guidance_ramp,
+    motionclone_timesteps,
+    sd15_ddim_scheduler,
+)
 
 
 @pytest.mark.parametrize(("preset", "steps", "guided", "s"), [("camera", 100, 50, 0.3), ("object", 300, 180, 0.4)])
@@ -38,14 +43,7 @@ def test_guidance_ramp_warms_up_plateaus_and_cools_down():
 
 
 def test_ddim_step_without_guidance_equals_diffusers_ddim():
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = sd15_ddim_scheduler()
     scheduler.set_timesteps(50)
     alphas = alphas_cumprod_linear()
     assert torch.allclose(alphas.float(), scheduler.alphas_cumprod, atol=1e-6)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 
 import grpc
 import torch
@@ -64,11 +66,35 @@ def event_to_proto(event: JobEvent, queue_position: int = 0) -> jobs_pb2.JobEven
     return message
 
 
+def _mapping_errors(method: Callable) -> Callable:
+    """Run an RPC method with every error turned into a status by `abort_with` (streams too)."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def streaming(self, request, context):
+            try:
+                yield from method(self, request, context)
+            except Exception as error:
+                abort_with(context, error)
+
+        return streaming
+
+    @functools.wraps(method)
+    def unary(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception as error:
+            abort_with(context, error)
+
+    return unary
+
+
 class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
     def __init__(self, service: JobService, engines: list[Engine]) -> None:
         self.service = service
         self.engines = engines
 
+    @_mapping_errors
     def GetServerInfo(self, request, context):
         info = jobs_pb2.ServerInfo(
             version=package_version(),
@@ -87,75 +113,61 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
             info.device, info.device_name = "cpu", "CPU"
         return info
 
+    @_mapping_errors
     def SubmitJob(self, request_iterator: Iterator[jobs_pb2.SubmitJobRequest], context):
-        try:
-            first = next(request_iterator, None)
-            if first is None or not first.HasField("spec"):
-                raise InvalidRequest("the first message of SubmitJob must carry the job spec")
-            spec = first.spec
-            submission = Submission(
-                settings=settings_from_proto(spec.settings),
-                idempotency_key=spec.idempotency_key,
-                priority=spec.priority,
-                reference_name=spec.reference_name,
-                reference_path=spec.reference_path,
-                motion_from_job=spec.motion_from_job,
-            )
-            return job_to_proto(self.service.submit(submission, _chunks(request_iterator)))
-        except Exception as error:
-            abort_with(context, error)
+        first = next(request_iterator, None)
+        if first is None or not first.HasField("spec"):
+            raise InvalidRequest("the first message of SubmitJob must carry the job spec")
+        spec = first.spec
+        submission = Submission(
+            settings=settings_from_proto(spec.settings),
+            idempotency_key=spec.idempotency_key,
+            priority=spec.priority,
+            reference_name=spec.reference_name,
+            reference_path=spec.reference_path,
+            motion_from_job=spec.motion_from_job,
+        )
+        return job_to_proto(self.service.submit(submission, _chunks(request_iterator)))
 
+    @_mapping_errors
     def WatchJob(self, request, context):
-        try:
-            for event in self.service.watch(request.job_id, request.after_sequence, context.is_active):
-                position = 0
-                if event.kind in (EventKind.QUEUED, EventKind.REQUEUED):
-                    position = self.service.get(request.job_id).queue_position
-                yield event_to_proto(event, position)
-        except Exception as error:
-            abort_with(context, error)
+        for event in self.service.watch(request.job_id, request.after_sequence, context.is_active):
+            position = 0
+            if event.kind in (EventKind.QUEUED, EventKind.REQUEUED):
+                position = self.service.get(request.job_id).queue_position
+            yield event_to_proto(event, position)
 
+    @_mapping_errors
     def GetJob(self, request, context):
-        try:
-            return job_to_proto(self.service.get(request.job_id))
-        except Exception as error:
-            abort_with(context, error)
+        return job_to_proto(self.service.get(request.job_id))
 
+    @_mapping_errors
     def ListJobs(self, request, context):
-        try:
-            states = [_STATES_BACK[s] for s in request.states if s in _STATES_BACK]
-            jobs = self.service.list(states or None, request.limit)
-            return jobs_pb2.ListJobsResponse(jobs=[job_to_proto(job) for job in jobs])
-        except Exception as error:
-            abort_with(context, error)
+        states = [_STATES_BACK[s] for s in request.states if s in _STATES_BACK]
+        jobs = self.service.list(states or None, request.limit)
+        return jobs_pb2.ListJobsResponse(jobs=[job_to_proto(job) for job in jobs])
 
+    @_mapping_errors
     def CancelJob(self, request, context):
-        try:
-            return job_to_proto(self.service.cancel(request.job_id))
-        except Exception as error:
-            abort_with(context, error)
+        return job_to_proto(self.service.cancel(request.job_id))
 
+    @_mapping_errors
     def DeleteJob(self, request, context):
-        try:
-            self.service.delete(request.job_id)
-            return jobs_pb2.DeleteJobResponse()
-        except Exception as error:
-            abort_with(context, error)
+        self.service.delete(request.job_id)
+        return jobs_pb2.DeleteJobResponse()
 
+    @_mapping_errors
     def FetchResult(self, request, context):
-        try:
-            path = self.service.result_path(request.job_id)
-            size = path.stat().st_size
-            if request.as_path:
-                yield jobs_pb2.ResultChunk(path=str(path), total_size=size)
-                return
-            with open(path, "rb") as handle:
-                first = True
-                for data in iter(lambda: handle.read(RESULT_CHUNK), b""):
-                    yield jobs_pb2.ResultChunk(data=data, total_size=size if first else 0)
-                    first = False
-        except Exception as error:
-            abort_with(context, error)
+        path = self.service.result_path(request.job_id)
+        size = path.stat().st_size
+        if request.as_path:
+            yield jobs_pb2.ResultChunk(path=str(path), total_size=size)
+            return
+        with open(path, "rb") as handle:
+            first = True
+            for data in iter(lambda: handle.read(RESULT_CHUNK), b""):
+                yield jobs_pb2.ResultChunk(data=data, total_size=size if first else 0)
+                first = False
 
 
 def _chunks(requests: Iterator[jobs_pb2.SubmitJobRequest]) -> Iterator[bytes]:
