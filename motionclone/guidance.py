@@ -73,7 +73,7 @@ def region_means(keys: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     to the key resolution when the mask came from another layer size.
     """
     tokens, frames, _channels = keys.shape
-    side_h, side_w = _grid(tokens, weights.shape[1], weights.shape[2])
+    side_h, side_w = token_grid(tokens, weights.shape[1], weights.shape[2])
     if (side_h, side_w) != tuple(weights.shape[1:]):
         weights = torch.nn.functional.interpolate(weights[:, None], size=(side_h, side_w), mode="bilinear")[:, 0]
     flat = weights.reshape(frames, tokens, 1).to(keys.dtype)
@@ -81,7 +81,7 @@ def region_means(keys: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (per_frame * flat).sum(dim=1) / flat.sum(dim=1).clamp_min(1e-6)
 
 
-def _grid(tokens: int, height: int, width: int) -> tuple[int, int]:
+def token_grid(tokens: int, height: int, width: int) -> tuple[int, int]:
     """The (h, w) grid of `tokens` positions that keeps the aspect ratio of height x width."""
     scale = math.sqrt(tokens / (height * width))
     return round(height * scale), round(width * scale)

@@ -26,7 +26,7 @@ import torch
 from motionclone.attention import AttentionStore, GuidedBlockHooks, StopForward, install_recorders
 from motionclone.config import ResolvedConfig
 from motionclone.errors import ConfigError, Interrupted, TemplateError
-from motionclone.guidance import motion_energy, region_means, region_weights, sparse_template, subject_mask
+from motionclone.guidance import motion_energy, region_means, region_weights, sparse_template, subject_mask, token_grid
 from motionclone.models import MotionCloneModel
 from motionclone.schedule import (
     NUM_TRAIN_TIMESTEPS,
@@ -259,11 +259,8 @@ class MotionClonePipeline:
         cross = list(self.store.cross.values())
         if not cross:
             raise ConfigError("semantic guidance needs cross-attention in the guided blocks; this model has none")
-        latent_h, latent_w = self._latent_hw
-        ratio = (latent_h * latent_w / cross[0].shape[2]) ** 0.5
-        mask = subject_mask(
-            cross, token_ids, round(latent_h / ratio), round(latent_w / ratio), config.semantic_mask_threshold
-        )
+        height, width = token_grid(cross[0].shape[2], *self._latent_hw)
+        mask = subject_mask(cross, token_ids, height, width, config.semantic_mask_threshold)
         return region_weights(mask, config.semantic_sigma)
 
     # -- generation ------------------------------------------------------------------------------
