@@ -113,7 +113,7 @@ class Engine:
         """The reference's template from the cache, else extracted (and cached)."""
         cache = TemplateCache(config.cache_dir or Path(platformdirs.user_cache_dir("motionclone")) / "templates")
         with timer.phase("read_clip"):
-            probe(reference)  # a missing, empty or non-video file fails here, clearly, before hashing
+            info = probe(reference)  # a missing, empty or non-video file fails here, clearly, before hashing
             digest = file_digest(reference)
             settings = extraction_settings(config, pipeline.model.model_id)
             cached = cache.get(digest, settings)
@@ -126,6 +126,7 @@ class Engine:
                     TimePoint.parse(config.start),
                     TimePoint.parse(config.end),
                     config.resize,
+                    info,
                 )
         if cached is not None:
             return cached, {"source": "cache", "reference_sha256": digest}

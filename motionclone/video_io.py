@@ -118,9 +118,13 @@ def read_frames(
     start: TimePoint | None = None,
     end: TimePoint | None = None,
     resize: str = "crop",
+    info: VideoInfo | None = None,
 ) -> np.ndarray:
-    """`frames` RGB frames sampled uniformly over [start, end), as uint8 (frames, H, W, 3)."""
-    info = probe(path)
+    """`frames` RGB frames sampled uniformly over [start, end), as uint8 (frames, H, W, 3).
+
+    `info` is the clip's `probe` result when the caller already has it (saves an ffmpeg run).
+    """
+    info = info or probe(path)
     stream = ffmpeg.input(str(path)).video
     trim: dict[str, float] = {}
     if start is not None:
