@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from motionclone.errors import ConfigError
+from motionclone.errors import ConfigError, shown
 from motionclone.video_io import TimePoint
 
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -26,6 +26,13 @@ DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 EXTRACTION_MODES = ("single-step", "inversion")
 RESIZE_MODES = ("crop", "pad", "stretch")
+# Bounds of the numeric settings (each error message says where its bound comes from).
+MAX_STEPS = 1000
+MIN_FPS, MAX_FPS = 1.0, 240.0
+MAX_CFG_SCALE = 100.0
+MAX_GUIDANCE_WEIGHT = 1e7
+MAX_TEXT_CHARS = 1000
+PROMPTS = ("prompt", "negative_prompt", "subject", "reference_prompt", "reference_subject")
 
 
 @dataclass(frozen=True)
@@ -105,13 +112,28 @@ class MotionCloneConfig:
 
 @dataclass(frozen=True)
 class ModelDefaults:
-    """What a model brings: its native size, frame count and calibrated guidance weight."""
+    """What a model brings: its native size, frame count and calibrated guidance weight, and
+    what it can take: the sides it can generate (its UNet halves the latent three times, so
+    SD1.5 needs at least 64 px) and what a run costs in memory.
+
+    The memory figures are float32 bytes (halved for float16) measured at the peak of a guided
+    run: SD1.5 + AnimateDiff v3 peaks at 13.6 GB in float16 at 16x512x512 on CUDA (bench/RESULTS.md).
+    """
 
     width: int = 512
     height: int = 512
     frames: int = 16
     motion_guidance_weight: float = 2000.0
     max_frames: int = 32
+    min_side: int = 64
+    max_side: int = 1536
+    weight_bytes: int = 6_000_000_000
+    bytes_per_pixel_frame: float = 5200.0
+
+    def estimated_peak_bytes(self, frames: int, width: int, height: int, dtype_bytes: int = 4) -> tuple[int, int]:
+        """(model weights, everything a run adds on top) in bytes, for this size and dtype."""
+        scale = dtype_bytes / 4
+        return int(self.weight_bytes * scale), int(self.bytes_per_pixel_frame * scale * frames * width * height)
 
 
 @dataclass(frozen=True)
@@ -186,36 +208,36 @@ def resolve(config: MotionCloneConfig, model: ModelDefaults, seed: int) -> Resol
     """
     if config.preset not in PRESETS:
         raise ConfigError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
+    for setting in fields(config):
+        if isinstance(getattr(config, setting.name), str):
+            require_text(setting.name, getattr(config, setting.name))
     preset = PRESETS[config.preset]
     steps = preset.steps if config.steps is None else config.steps
-    _require(steps >= 1, "steps", steps, "must be at least 1")
+    _require_number("steps", steps, 1, MAX_STEPS, "the model's training timesteps", integer=True)
     if config.guidance_steps is None:
         guidance_steps = round(steps * preset.guidance_steps / preset.steps)
     else:
         guidance_steps = config.guidance_steps
-    _require(0 <= guidance_steps <= steps, "guidance_steps", guidance_steps, f"must be in [0, {steps}]")
+    _require_number("guidance_steps", guidance_steps, 0, steps, "the number of steps", integer=True)
     scale = guidance_steps / preset.guidance_steps
     warmup = config.warmup_steps if config.warmup_steps is not None else math.ceil(preset.warmup_steps * scale)
     cooldown = config.cooldown_steps if config.cooldown_steps is not None else math.ceil(preset.cooldown_steps * scale)
-    _require(warmup >= 0, "warmup_steps", warmup, "must not be negative")
-    _require(cooldown >= 0, "cooldown_steps", cooldown, "must not be negative")
+    _require_number("warmup_steps", warmup, 0, steps, "the number of steps", integer=True)
+    _require_number("cooldown_steps", cooldown, 0, steps, "the number of steps", integer=True)
     start = preset.guidance_start if config.guidance_start is None else config.guidance_start
-    _require(0.0 < start <= 1.0, "guidance_start", start, "must be in (0, 1]")
+    _require_number("guidance_start", start, 0.0, 1.0, "the whole schedule")
+    _require(start > 0.0, "guidance_start", start, "must be in (0, 1]")
     weight = model.motion_guidance_weight if config.motion_guidance_weight is None else config.motion_guidance_weight
-    _require(weight >= 0, "motion_guidance_weight", weight, "must not be negative")
+    _require_number("motion_guidance_weight", weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength")
     frames = model.frames if config.frames is None else config.frames
-    _require(
-        2 <= frames <= model.max_frames,
-        "frames",
-        frames,
-        f"must be between 2 and {model.max_frames} (the motion module's limit)",
-    )
+    _require_number("frames", frames, 2, model.max_frames, "the motion module's limit", integer=True)
     width = model.width if config.width is None else config.width
     height = model.height if config.height is None else config.height
     for key, value in (("width", width), ("height", height)):
-        _require(value >= 8 and value % 8 == 0, key, value, "must be a positive multiple of 8")
-    _require(config.cfg_scale >= 0, "cfg_scale", config.cfg_scale, "must not be negative")
-    _require(config.fps > 0, "fps", config.fps, "must be positive")
+        _require_number(key, value, model.min_side, model.max_side, "what this model can generate", integer=True)
+        _require(value % 8 == 0, key, value, "must be a multiple of 8")
+    _require_number("cfg_scale", config.cfg_scale, 0, MAX_CFG_SCALE, "any useful strength")
+    _require_number("fps", config.fps, MIN_FPS, MAX_FPS, "what editors play")
     _require(
         config.extraction_mode in EXTRACTION_MODES,
         "extraction_mode",
@@ -228,17 +250,19 @@ def resolve(config: MotionCloneConfig, model: ModelDefaults, seed: int) -> Resol
         config.extraction_timestep,
         "must be in [0, 1000)",
     )
-    _require(config.inversion_steps >= 1, "inversion_steps", config.inversion_steps, "must be at least 1")
-    for key in ("start", "end"):
-        TimePoint.parse(getattr(config, key))
+    _require_number(
+        "inversion_steps", config.inversion_steps, 1, MAX_STEPS, "the model's training timesteps", integer=True
+    )
+    start_point, end_point = (TimePoint.parse(getattr(config, key)) for key in ("start", "end"))
+    if start_point and end_point and start_point.is_frame == end_point.is_frame:
+        _require(end_point.value > start_point.value, "end", config.end, f"must be after start={config.start!r}")
     _require(config.resize in RESIZE_MODES, "resize", config.resize, f"must be one of {', '.join(RESIZE_MODES)}")
     _require(len(config.guided_blocks) >= 1, "guided_blocks", config.guided_blocks, "must name at least one block")
-    _require(
-        config.semantic_guidance_weight >= 0,
-        "semantic_guidance_weight",
-        config.semantic_guidance_weight,
-        "must not be negative",
+    _require_number(
+        "semantic_guidance_weight", config.semantic_guidance_weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength"
     )
+    _require_number("semantic_mask_threshold", config.semantic_mask_threshold, 0, 1, "a normalised mask")
+    _require_number("semantic_sigma", config.semantic_sigma, 0, model.max_side, "the video's size")
     if config.semantic_guidance_weight > 0:
         _require(bool(config.subject), "subject", config.subject, "is needed when semantic guidance is on")
     return ResolvedConfig(
@@ -258,4 +282,32 @@ def resolve(config: MotionCloneConfig, model: ModelDefaults, seed: int) -> Resol
 
 def _require(condition: bool, key: str, value: Any, why: str) -> None:
     if not condition:
-        raise ConfigError(f"invalid {key}={value!r}: {why}")
+        raise ConfigError(f"invalid {key}={shown(value)}: {why}")
+
+
+def _require_number(key: str, value: Any, low: float, high: float, bound: str, integer: bool = False) -> None:
+    """A finite number (an integer where `integer`) in [low, high]; `bound` says where `high` comes from.
+
+    Every numeric setting is bounded, because an unbounded one (steps=100000, a 16000 px side,
+    fps=1e-9, inf) is accepted at submit and then stalls or kills the process that runs it.
+    """
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ConfigError(f"invalid {key}={shown(value)}: must be {'an integer' if integer else 'a number'}")
+    _require(math.isfinite(value), key, value, "must be a finite number")
+    _require(low <= value <= high, key, value, f"must be between {low:g} and {high:g} ({bound})")
+
+
+def require_text(key: str, value: Any) -> None:
+    """Text settings are short strings without NUL; prompts are read only up to 77 tokens anyway."""
+    if value is None:
+        return
+    _require(isinstance(value, str), key, value, "must be text")
+    why = " (the CLIP text encoder reads only its first 77 tokens, about 300 characters)" if key in PROMPTS else ""
+    _require(
+        len(value) <= MAX_TEXT_CHARS,
+        key,
+        value,
+        f"is {len(value)} characters long; at most {MAX_TEXT_CHARS} are accepted{why}",
+    )
+    _require("\0" not in value, key, value, "must not contain NUL characters")

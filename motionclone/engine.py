@@ -23,9 +23,10 @@ import numpy as np
 import platformdirs
 import torch
 
-from motionclone.config import ModelDefaults, MotionCloneConfig, ResolvedConfig, resolve
+from motionclone.config import MotionCloneConfig, ResolvedConfig, resolve
 from motionclone.errors import ConfigError, TemplateError
-from motionclone.models import MotionCloneModel, load_model
+from motionclone.memory import check_fits, device_memory
+from motionclone.models import MotionCloneModel, defaults_before_loading, load_model
 from motionclone.pipeline import MotionClonePipeline, StepCallback, StepInfo, StopCheck, extraction_settings
 from motionclone.template import MotionTemplate, TemplateCache, file_digest
 from motionclone.video_io import TimePoint, probe, read_frames, write_video
@@ -91,16 +92,21 @@ class Engine:
         return self._pipeline
 
     def resolve(self, config: MotionCloneConfig, timer: PhaseTimer) -> tuple[MotionClonePipeline, ResolvedConfig]:
-        """Resolve `config` against its model, checking every value before the (slow) model load.
+        """Resolve `config` against its model, checking every value before the (slow) model load
+        and the run's memory against what is free after it.
 
         Also starts this run's peak-memory count, so a long-lived daemon reports per job.
         """
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-        resolve(config, ModelDefaults(), seed)
+        resolve(config, defaults_before_loading(config.model), seed)
         pipeline = self.pipeline_for(config, timer)
-        if pipeline.model.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(pipeline.model.device)
-        return pipeline, resolve(config, pipeline.model.defaults, seed)
+        model = pipeline.model
+        resolved = resolve(config, model.defaults, seed)
+        free, _total = device_memory(model.device)
+        check_fits(model.defaults, resolved, model.device, model.dtype, free, weights_loaded=True)
+        if model.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(model.device)
+        return pipeline, resolved
 
     def _template_for(
         self,

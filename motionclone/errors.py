@@ -26,5 +26,19 @@ class TemplateError(MotionCloneError):
     """A motion template file is unreadable or does not fit the requested generation."""
 
 
+class ResourceError(MotionCloneError):
+    """A run does not fit the machine: it would need more memory than there is."""
+
+
+class DivergedError(MotionCloneError):
+    """Sampling produced non-finite latents (NaN or infinity), so there is no video to write."""
+
+
 class Interrupted(MotionCloneError):
     """Generation was stopped by the caller's interrupt check."""
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value as an error message shows it: its repr, cut short, never a megabyte of input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."

@@ -119,6 +119,15 @@ def _load_named(model: str, motion_adapter: str, single_file_config: str) -> tup
     )
 
 
+def defaults_before_loading(model: str) -> ModelDefaults:
+    """What `model` brings, as far as it is known without loading it (bad sizes are refused
+    before a slow load): the tiny model's, a folder's motionclone.json, else SD1.5's."""
+    if model == TINY_MODEL_ID:
+        return TINY_DEFAULTS
+    path = Path(model).expanduser()
+    return _folder_defaults(path) if path.is_dir() else ModelDefaults()
+
+
 def _folder_defaults(path: Path) -> ModelDefaults:
     """A model folder may declare its own defaults in motionclone.json (the tiny model does)."""
     file = path / DEFAULTS_FILE

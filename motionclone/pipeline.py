@@ -25,7 +25,7 @@ import torch
 
 from motionclone.attention import AttentionStore, GuidedBlockHooks, StopForward, install_recorders
 from motionclone.config import ResolvedConfig
-from motionclone.errors import ConfigError, Interrupted, TemplateError
+from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
 from motionclone.guidance import motion_energy, region_means, region_weights, sparse_template, subject_mask, token_grid
 from motionclone.models import MotionCloneModel
 from motionclone.schedule import (
@@ -316,6 +316,11 @@ class MotionClonePipeline:
             eps = eps_cond + config.cfg_scale * (eps_cond - eps_uncond)
             prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
             latents = ddim_step(self.alphas_cumprod, eps.float(), timestep, prev, latents.float(), gradient)
+            if not torch.isfinite(latents).all():
+                raise DivergedError(
+                    f"the generation diverged at step {index + 1} of {len(timesteps)} (the latents became NaN or "
+                    "infinite): lower the motion guidance weight or the cfg scale"
+                )
             motion, semantic = energies
             weight = config.motion_guidance_weight * ramp
             info = StepInfo("denoise", index, len(timesteps), timestep, guided, motion, weight, semantic)

@@ -9,6 +9,7 @@ ever left under the final name.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -19,12 +20,15 @@ import ffmpeg
 import imageio_ffmpeg
 import numpy as np
 
-from motionclone.errors import ConfigError, VideoError
+from motionclone.errors import ConfigError, VideoError, shown
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (.*)")
 _SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"([\d.]+) (?:fps|tbr)")
+# ffmpeg's generic closing lines: progress and statistics, "Conversion failed!", "Exiting ...".
+_FFMPEG_NOISE = re.compile(r"^(frame=|size=|video:|Conversion failed!|Exiting|Error : |\[out#\d+/\w+ @ \w+\] video:)")
+MAX_TIME = 1e7  # seconds or frames: longer than any clip a daemon accepts
 _INPUT_FORMAT = re.compile(r"Input #0, ([\w,]+), from")
 # ffmpeg "decodes" any text file as ANSI art (tty) and single images as one-frame videos.
 _NOT_VIDEO_FORMATS = {"tty": "a text file", "image2": "a still image"}
@@ -55,9 +59,9 @@ class TimePoint:
         try:
             value = float(raw[:-1] if is_frame else raw)
         except ValueError:
-            raise ConfigError(f"invalid time {text!r}: use seconds (2.5) or a frame number (60f)") from None
-        if value < 0:
-            raise ConfigError(f"invalid time {text!r}: must not be negative")
+            raise ConfigError(f"invalid time {shown(text)}: use seconds (2.5) or a frame number (60f)") from None
+        if not math.isfinite(value) or not 0 <= value <= MAX_TIME:
+            raise ConfigError(f"invalid time {shown(text)}: must be a number between 0 and {MAX_TIME:g}")
         return cls(value, is_frame)
 
     def seconds(self, fps: float) -> float:
@@ -98,6 +102,19 @@ def probe(path: str | Path) -> VideoInfo:
         hours, minutes, secs = duration.groups()
         seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
     return VideoInfo(int(size.group(1)), int(size.group(2)), float(fps.group(1)) if fps else 25.0, seconds)
+
+
+def ffmpeg_failure(stderr: bytes, otherwise: str) -> str:
+    """What went wrong in words (disk full, else `otherwise`), with ffmpeg's last meaningful line.
+
+    ffmpeg ends a failure with generic lines ("Conversion failed!", a progress line) that say
+    nothing to a user; the line before them usually names the cause.
+    """
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    meaningful = [line for line in lines if not _FFMPEG_NOISE.match(line)]
+    detail = (meaningful or lines or ["no message"])[-1][:200]
+    what = "disk full" if any("No space left on device" in line for line in lines) else otherwise
+    return f"{what} (ffmpeg: {detail})"
 
 
 def _fit_filter(stream: ffmpeg.nodes.FilterableStream, width: int, height: int, mode: str):
@@ -141,8 +158,7 @@ def read_frames(
     frame_bytes = width * height * 3
     decoded = len(result.stdout) // frame_bytes
     if result.returncode != 0 and decoded == 0:
-        message = result.stderr.decode(errors="replace").strip().splitlines()
-        raise VideoError(f"cannot decode {path}: {message[-1] if message else 'ffmpeg failed'}")
+        raise VideoError(f"cannot decode {path}: {ffmpeg_failure(result.stderr, 'unreadable input')}")
     if decoded < frames:
         where = " in the selected time range" if trim else ""
         raise VideoError(f"clip too short: {path} has {decoded} frames{where}, at least {frames} are needed")
@@ -168,6 +184,5 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float) -> None:
     result = subprocess.run(command, input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
-        message = result.stderr.decode(errors="replace").strip().splitlines()
-        raise VideoError(f"cannot write {path}: {message[-1] if message else 'ffmpeg failed'}")
+        raise VideoError(f"cannot write {path}: {ffmpeg_failure(result.stderr, 'the video encoder failed')}")
     os.replace(partial, path)

@@ -1,0 +1,59 @@
+"""Will a run fit in memory? Checked before it starts.
+
+Running out of memory on the CPU gets the whole process killed (a daemon with every other job
+in it), and on CUDA it fails only after the model load and the extraction. A refusal up front is
+one clear line instead. The estimate comes from the model's measured cost (`ModelDefaults`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from motionclone.config import ModelDefaults, ResolvedConfig
+from motionclone.errors import ResourceError
+
+GIB = 2**30
+MEMINFO = Path("/proc/meminfo")
+
+
+def device_memory(device: torch.device) -> tuple[int, int]:
+    """(free, total) bytes of `device`: the GPU's, or the machine's RAM for the CPU."""
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return free + cached, total
+    return system_memory()
+
+
+def system_memory() -> tuple[int, int]:
+    """(available, total) RAM; where the kernel does not say what is available, the total."""
+    try:
+        fields = dict(line.split(":", 1) for line in MEMINFO.read_text().splitlines() if ":" in line)
+        return int(fields["MemAvailable"].split()[0]) * 1024, int(fields["MemTotal"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return total, total
+
+
+def check_fits(
+    defaults: ModelDefaults,
+    config: ResolvedConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    available: int,
+    weights_loaded: bool,
+) -> None:
+    """Raise `ResourceError` when a run of `config`'s size would need more than `available` bytes."""
+    value_bytes = torch.finfo(dtype).bits // 8
+    weights, run = defaults.estimated_peak_bytes(config.frames, config.width, config.height, value_bytes)
+    needed = run if weights_loaded else weights + run
+    if needed > available:
+        where = "GPU memory" if device.type == "cuda" else "RAM"
+        raise ResourceError(
+            f"{config.frames} frames at {config.width}x{config.height} need about {needed / GIB:.1f} GiB of {where}, "
+            f"and only {available / GIB:.1f} GiB {'are free' if weights_loaded else 'exist'} on {device}: "
+            "try fewer frames or a smaller size"
+        )
