@@ -68,6 +68,8 @@ class Job:
     result_path: str = ""
     result_size: int = 0
     report_json: str = ""
+    crashes: int = 0  # times the daemon died while running it (graceful stops are not counted)
+    heavy_phase: str = ""  # set while in an allocation-heavy phase whose first step has not completed
     queue_position: int = 0
 
 

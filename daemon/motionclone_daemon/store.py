@@ -18,9 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from motionclone.errors import MotionCloneError
 from motionclone_daemon.jobs import TRANSITIONS, EventKind, Job, JobEvent, JobState
 
-SCHEMA = """
+# The schema as version 1 shipped it, frozen: every store, new or old, is brought forward from
+# here by MIGRATIONS, so fresh and migrated stores are the same. Change the schema only by adding
+# a migration.
+SCHEMA_V1 = """
 create table if not exists jobs (
     id text primary key,
     seq integer not null,
@@ -65,15 +69,47 @@ create table if not exists watch_outputs (
 );
 """
 
+# Migration N takes a store from schema version N - 1 to N, in one transaction. A version-1 store
+# has user_version 0 (it predates versioning); SCHEMA_V1 only creates what is missing, so it
+# serves as migration 1 for it and for a new, empty file alike.
+MIGRATIONS = [
+    SCHEMA_V1,
+    """
+    alter table watch_items rename column digest to identity;
+    -- unclean ends (the daemon died) while running; `attempts` counts every start
+    alter table jobs add column crashes integer not null default 0;
+    -- the allocation-heavy phase a running job is in before its first step: a death then is likely out of memory
+    alter table jobs add column heavy_phase text not null default '';
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
 _COLUMNS = [
     "id", "state", "priority", "settings", "reference_path", "reference_name", "idempotency_key",
     "motion_from_job", "error", "attempts", "phase", "step", "total_steps", "created_at",
-    "started_at", "finished_at", "result_path", "result_size", "report_json",
+    "started_at", "finished_at", "result_path", "result_size", "report_json", "crashes", "heavy_phase",
 ]  # fmt: skip
 
 
 class TransitionRefused(Exception):
     """The job was not in a state from which this change is allowed (it moved meanwhile)."""
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the store up to SCHEMA_VERSION, one transaction per migration; refuse a newer one."""
+    version = db.execute("pragma user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise MotionCloneError(
+            f"{path} has schema version {version}, newer than this daemon's {SCHEMA_VERSION}:"
+            " upgrade motionclone-daemon, or point data_dir elsewhere"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        try:
+            db.executescript(f"begin immediate; {script}; pragma user_version = {number}; commit;")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("rollback")
+            raise
 
 
 class JobStore:
@@ -82,7 +118,7 @@ class JobStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=full")
-        self._db.executescript(SCHEMA)
+        _migrate(self._db, path)
         self._lock = threading.RLock()
         self.changed = threading.Condition(self._lock)
 
@@ -125,12 +161,18 @@ class JobStore:
             row = self._db.execute("select id from jobs where idempotency_key = ?", (key,)).fetchone()
         return self.get(row[0]) if row else None
 
-    def list(self, states: list[JobState] | None = None, limit: int = 0) -> list[Job]:
-        query = f"select {', '.join(_COLUMNS)} from jobs"
-        args: list[Any] = []
+    def list(self, states: list[JobState] | None = None, limit: int = 0, before: str = "") -> list[Job]:
+        """Jobs newest first, in `states` (all when None), older than job `before` when given."""
+        conditions, args = [], []
         if states:
-            query += f" where state in ({', '.join('?' * len(states))})"
+            conditions.append(f"state in ({', '.join('?' * len(states))})")
             args += [s.value for s in states]
+        if before:
+            conditions.append("seq < (select seq from jobs where id = ?)")
+            args.append(before)
+        query = f"select {', '.join(_COLUMNS)} from jobs"
+        if conditions:
+            query += " where " + " and ".join(conditions)
         query += " order by seq desc"
         if limit > 0:
             query += " limit ?"
@@ -236,20 +278,28 @@ class JobStore:
             if row is None:
                 return None
             db.execute(
-                "update jobs set state = 'running', attempts = attempts + 1, started_at = ?, phase = '', step = 0"
-                " where id = ? and state = 'queued'",
+                "update jobs set state = 'running', attempts = attempts + 1, started_at = ?, phase = '', step = 0,"
+                " heavy_phase = '' where id = ? and state = 'queued'",
                 (time.time(), row[0]),
             )
             self._append_event(db, row[0], EventKind.STARTED, {})
         return self.get(row[0])
 
-    def progress(self, job_id: str, event: EventKind, payload: dict[str, Any], **columns: Any) -> None:
-        """Record progress of a running job (phase, step) and its event."""
+    def progress(
+        self, job_id: str, event: EventKind | None, payload: dict[str, Any] | None = None, **columns: Any
+    ) -> None:
+        """Record progress of a running job (phase, step, markers) and its event, if it has one."""
         sets = ", ".join(f"{k} = ?" for k in columns)
         with self._transaction() as db:
             if columns:
                 db.execute(f"update jobs set {sets} where id = ? and state = 'running'", [*columns.values(), job_id])
-            self._append_event(db, job_id, event, payload)
+            if event is not None:
+                self._append_event(db, job_id, event, payload or {})
+
+    def reference_paths(self) -> set[str]:
+        """The clip of every job: clips in the data dir outside this set are leftovers."""
+        with self._lock:
+            return {row[0] for row in self._db.execute("select reference_path from jobs")}
 
     def delete(self, job_id: str) -> None:
         with self._transaction() as db:
@@ -257,19 +307,35 @@ class JobStore:
             db.execute("delete from watch_outputs where job_id = ?", (job_id,))
             db.execute("delete from jobs where id = ?", (job_id,))
 
-    def open_watch_item(self, folder: str, digest: str) -> int:
-        """The unfinished watch-folder item for this clip content, created if there is none.
+    def open_watch_item(self, folder: str, identity: str) -> int:
+        """The unfinished watch-folder item with this identity, created if there is none.
 
-        A clip found again after a restart resumes its item (and so its jobs); the same content
-        dropped again after its item finished starts a new one.
+        A clip found again after a restart resumes its item (and so its jobs); the same identity
+        seen again after its item finished starts a new one (the watch folder decides whether to).
         """
         with self._transaction() as db:
             row = db.execute(
-                "select id from watch_items where folder = ? and digest = ? and finished = 0", (folder, digest)
+                "select id from watch_items where folder = ? and identity = ? and finished = 0", (folder, identity)
             ).fetchone()
             if row:
                 return row[0]
-            return db.execute("insert into watch_items (folder, digest) values (?, ?)", (folder, digest)).lastrowid
+            return db.execute("insert into watch_items (folder, identity) values (?, ?)", (folder, identity)).lastrowid
+
+    def last_finished_watch_item(self, folder: str, identity: str) -> int | None:
+        """The most recent finished item with this identity: how a repeat is recognised."""
+        with self._lock:
+            row = self._db.execute(
+                "select max(id) from watch_items where folder = ? and identity = ? and finished = 1", (folder, identity)
+            ).fetchone()
+        return row[0]
+
+    def unfinished_watch_items(self, folder: str) -> list[int]:
+        """This folder's items not finished yet: after a restart, the clips still owed their outputs."""
+        with self._lock:
+            rows = self._db.execute(
+                "select id from watch_items where folder = ? and finished = 0 order by id", (folder,)
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def finish_watch_item(self, item_id: int) -> None:
         with self._transaction() as db:

@@ -4,16 +4,19 @@ One worker per GPU, each with its own engine, one job at a time; the engine keep
 loaded between jobs. Workers share the queue: claiming a job is one guarded transaction. Every
 way a job can end is written to the store: success (result renamed into place first), failure
 with a readable reason (the daemon keeps serving), cancel within one denoising step, and, when
-the daemon stops, back to the queue.
+the daemon stops, back to the queue. Nothing ends a worker thread: if the store itself cannot
+write (a full disk), the worker logs, waits and tries again.
+
+Before each allocation-heavy phase (model load and extraction, the first denoising step, the
+decode) the job's `heavy_phase` marker is set, and it is cleared once that phase's first step is
+done: if the daemon dies meanwhile, the next start knows the job most likely ran it out of memory.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import threading
-from pathlib import Path
 
 import torch
 
@@ -23,12 +26,14 @@ from motionclone.errors import Interrupted, MotionCloneError
 from motionclone.pipeline import StepInfo
 from motionclone.video_io import probe
 from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.disk import disk_full_message, is_disk_full
 from motionclone_daemon.jobs import EventKind, Job, JobState
 from motionclone_daemon.settings import DaemonSettings
 from motionclone_daemon.store import JobStore, TransitionRefused
 
 log = logging.getLogger(__name__)
 OUT_OF_MEMORY = "out of GPU memory: try fewer frames or a smaller size, or close other programs using the GPU"
+STORE_RETRY_SECONDS = 1.0
 
 
 def job_config(
@@ -64,18 +69,26 @@ class Worker(threading.Thread):
         self._cancel_requested = False
 
     def run(self) -> None:
+        """Claim and run jobs until stopped; no error of a job or of the store ends this thread."""
         while not self._stopping.is_set():
-            job = self.store.claim_next()
-            if job is None:
-                self.store.wait_for_change(timeout=1.0)
-                continue
-            with self._lock:
-                self._current, self._cancel_requested = job.id, False
             try:
-                self._run(job)
-            finally:
-                with self._lock:
-                    self._current = None
+                self._run_next()
+            except Exception:
+                log.exception("%s: the job store failed; trying again in %g s", self.name, STORE_RETRY_SECONDS)
+                self._stopping.wait(STORE_RETRY_SECONDS)
+
+    def _run_next(self) -> None:
+        job = self.store.claim_next()
+        if job is None:
+            self.store.wait_for_change(timeout=1.0)
+            return
+        with self._lock:
+            self._current, self._cancel_requested = job.id, False
+        try:
+            self._run(job)
+        finally:
+            with self._lock:
+                self._current = None
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop after the current step; the running job goes back to the queue."""
@@ -96,15 +109,17 @@ class Worker(threading.Thread):
         return self._cancel_requested or self._stopping.is_set()
 
     def _on_step(self, job: Job, info: StepInfo) -> None:
+        marker = _heavy_phase_after(info)
+        markers = {} if marker is None else {"heavy_phase": marker}
         if info.phase in ("extract", "invert"):
             payload = {"step": info.index + 1, "total_steps": info.total}
-            self.store.progress(job.id, EventKind.EXTRACTING, payload, phase="extracting")
+            self.store.progress(job.id, EventKind.EXTRACTING, payload, phase="extracting", **markers)
             return
         payload = {"step": info.index + 1, "total_steps": info.total, "guided": info.guided}
         if info.motion_energy is not None:
             payload["motion_energy"] = info.motion_energy
         self.store.progress(
-            job.id, EventKind.STEP, payload, phase="denoising", step=info.index + 1, total_steps=info.total
+            job.id, EventKind.STEP, payload, phase="denoising", step=info.index + 1, total_steps=info.total, **markers
         )
         if info.index + 1 == info.total:
             self.store.progress(job.id, EventKind.ENCODING, {}, phase="encoding")
@@ -112,6 +127,7 @@ class Worker(threading.Thread):
     def _run(self, job: Job) -> None:
         output = self.results / f"{job.id}.mp4"
         try:
+            self.store.progress(job.id, None, heavy_phase="model load and extraction")
             config = job_config(job.settings, self.settings, self.catalog, self.device)
             duration = probe(job.reference_path).duration
             if self.settings.max_clip_seconds and duration > self.settings.max_clip_seconds:
@@ -125,43 +141,54 @@ class Worker(threading.Thread):
                 on_step=lambda info: self._on_step(job, info),
                 should_stop=self._should_stop,
             )
+            result = {"result_path": str(output), "result_size": output.stat().st_size}
+            report_json = json.dumps(outcome.report)
         except Interrupted:
             if self._stopping.is_set() and not self._cancel_requested:
                 self._finish(job, JobState.QUEUED, EventKind.REQUEUED, "daemon stopping: job put back in the queue")
             else:
                 self._finish(job, JobState.CANCELLED, EventKind.CANCELLED, "cancelled")
             return
-        except torch.cuda.OutOfMemoryError:
-            self._fail(job, OUT_OF_MEMORY)
-            return
-        except MotionCloneError as error:
-            self._fail(job, str(error))
-            return
-        except OSError as error:
-            reason = "disk full while writing the result" if error.errno == errno.ENOSPC else f"I/O error: {error}"
-            self._fail(job, reason)
-            return
         except Exception as error:
-            log.exception("job %s failed with an internal error", job.id)
-            self._fail(job, f"internal error: {type(error).__name__}: {error}")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self._finish(job, JobState.FAILED, EventKind.FAILED, self._reason(job, error))
             return
-        self._finish(
-            job,
-            JobState.SUCCEEDED,
-            EventKind.SUCCEEDED,
-            result_path=str(output),
-            result_size=Path(output).stat().st_size,
-            report_json=json.dumps(outcome.report),
-            phase="done",
-        )
+        self._finish(job, JobState.SUCCEEDED, EventKind.SUCCEEDED, report_json=report_json, phase="done", **result)
 
-    def _fail(self, job: Job, reason: str) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        self._finish(job, JobState.FAILED, EventKind.FAILED, reason)
+    def _reason(self, job: Job, error: Exception) -> str:
+        """What to tell the user about why `job` failed; the trace is logged when it is our bug."""
+        if is_disk_full(error, self.settings.data_path):
+            return disk_full_message(self.settings.data_path)
+        if isinstance(error, torch.cuda.OutOfMemoryError):
+            return OUT_OF_MEMORY
+        if isinstance(error, MotionCloneError):
+            return str(error)
+        if isinstance(error, OSError):
+            return f"I/O error: {error}"
+        log.exception("job %s failed with an internal error", job.id, exc_info=error)
+        return f"internal error: {type(error).__name__}: {error}"
 
     def _finish(self, job: Job, state: JobState, event: EventKind, message: str = "", **columns: object) -> None:
-        try:
-            self.store.transition(job.id, state, event, message, **columns)
-        except TransitionRefused:
-            log.warning("job %s changed state while running; %s not recorded", job.id, state.value)
+        """Record how the job ended, trying again while the store cannot write, so it never stays running."""
+        while True:
+            try:
+                self.store.transition(job.id, state, event, message, **columns)
+                return
+            except TransitionRefused:
+                log.warning("job %s changed state while running; %s not recorded", job.id, state.value)
+                return
+            except Exception:
+                log.exception(
+                    "cannot record job %s as %s; trying again in %g s", job.id, state.value, STORE_RETRY_SECONDS
+                )
+                if self._stopping.wait(STORE_RETRY_SECONDS):
+                    return
+
+
+def _heavy_phase_after(info: StepInfo) -> str | None:
+    """The `heavy_phase` marker once `info`'s step is done: the next heavy phase after a phase's
+    last step, cleared after its first, None (unchanged) otherwise."""
+    if info.index + 1 == info.total:
+        return "decode" if info.phase == "denoise" else "first denoising step"
+    return "" if info.index == 0 else None
