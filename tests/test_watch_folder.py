@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -160,3 +161,112 @@ def test_ignore_rules_and_parameter_combinations(tmp_path):
         combinations({"steps": 4}, {})
     (tmp_path / "p.yaml").write_text("size: 32x32\nnegative-prompt: blur\n")
     assert read_params(tmp_path / "p.yaml") == {"width": 32, "height": 32, "negative_prompt": "blur"}
+
+
+def test_identical_clips_with_different_sidecars_each_give_their_output(clip_files, tmp_path, shared_engine):
+    """Identity is folder + name + content + parameters; a true repeat gets a note, never silence."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "motionclone.yaml").write_text(PARAMS)
+    clip = clip_files["right"].read_bytes()
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE) as daemon:
+        (inbox / "twinA.yaml").write_text("prompt: a red car\n")
+        (inbox / "twinB.yaml").write_text("prompt: a blue boat\n")
+        (inbox / "twinA.mp4").write_bytes(clip)
+        (inbox / "twinB.mp4").write_bytes(clip)
+        wait_until(lambda: names(inbox) == ["motionclone.yaml"], what="both twins to be taken and finished")
+        assert [n for n in names(inbox / "output") if n.endswith(".mp4")] == [
+            "twinA__a-red-car__s3.mp4",
+            "twinB__a-blue-boat__s3.mp4",
+        ]
+        (inbox / "twinA.yaml").write_text("prompt: a red car\n")
+        (inbox / "twinA.mp4").write_bytes(clip)
+        (inbox / "copy.mp4").write_bytes(clip)
+        wait_until(lambda: names(inbox) == ["motionclone.yaml"], what="the repeat and the copy to finish")
+        jobs = daemon.service.list()
+    assert sorted(j.reference_name for j in jobs) == ["copy.mp4", "twinA.mp4", "twinB.mp4"]
+    assert [n for n in names(inbox / "output") if n.endswith(".mp4")] == [
+        "copy__a-paper-boat__s3.mp4",
+        "twinA__a-red-car__s3.mp4",
+        "twinB__a-blue-boat__s3.mp4",
+    ]
+    done = inbox / "done"
+    assert {"twinA__2.mp4", "twinA__2.yaml", "copy.mp4"} <= set(names(done))
+    note = (done / "twinA__2.mp4.note.txt").read_text()
+    assert "already processed with these parameters" in note
+    assert "output/twinA__a-red-car__s3.mp4" in note
+
+
+def test_a_clip_replaced_while_its_job_runs_is_taken_again(clip_files, tmp_path, shared_engine):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "motionclone.yaml").write_text(PARAMS.replace("steps: 4", "steps: 16"))
+    old, new = clip_files["right"].read_bytes(), clip_files["down"].read_bytes()
+    (inbox / "inflight.mp4").write_bytes(old)
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE) as daemon:
+        wait_until(
+            lambda: [j for j in daemon.service.list() if j.state.value == "running" and j.step > 0],
+            what="the first job to run",
+        )
+        (inbox / "motionclone.yaml").write_text(PARAMS)
+        (inbox / "inflight.mp4").write_bytes(new)
+        wait_until(lambda: (inbox / "done" / "inflight.mp4").exists(), what="the clip to move to done/")
+        jobs = sorted(daemon.service.list(), key=lambda job: job.created_at)
+    assert [Path(job.reference_path).read_bytes() for job in jobs] == [old, new]
+    assert [n for n in names(inbox / "output") if n.endswith(".mp4")] == [
+        "inflight__a-paper-boat__s3.mp4",
+        "inflight__a-paper-boat__s3__2.mp4",
+    ]
+    assert (inbox / "done" / "inflight.mp4").read_bytes() == new
+
+
+def test_symlinks_out_of_the_folder_are_refused_before_anything_is_copied(clip_files, tmp_path, shared_engine):
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    (inbox / "library").mkdir(parents=True)
+    outside.mkdir()
+    (inbox / "motionclone.yaml").write_text(PARAMS)
+    clip, secret = clip_files["right"].read_bytes(), b"root:x:0:0:root:/root:/bin/bash\n"
+    (outside / "clip.mp4").write_bytes(clip)
+    (outside / "passwd").write_bytes(secret)
+    (inbox / "library" / "pan.mp4").write_bytes(clip_files["down"].read_bytes())
+    (inbox / "outside.mp4").symlink_to(outside / "clip.mp4")
+    (inbox / "passwd.mp4").symlink_to(outside / "passwd")
+    (inbox / "linked.mp4").symlink_to(inbox / "library" / "pan.mp4")
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE) as daemon:
+        wait_until(lambda: names(inbox) == ["motionclone.yaml"], what="the three links to be dealt with")
+        jobs = daemon.service.list()
+    assert [job.reference_name for job in jobs] == ["linked.mp4"]
+    assert (inbox / "done" / "linked.mp4").is_symlink()
+    for name in ("outside.mp4", "passwd.mp4"):
+        assert "outside the watch folder" in (inbox / "failed" / f"{name}.error.txt").read_text()
+    stored = [path.read_bytes() for path in (tmp_path / "data").rglob("*") if path.is_file()]
+    assert clip not in stored
+    assert secret not in stored
+
+
+@pytest.mark.parametrize(
+    "cut, reason",
+    [(200, "not a readable video"), (-2000, "too short|cannot decode")],
+    ids=["unreadable-at-take", "too-short-in-its-job"],
+)
+def test_a_writer_pausing_past_the_settle_time_gets_its_clip_taken_again(
+    cut, reason, clip_files, tmp_path, shared_engine
+):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "motionclone.yaml").write_text(PARAMS)
+    data = clip_files["right"].read_bytes()
+    settle = {"watch_settle_seconds": 0.5, "watch_rescan_seconds": 30.0}
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **settle):
+        with open(inbox / "slow.mp4", "wb") as handle:
+            handle.write(data[:cut])
+            handle.flush()
+            note = wait_until(
+                lambda: next((inbox / "failed").glob("slow.mp4.error.txt"), None), what="the half clip to fail"
+            )
+            assert re.search(reason, note.read_text())
+            handle.write(data[cut:])
+        wait_until(lambda: (inbox / "done" / "slow.mp4").exists(), timeout=20, what="the completed clip to be taken")
+    assert names(inbox / "failed") == []
+    assert names(inbox / "output") == ["slow__a-paper-boat__s3.json", "slow__a-paper-boat__s3.mp4"]
+    assert (inbox / "done" / "slow.mp4").read_bytes() == data

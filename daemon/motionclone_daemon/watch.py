@@ -5,13 +5,29 @@ plus a JSON report each, DIR/done/ the originals after success, DIR/failed/ the 
 `NAME.error.txt`. A file is taken once it (and its sidecar) kept the same size and mtime for the
 settle time; hidden, temporary and partial-download names are ignored. watchdog's observer
 wakes the loop at once; a periodic rescan backs it where file events are unreliable (network
-shares). Everything is restart-safe: each clip is an item keyed by its content hash in the job
-store, its jobs carry idempotency keys derived from the item, and every output is recorded there
-before it is renamed into place, so after a restart nothing is submitted or written twice.
+shares).
+
+Nothing reaches the daemon's data dir unchecked: a symlink is followed only to a file inside the
+watch folder or the daemon's allowed_roots (others go to failed/ as they are), and a clip is
+probed where it lies, so a non-video goes to failed/ with the reason before anything is copied.
+
+Each taken clip is an item whose identity is a digest of what it asks for: the folder, the clip's
+name, its content digest and its parameter combinations (canonical JSON). Twins with different
+sidecars, or a copy under a new name, are items of their own. The same identity dropped again
+after its item succeeded goes to done/ with `NAME.note.txt` saying when and where its outputs
+are, and nothing is submitted. A clip is hashed again when its jobs end: if it changed meanwhile,
+the old content's outputs are written and the new content stays in the folder as a new item. A
+clip that failed as unreadable or truncated (a writer paused longer than the settle time) is
+watched in failed/ for a while; if it changes again it goes back into the folder to be retaken.
+
+Everything is restart-safe: items live in the job store, their jobs carry idempotency keys derived
+from the item, and every output is recorded there before it is renamed into place, so after a
+restart nothing is submitted or written twice. Only the watch over failed/ is kept in memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,6 +43,7 @@ from watchdog.observers import Observer
 
 from motionclone.errors import MotionCloneError
 from motionclone.template import file_digest
+from motionclone.video_io import probe
 from motionclone_daemon.errors import DaemonError
 from motionclone_daemon.jobs import Job, JobState
 from motionclone_daemon.service import JobService, Submission
@@ -38,6 +55,13 @@ PARAM_SUFFIXES = (".yaml", ".yml")
 TEMPORARY_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download", ".!qb")
 SUBFOLDERS = ("output", "done", "failed")
 BUSY_TICK = 0.25
+REWRITE_WATCH_SECONDS = 600.0
+# video_io's VideoError messages for a clip that is cut short or not yet a video: a writer may still be at it.
+UNREADABLE_REASONS = ("not a readable video", "clip is empty", "frame size", "cannot decode", "too short")
+
+
+class UnsafeClip(Exception):
+    """A name in the folder that must not be read: a symlink leading out of the folder."""
 
 
 def is_ignored(name: str) -> bool:
@@ -60,6 +84,27 @@ def unique_path(path: Path) -> Path:
     return candidate
 
 
+def identity_of(folder: Path, name: str, content_digest: str, runs: list[dict]) -> str:
+    """What an item asks for: where it was dropped, under which name, which bytes, which outputs."""
+    what = {"folder": str(folder), "name": name, "content": content_digest, "runs": runs}
+    canonical = json.dumps(what, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def job_key(item_id: int, index: int) -> str:
+    """The idempotency key of an item's `index`-th job: a resubmit after a restart finds the job."""
+    return f"watch:{item_id}:{index}"
+
+
+def file_state(path: Path | None) -> tuple[int, int] | None:
+    """Size and mtime of a file (None if absent): what must hold still for the settle time."""
+    try:
+        info = path.stat() if path else None
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns) if info else None
+
+
 @dataclass
 class _Pending:
     signature: tuple
@@ -72,6 +117,28 @@ class _InFlight:
     clip: Path
     sidecar: Path | None
     job_ids: list[str]
+    digest: str
+    taken: tuple[int, int] | None
+
+
+@dataclass
+class _Moved:
+    """Where `_move` put a clip, its sidecar and its note."""
+
+    clip: Path
+    sidecar: Path | None
+    note: Path | None
+
+
+@dataclass
+class _Unreadable:
+    """A clip failed as unreadable, watched in failed/ in case its writer was only pausing."""
+
+    home: Path
+    home_sidecar: Path | None
+    moved: _Moved
+    taken: tuple[int, int] | None
+    until: float
 
 
 class _Wake(FileSystemEventHandler):
@@ -93,6 +160,7 @@ class WatchFolder:
         self.observe = observe
         self._pending: dict[Path, _Pending] = {}
         self._in_flight: dict[Path, _InFlight] = {}
+        self._unreadable: list[_Unreadable] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._observer: Observer | None = None
@@ -123,14 +191,15 @@ class WatchFolder:
                 self.tick(time.monotonic())
             except Exception:
                 log.exception("watch folder %s: scan failed", self.folder)
-            busy = self._pending or self._in_flight
+            busy = self._pending or self._in_flight or self._unreadable
             self._wake.wait(BUSY_TICK if busy else self.rescan_seconds)
             self._wake.clear()
 
     # -- one pass -------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Take settled clips, finish clips whose jobs all ended."""
+        """Take settled clips, finish clips whose jobs all ended, return rewritten unreadable ones."""
+        self._return_rewritten(now)
         clips = self._clips()
         for clip in list(self._pending):
             if clip not in clips:
@@ -144,16 +213,16 @@ class WatchFolder:
                 self._pending[clip] = _Pending(signature, now)
             elif now - pending.stable_since >= self.settle_seconds:
                 del self._pending[clip]
-                self._take(clip)
+                self._take(clip, now)
         for clip, item in list(self._in_flight.items()):
             jobs = [self.service.store.get(job_id) for job_id in item.job_ids]
             if any(job is None for job in jobs):
                 del self._in_flight[clip]
-                self._move(clip, item.sidecar, "failed", "a job of this clip was deleted from the daemon")
                 self.service.store.finish_watch_item(item.item_id)
+                self._move(clip, item.sidecar, "failed", "a job of this clip was deleted from the daemon")
             elif all(job.state.finished for job in jobs):
                 del self._in_flight[clip]
-                self._finish(item, jobs)
+                self._finish(item, jobs, now)
 
     def _clips(self) -> set[Path]:
         found = set()
@@ -169,39 +238,112 @@ class WatchFolder:
 
     def _signature(self, clip: Path) -> tuple:
         """Size and mtime of the clip and of its sidecar: the unit that must settle."""
-        parts = []
-        for path in (clip, self._sidecar(clip)):
-            try:
-                info = path.stat() if path else None
-            except OSError:
-                info = None
-            parts.append((info.st_size, info.st_mtime_ns) if info else None)
-        return tuple(parts)
+        return file_state(clip), file_state(self._sidecar(clip))
 
-    def _take(self, clip: Path) -> None:
-        sidecar = self._sidecar(clip)
-        item_id = self.service.store.open_watch_item(str(self.folder), file_digest(clip))
+    def _source(self, clip: Path) -> Path:
+        """The file to read for `clip`: itself, or its symlink's target if that stays where it may."""
+        if not clip.is_symlink():
+            return clip
+        target = clip.resolve()
+        roots = [self.folder, *(Path(root).expanduser().resolve() for root in self.service.settings.allowed_roots)]
+        if not any(target.is_relative_to(root) for root in roots):
+            raise UnsafeClip(f"{clip.name} links to {target}, outside the watch folder: copy the clip in instead")
+        return target
+
+    def _digest(self, clip: Path) -> str | None:
+        """The content digest of `clip` now (None if it is gone or no longer readable from here)."""
         try:
-            runs = combinations(read_params(self.folder / FOLDER_PARAMS), read_params(sidecar) if sidecar else {})
-            submissions = [
-                Submission(settings=settings, idempotency_key=f"watch:{item_id}:{index}", reference_name=clip.name)
-                for index, settings in enumerate(runs)
-            ]
-            for submission in submissions:
-                self.service.validate(submission)
-            job_ids = []
-            for submission in submissions:
-                with open(clip, "rb") as handle:
-                    chunks = iter(lambda h=handle: h.read(1 << 20), b"")
-                    job_ids.append(self.service.submit(submission, chunks).id)
-        except (ParamsError, DaemonError, MotionCloneError) as error:
-            self._move(clip, sidecar, "failed", str(error))
-            self.service.store.finish_watch_item(item_id)
+            return file_digest(self._source(clip))
+        except (OSError, UnsafeClip):
+            return None
+
+    def _take(self, clip: Path, now: float) -> None:
+        """Check the clip where it lies, then submit its jobs (or note that it was done before)."""
+        sidecar = self._sidecar(clip)
+        taken = file_state(clip)
+        resumed = self._resume(clip, sidecar, taken)
+        if resumed is not None:
+            self._in_flight[clip] = resumed
+            log.info("watch folder: %s resumes its %d job(s)", clip.name, len(resumed.job_ids))
             return
-        self._in_flight[clip] = _InFlight(item_id, clip, sidecar, job_ids)
+        item_id = None
+        try:
+            source = self._source(clip)
+            probe(source)
+            runs = combinations(read_params(self.folder / FOLDER_PARAMS), read_params(sidecar) if sidecar else {})
+            digest = file_digest(source)
+            identity = identity_of(self.folder, clip.name, digest, runs)
+            note = self._done_before(identity, len(runs))
+            if note:
+                self._move(clip, sidecar, "done", note)
+                return
+            item_id = self.service.store.open_watch_item(str(self.folder), identity)
+            job_ids = self._submit(item_id, clip.name, source, runs)
+        except (UnsafeClip, ParamsError, DaemonError, MotionCloneError) as error:
+            if item_id is not None:
+                self.service.store.finish_watch_item(item_id)
+            self._fail(clip, sidecar, str(error), taken, now)
+            return
+        self._in_flight[clip] = _InFlight(item_id, clip, sidecar, job_ids, digest, taken)
         log.info("watch folder: %s -> %d job(s)", clip.name, len(job_ids))
 
-    def _finish(self, item: _InFlight, jobs: list[Job]) -> None:
+    def _submit(self, item_id: int, name: str, source: Path, runs: list[dict]) -> list[str]:
+        """One job per parameter combination, all validated before the first is submitted."""
+        submissions = [
+            Submission(settings=settings, idempotency_key=job_key(item_id, index), reference_name=name)
+            for index, settings in enumerate(runs)
+        ]
+        for submission in submissions:
+            self.service.validate(submission)
+        job_ids = []
+        for submission in submissions:
+            with open(source, "rb") as handle:
+                chunks = iter(lambda h=handle: h.read(1 << 20), b"")
+                job_ids.append(self.service.submit(submission, chunks).id)
+        return job_ids
+
+    def _jobs_of(self, item_id: int) -> list[Job]:
+        """An item's jobs, found by their idempotency keys."""
+        jobs = []
+        while (job := self.service.store.by_idempotency_key(job_key(item_id, len(jobs)))) is not None:
+            jobs.append(job)
+        return jobs
+
+    def _resume(self, clip: Path, sidecar: Path | None, taken: tuple[int, int] | None) -> _InFlight | None:
+        """The unfinished item of a clip of this name (its jobs outlived a restart), with the content it took.
+
+        Matched by name, not identity: a clip edited (or re-parametrised) while the daemon was down
+        still gets its first jobs' outputs, and `_finish` then sees the change and takes it anew.
+        """
+        for item_id in self.service.store.unfinished_watch_items(str(self.folder)):
+            jobs = self._jobs_of(item_id)
+            if jobs and jobs[0].reference_name == clip.name:
+                try:
+                    digest = file_digest(jobs[0].reference_path)
+                except OSError:
+                    digest = ""
+                return _InFlight(item_id, clip, sidecar, [job.id for job in jobs], digest, taken)
+        return None
+
+    def _done_before(self, identity: str, runs: int) -> str:
+        """A note for a clip whose identity already succeeded ('' if it did not): a repeat is told, not redone."""
+        item_id = self.service.store.last_finished_watch_item(str(self.folder), identity)
+        if item_id is None:
+            return ""
+        succeeded = [job for job in self._jobs_of(item_id) if job.state is JobState.SUCCEEDED]
+        if len(succeeded) != runs:
+            return ""
+        store = self.service.store
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(max(job.finished_at for job in succeeded)))
+        outputs = [Path(store.watch_output(job.id) or job.result_path) for job in succeeded]
+        shown = [str(p.relative_to(self.folder)) if p.is_relative_to(self.folder) else str(p) for p in outputs]
+        return (
+            f"already processed with these parameters on {when}, nothing submitted again; outputs: {', '.join(shown)}."
+            " Rename the clip or change its parameters to process it again."
+        )
+
+    def _finish(self, item: _InFlight, jobs: list[Job], now: float) -> None:
+        """Write the outputs; move the clip on, unless it changed meanwhile: then it is a new item."""
         problems = []
         for job in jobs:
             if job.state is JobState.SUCCEEDED:
@@ -209,11 +351,35 @@ class WatchFolder:
             else:
                 what = f"prompt {job.settings.get('prompt')!r}, seed {job.settings.get('seed', 'random')}"
                 problems.append(f"{what}: {job.state.value}: {job.error}")
-        if problems:
-            self._move(item.clip, item.sidecar, "failed", "\n".join(problems))
+        self.service.store.finish_watch_item(item.item_id)
+        if self._digest(item.clip) != item.digest:
+            log.info("watch folder: %s changed while its jobs ran; its new content is a new item", item.clip.name)
+        elif problems:
+            self._fail(item.clip, item.sidecar, "\n".join(problems), item.taken, now)
         else:
             self._move(item.clip, item.sidecar, "done")
-        self.service.store.finish_watch_item(item.item_id)
+
+    def _fail(self, clip: Path, sidecar: Path | None, reason: str, taken: tuple[int, int] | None, now: float) -> None:
+        """To failed/; an unreadable clip is watched there, since its writer may only have paused."""
+        moved = self._move(clip, sidecar, "failed", reason)
+        if any(hint in reason for hint in UNREADABLE_REASONS):
+            self._unreadable.append(_Unreadable(clip, sidecar, moved, taken, now + REWRITE_WATCH_SECONDS))
+
+    def _return_rewritten(self, now: float) -> None:
+        """Put unreadable clips that changed since they were taken back into the folder to be retaken."""
+        for entry in list(self._unreadable):
+            current = file_state(entry.moved.clip)
+            if current == entry.taken and now < entry.until:
+                continue
+            self._unreadable.remove(entry)
+            if current in (None, entry.taken) or entry.home.exists():
+                continue
+            log.info("watch folder: %s changed after failing as unreadable; taking it again", entry.home.name)
+            if entry.moved.note is not None:
+                entry.moved.note.unlink(missing_ok=True)
+            os.replace(entry.moved.clip, entry.home)
+            if entry.moved.sidecar is not None and entry.home_sidecar is not None and not entry.home_sidecar.exists():
+                os.replace(entry.moved.sidecar, entry.home_sidecar)
 
     def _write_output(self, clip: Path, job: Job) -> None:
         """Copy the result to output/ under a name that says what it is, exactly once per job."""
@@ -231,11 +397,17 @@ class WatchFolder:
         os.replace(partial, target)
         target.with_suffix(".json").write_text(json.dumps({"job_id": job.id, **report}, indent=2), encoding="utf-8")
 
-    def _move(self, clip: Path, sidecar: Path | None, where: str, reason: str = "") -> None:
+    def _move(self, clip: Path, sidecar: Path | None, where: str, note: str = "") -> _Moved:
+        """Move a clip and its sidecar to done/ or failed/, with a note beside it if there is one."""
         destination = unique_path(self.folder / where / clip.name)
-        if reason:
-            destination.with_name(destination.name + ".error.txt").write_text(reason + "\n", encoding="utf-8")
-            log.warning("watch folder: %s failed: %s", clip.name, reason.splitlines()[0])
+        note_path = None
+        if note:
+            note_path = destination.with_name(destination.name + (".error.txt" if where == "failed" else ".note.txt"))
+            note_path.write_text(note + "\n", encoding="utf-8")
+            log.warning("watch folder: %s to %s/: %s", clip.name, where, note.splitlines()[0])
         os.replace(clip, destination)
+        moved_sidecar = None
         if sidecar is not None and sidecar.exists():
-            os.replace(sidecar, unique_path(destination.with_suffix(sidecar.suffix)))
+            moved_sidecar = unique_path(destination.with_suffix(sidecar.suffix))
+            os.replace(sidecar, moved_sidecar)
+        return _Moved(destination, moved_sidecar, note_path)
