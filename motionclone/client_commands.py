@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,10 @@ from pathlib import Path
 from motionclone_client import DaemonClient
 from motionclone_client.client import JobInfo, ProgressEvent
 
+from motionclone.errors import ConfigError
+
 COMMANDS = ("submit", "jobs", "cancel", "status")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 def add_client_commands(commands: argparse._SubParsersAction, add_generation_arguments) -> None:
@@ -32,11 +36,20 @@ def add_client_commands(commands: argparse._SubParsersAction, add_generation_arg
     cancel.add_argument("job_id")
     commands.add_parser("status", help="the daemon's version, device, models and queue")
     for name in COMMANDS:
-        commands.choices[name].add_argument("--address", help="HOST:PORT (default: the local daemon)")
+        command = commands.choices[name]
+        command.add_argument("--address", help="HOST:PORT (default: the local daemon)")
+        command.add_argument(
+            "--token",
+            default=os.environ.get("MOTIONCLONE_TOKEN"),
+            help="the daemon's token, required for another machine's daemon (default: $MOTIONCLONE_TOKEN, "
+            "else the local token file for a daemon on this machine)",
+        )
+        command.add_argument("--ca-cert", type=Path, help="PEM certificate to trust, for a self-signed daemon")
 
 
 def run_client_command(args: argparse.Namespace, settings: dict | None) -> None:
-    with DaemonClient(address=args.address) as client:
+    _check_ranges(args)
+    with _connect(args) as client:
         if args.command == "submit":
             _submit(client, args, settings or {})
         elif args.command == "jobs":
@@ -46,6 +59,30 @@ def run_client_command(args: argparse.Namespace, settings: dict | None) -> None:
             print(f"{job.id} {'cancelling' if job.state == 'running' else job.state}")
         else:
             _print_status(client)
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    """The API carries these numbers as int32: refuse others here in one line, not in a protobuf traceback."""
+    if args.command == "submit":
+        _within("--priority", args.priority, INT32_MIN, INT32_MAX)
+    elif args.command == "jobs":
+        _within("--limit", args.limit, 1, INT32_MAX)
+
+
+def _within(flag: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{flag} must be from {low} to {high}, not {value}")
+
+
+def _connect(args: argparse.Namespace) -> DaemonClient:
+    """A client for --address with --token and --ca-cert; the certificate is read here so a bad path is one line."""
+    root_certificates = None
+    if args.ca_cert:
+        try:
+            root_certificates = args.ca_cert.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"cannot read --ca-cert {args.ca_cert}: {error.strerror}") from None
+    return DaemonClient(address=args.address, token=args.token, root_certificates=root_certificates)
 
 
 def _submit(client: DaemonClient, args: argparse.Namespace, settings: dict) -> None:
@@ -102,3 +139,5 @@ def _print_status(client: DaemonClient) -> None:
     print(f"default model: {info.default_model}; loaded: {info.loaded_model or 'none'}")
     print(f"models: {', '.join(info.available_models)}")
     print(f"queue: {info.queue_length} job(s)")
+    for problem in info.problems:
+        print(f"problem: {problem}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,3 +30,12 @@ def running_daemon(tmp: Path, engine: Engine | None = None, engines: list[Engine
 
 def client_for(daemon: Daemon, token: str | None = None) -> DaemonClient:
     return DaemonClient(address=f"127.0.0.1:{daemon.port}", token=daemon.token if token is None else token)
+
+
+def self_signed_certificate(folder: Path, name: str = "DNS:localhost") -> tuple[Path, Path]:
+    """A throwaway key and certificate for `name` (a subjectAltName: DNS:host or IP:address)."""
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=motionclone"]
+    names = ["-addext", f"subjectAltName={name}"]
+    subprocess.run([*request, *names, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return key, cert

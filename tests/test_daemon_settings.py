@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
-from daemon_helpers import FAST, running_daemon
+from daemon_helpers import FAST, running_daemon, self_signed_certificate
 from motionclone_client import ClientError, DaemonClient
 from motionclone_daemon.settings import DaemonSettings
 
@@ -40,10 +38,7 @@ def test_bad_config_names_the_key(tmp_path, text, message):
 
 
 def test_tls_with_a_certificate(tmp_path, shared_engine):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"]
-    names = ["-addext", "subjectAltName=DNS:localhost"]
-    subprocess.run([*request, *names, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    key, cert = self_signed_certificate(tmp_path)
     tls = {"tls_cert": str(cert), "tls_key": str(key)}
     with running_daemon(tmp_path, engine=shared_engine, **tls) as daemon:
         secure = DaemonClient(f"localhost:{daemon.port}", token=daemon.token, root_certificates=cert.read_bytes())
@@ -116,5 +111,6 @@ def test_a_busy_port_gives_a_clear_error(tmp_path, shared_engine):
         port = busy.getsockname()[1]
         settings = DaemonSettings.load(tmp_path / "none.yaml", port=port, data_dir=str(tmp_path / "data"))
         daemon = Daemon(settings, engines=[shared_engine])
-        with pytest.raises(MotionCloneError, match=f"cannot listen on 127.0.0.1:{port}: the port is in use"):
+        busy_port = rf"cannot listen on 127\.0\.0\.1:{port}: Address already in use \(another daemon\?\)"
+        with pytest.raises(MotionCloneError, match=busy_port):
             daemon.start()

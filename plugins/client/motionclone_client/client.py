@@ -1,8 +1,9 @@
 """DaemonClient: submit a clip, follow its progress, fetch the result. Plain Python objects out.
 
-Address and token are found on their own on the daemon's machine (see `locations`). Every gRPC
-failure becomes a `ClientError` whose message a user can act on; a watch that loses its
-connection reconnects and resumes from the last event it saw, so no progress is lost.
+Address and token are found on their own on the daemon's machine (see `locations`); that token
+is never sent off the machine (see `connection_for`). Every gRPC failure becomes a `ClientError`
+whose message a user can act on; a watch that loses its connection reconnects and resumes from
+the last event it saw, so no progress is lost.
 """
 
 from __future__ import annotations
@@ -108,15 +109,46 @@ class JobFailed(ClientError):
         self.job = job
 
 
+@dataclass(frozen=True)
+class Connection:
+    """Where to connect, which token to present and whether over TLS."""
+
+    address: str
+    token: str
+    tls: bool
+
+
+def connection_for(address: str | None, token: str | None, root_certificates: bytes | None) -> Connection:
+    """Decide, before any byte is sent, what an address may be told.
+
+    The token file's token goes only to this machine's daemon: the one endpoint.json announces (no
+    address given) or a loopback address. Any other address may be a stranger, so it gets only a
+    token the caller gave for it, and only over TLS (the system's roots unless `root_certificates`).
+    """
+    if address is None:
+        tls = root_certificates is not None or bool((locations.read_endpoint() or {}).get("tls"))
+        return Connection(locations.default_address(), _local_token(token), tls)
+    if locations.is_loopback(address):
+        return Connection(address, _local_token(token), root_certificates is not None)
+    if not token:
+        raise ClientError(
+            f"{address} is not this machine's daemon: pass its token with --token or MOTIONCLONE_TOKEN "
+            "(the local token is never sent off this machine)"
+        )
+    return Connection(address, token, tls=True)
+
+
+def _local_token(token: str | None) -> str:
+    return token if token is not None else locations.read_token() or ""
+
+
 class DaemonClient:
     def __init__(self, address: str | None = None, token: str | None = None, root_certificates: bytes | None = None):
-        self.address = address or locations.default_address()
-        token = token if token is not None else locations.read_token()
-        self._metadata = (("authorization", f"Bearer {token or ''}"),)
-        endpoint = locations.read_endpoint() or {}
-        if root_certificates is not None or (address is None and endpoint.get("tls")):
-            credentials = grpc.ssl_channel_credentials(root_certificates)
-            self._channel = grpc.secure_channel(self.address, credentials)
+        connection = connection_for(address, token, root_certificates)
+        self.address = connection.address
+        self._metadata = (("authorization", f"Bearer {connection.token}"),)
+        if connection.tls:
+            self._channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(root_certificates))
         else:
             self._channel = grpc.insecure_channel(self.address)
         self._stub = jobs_pb2_grpc.MotionCloneStub(self._channel)
@@ -132,14 +164,27 @@ class DaemonClient:
 
     def _error(self, error: grpc.RpcError) -> ClientError:
         code = error.code() if hasattr(error, "code") else None
+        details = error.details() if hasattr(error, "details") else str(error)
         if code == grpc.StatusCode.UNAVAILABLE:
-            return DaemonUnavailable(self.address)
+            return self._unreachable(details or "")
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return ClientError(
                 f"the daemon at {self.address} refused the token; use the token file from its config dir"
             )
-        details = error.details() if hasattr(error, "details") else str(error)
         return ClientError(details or str(code))
+
+    def _unreachable(self, details: str) -> ClientError:
+        """UNAVAILABLE means nobody listens or a TLS handshake failed; only the details tell which."""
+        if "CERTIFICATE_VERIFY_FAILED" in details:
+            return ClientError(
+                f"the daemon at {self.address} presented a certificate this machine does not trust; "
+                "pass the daemon's certificate with --ca-cert FILE"
+            )
+        if "handshake failed" in details.lower():
+            return ClientError(
+                f"the TLS handshake with {self.address} failed; check that the daemon serves TLS with that certificate"
+            )
+        return DaemonUnavailable(self.address)
 
     def _call(self, method: Callable, request: Any, timeout: float | None = 30.0) -> Any:
         try:
@@ -164,15 +209,14 @@ class DaemonClient:
     ) -> JobInfo:
         """Send a job. The clip is streamed in chunks unless `by_path` (daemon on this machine)."""
         try:
-            wire_settings = settings_to_proto(settings)
+            spec = jobs_pb2.JobSpec(
+                settings=settings_to_proto(settings),
+                idempotency_key=idempotency_key or uuid.uuid4().hex,
+                priority=priority,
+                motion_from_job=motion_from_job,
+            )
         except (ValueError, TypeError) as error:
-            raise ClientError(f"cannot send these settings to the daemon: {error}") from None
-        spec = jobs_pb2.JobSpec(
-            settings=wire_settings,
-            idempotency_key=idempotency_key or uuid.uuid4().hex,
-            priority=priority,
-            motion_from_job=motion_from_job,
-        )
+            raise ClientError(f"cannot send this job to the daemon: {error}") from None
         if clip is not None:
             clip = Path(clip)
             if not clip.is_file():
@@ -194,9 +238,18 @@ class DaemonClient:
         return JobInfo.from_proto(self._call(self._stub.GetJob, jobs_pb2.GetJobRequest(job_id=job_id)))
 
     def list(self, states: list[str] | None = None, limit: int = 0) -> list[JobInfo]:
+        """Jobs newest first, at most `limit` (0: all), following the daemon's pages."""
         numbers = [jobs_pb2.JobState.Value(f"JOB_STATE_{s.upper()}") for s in states or []]
-        reply = self._call(self._stub.ListJobs, jobs_pb2.ListJobsRequest(states=numbers, limit=limit))
-        return [JobInfo.from_proto(job) for job in reply.jobs]
+        jobs: list[JobInfo] = []
+        token = ""
+        while True:
+            wanted = limit - len(jobs) if limit else 0
+            request = jobs_pb2.ListJobsRequest(states=numbers, limit=wanted, page_token=token)
+            reply = self._call(self._stub.ListJobs, request)
+            jobs += [JobInfo.from_proto(job) for job in reply.jobs]
+            token = reply.next_page_token
+            if not token or (limit and len(jobs) >= limit):
+                return jobs[:limit] if limit else jobs
 
     def cancel(self, job_id: str) -> JobInfo:
         return JobInfo.from_proto(self._call(self._stub.CancelJob, jobs_pb2.CancelJobRequest(job_id=job_id)))
@@ -221,8 +274,9 @@ class DaemonClient:
                         return
                 return
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE or failures >= RECONNECT_ATTEMPTS:
-                    raise self._error(error) from None
+                problem = self._error(error)
+                if not isinstance(problem, DaemonUnavailable) or failures >= RECONNECT_ATTEMPTS:
+                    raise problem from None
                 failures += 1
                 time.sleep(min(2.0**failures * 0.25, 5.0))
 

@@ -7,6 +7,7 @@ the same rule is written out for them.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
@@ -56,4 +57,24 @@ def default_address() -> str:
     host = endpoint.get("host", DEFAULT_HOST)
     if host in ("0.0.0.0", "::", ""):
         host = DEFAULT_HOST
-    return f"{host}:{endpoint.get('port', DEFAULT_PORT)}"
+    return join_address(host, endpoint.get("port", DEFAULT_PORT))
+
+
+def join_address(host: str, port: int) -> str:
+    """HOST:PORT as gRPC reads it: an IPv6 address goes in brackets ([::1]:50151)."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def is_loopback(address: str) -> bool:
+    """Whether HOST:PORT (or a bare host) names this machine by loopback, judged without a DNS lookup."""
+    host = address
+    if address.startswith("["):
+        host = address[1:].partition("]")[0]
+    elif address.count(":") == 1:
+        host = address.partition(":")[0]
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
