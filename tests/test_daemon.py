@@ -61,7 +61,7 @@ def test_large_clip_is_streamed_in_chunks(tmp_path, shared_engine):
 
 def test_cancel_queued_and_running_jobs(clip_files, tmp_path, shared_engine):
     with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
-        running = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 2000})
+        running = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 1000})
         queued = client.submit(clip_files["right"], {**FAST, "prompt": "y"})
         assert client.get(queued.id).queue_position == 1
         assert client.cancel(queued.id).state == "cancelled"
@@ -114,20 +114,18 @@ def test_oversize_uploads_and_paths_outside_allowed_roots_are_refused(clip_files
         assert client.wait(job.id).state == "succeeded"
 
 
-def test_bad_clips_fail_their_job_and_the_next_job_succeeds(clip_files, tmp_path, shared_engine):
+def test_bad_clips_are_refused_at_submit_and_the_next_job_succeeds(clip_files, tmp_path, shared_engine):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video at all\n" * 100)
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(clip_files["right"].read_bytes()[:600])
     with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
-        bad = [client.submit(path, {**FAST, "prompt": "x"}) for path in (text, corrupt)]
+        for path in (text, corrupt):
+            with pytest.raises(ClientError, match=f"^not a readable video file: {path.name}$"):
+                client.submit(path, {**FAST, "prompt": "x"})
+        assert client.list() == []
         good = client.submit(clip_files["right"], {**FAST, "prompt": "x"})
         assert client.wait(good.id).state == "succeeded"
-        for job in bad:
-            with pytest.raises(JobFailed) as failure:
-                client.wait(job.id)
-            assert failure.value.job.state == "failed"
-            assert "video" in failure.value.job.error or "decode" in failure.value.job.error
 
 
 def test_invalid_settings_are_refused_at_submit(clip_files, tmp_path, shared_engine):
@@ -199,7 +197,7 @@ def test_retention_sweep_deletes_old_finished_jobs(clip_files, tmp_path, shared_
 def test_graceful_stop_puts_the_running_job_back_in_the_queue(clip_files, tmp_path, shared_engine):
     with running_daemon(tmp_path, engine=shared_engine) as daemon:
         client = client_for(daemon)
-        job = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 2000})
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 1000})
         for event in client.events(job.id):
             if event.kind == "step":
                 break
@@ -282,7 +280,7 @@ def test_health_service_answers_serving(tmp_path, shared_engine):
 
 def test_higher_priority_runs_first_then_fifo(clip_files, tmp_path, shared_engine):
     with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
-        blocker = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 2000})
+        blocker = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 1000})
         for event in client.events(blocker.id):
             if event.kind == "step":
                 break
@@ -311,7 +309,7 @@ def test_a_job_that_keeps_killing_the_daemon_is_failed_with_a_reason(tmp_path):
         assert store.claim_next().id == job.id
         service.recover()
         assert store.get(job.id).state is expected
-    assert "stopped 2 times" in store.get(job.id).error
+    assert "died 2 times" in store.get(job.id).error
 
 
 def test_one_worker_per_device_runs_jobs_side_by_side(clip_files, tmp_path):
@@ -319,7 +317,7 @@ def test_one_worker_per_device_runs_jobs_side_by_side(clip_files, tmp_path):
         running_daemon(tmp_path, engines=[Engine(), Engine()], device="cpu,cpu") as daemon,
         client_for(daemon) as client,
     ):
-        jobs = [client.submit(clip_files["right"], {**FAST, "prompt": p, "steps": 2000}) for p in "ab"]
+        jobs = [client.submit(clip_files["right"], {**FAST, "prompt": p, "steps": 1000}) for p in "ab"]
         for job in jobs:
             for event in client.events(job.id):
                 if event.kind == "step":
@@ -349,7 +347,7 @@ def test_full_disk_refuses_the_upload_and_keeps_serving(clip_files, tmp_path, ti
         running_daemon(tmp_path, engine=shared_engine, data_dir=str(tiny_disk / "data")) as daemon,
         client_for(daemon) as client,
     ):
-        with pytest.raises(ClientError, match="disk is full"):
+        with pytest.raises(ClientError, match=r"disk full: \d+ MB free in"):
             client.submit(big, {**FAST, "prompt": "x"})
         assert client.list() == []
         assert not any((tiny_disk / "data" / "uploads").iterdir())

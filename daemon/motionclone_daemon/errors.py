@@ -33,6 +33,18 @@ class TooLarge(DaemonError):
     status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class Busy(DaemonError):
+    """Every place for this kind of call is taken; retrying later will work."""
+
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class UploadAborted(DaemonError):
+    """The client stopped sending before its clip was complete; nothing was kept."""
+
+    status = grpc.StatusCode.CANCELLED
+
+
 class Conflict(DaemonError):
     status = grpc.StatusCode.FAILED_PRECONDITION
 

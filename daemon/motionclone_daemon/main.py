@@ -7,10 +7,12 @@ stops gracefully: no new calls, the running job goes back to the queue, the stor
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from concurrent import futures
@@ -20,12 +22,13 @@ from pathlib import Path
 import grpc
 import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from motionclone_client.locations import ENDPOINT_FILE, config_dir
+from motionclone_client.locations import ENDPOINT_FILE, config_dir, join_address
 
 from motionclone.engine import Engine
 from motionclone.errors import MotionCloneError
 from motionclone_daemon.auth import TokenInterceptor, ensure_token, fingerprint
 from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.privacy import PRIVATE_UMASK, make_private
 from motionclone_daemon.service import JobService
 from motionclone_daemon.servicer import MotionCloneServicer, add_to_server
 from motionclone_daemon.settings import DaemonSettings
@@ -36,6 +39,14 @@ from motionclone_daemon.worker import Worker
 log = logging.getLogger("motionclone_daemon")
 MAX_MESSAGE = 4 << 20
 SWEEP_SECONDS = 3600
+SHORT_CALL_THREADS = 16
+# Ping idle connections so a client that vanished (sleep, cable, crash) frees its stream.
+KEEPALIVE = [
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
 
 
 class Daemon:
@@ -44,6 +55,8 @@ class Daemon:
     def __init__(self, settings: DaemonSettings, engines: list[Engine] | None = None) -> None:
         self.settings = settings
         self.token = ensure_token()
+        self._umask = os.umask(PRIVATE_UMASK)
+        make_private(settings.data_path)
         self.store = JobStore(settings.data_path / "jobs.sqlite3")
         self.catalog = ModelCatalog(settings)
         devices = worker_devices(settings.device)
@@ -55,10 +68,16 @@ class Daemon:
             for engine, device in zip(self.engines, devices, strict=True)
         ]
         self.service = JobService(self.store, self.workers, settings, self.catalog)
+        # A thread for every stream and upload place plus some for short calls, so those always answer.
+        threads = settings.max_streams + settings.max_uploads + SHORT_CALL_THREADS
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32),
+            futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="motionclone-rpc"),
             interceptors=[TokenInterceptor(self.token)],
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                *KEEPALIVE,
+            ],
         )
         add_to_server(self.server, MotionCloneServicer(self.service, self.engines))
         self.health = health.HealthServicer()
@@ -73,19 +92,11 @@ class Daemon:
     def start(self) -> None:
         self.service.recover()
         self.service.sweep()
-        address = f"{self.settings.host}:{self.settings.port}"
         try:
-            if self.settings.uses_tls:
-                pair = (Path(self.settings.tls_key).read_bytes(), Path(self.settings.tls_cert).read_bytes())
-                self.port = self.server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
-            else:
-                self.port = self.server.add_insecure_port(address)
-        except OSError as error:
-            raise MotionCloneError(f"cannot read TLS key or certificate: {error}") from None
-        except RuntimeError:
-            self.port = 0
-        if self.port == 0:
-            raise MotionCloneError(f"cannot listen on {address}: the port is in use (another daemon?) or not allowed")
+            self.port = self._bind()
+        except MotionCloneError:
+            self._release()
+            raise
         self.server.start()
         for worker in self.workers:
             worker.start()
@@ -94,7 +105,7 @@ class Daemon:
         threading.Thread(target=self._sweep_periodically, name="motionclone-retention", daemon=True).start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._write_endpoint()
-        log.info("listening on %s:%d (data dir %s)", self.settings.host, self.port, self.settings.data_path)
+        log.info("listening on %s (data dir %s)", join_address(self.settings.host, self.port), self.settings.data_path)
         if self.settings.uses_tls:
             log.info("token fingerprint %s; clients need the token file from %s", fingerprint(self.token), config_dir())
 
@@ -107,10 +118,32 @@ class Daemon:
         for worker in self.workers:
             worker.stop()
         stopped.wait()
-        self.store.close()
+        self._release()
         endpoint = config_dir() / ENDPOINT_FILE
         if (json.loads(endpoint.read_text()) if endpoint.exists() else {}).get("pid") == os.getpid():
             endpoint.unlink(missing_ok=True)
+
+    def _bind(self) -> int:
+        """Add the listening port (TLS when configured); the port, or an error that says why not."""
+        address = join_address(self.settings.host, self.settings.port)
+        try:
+            if self.settings.uses_tls:
+                pair = (Path(self.settings.tls_key).read_bytes(), Path(self.settings.tls_cert).read_bytes())
+                port = self.server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
+            else:
+                port = self.server.add_insecure_port(address)
+        except OSError as error:
+            raise MotionCloneError(f"cannot read TLS key or certificate: {error}") from None
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            raise MotionCloneError(f"cannot listen on {address}: {bind_error(self.settings.host, self.settings.port)}")
+        return port
+
+    def _release(self) -> None:
+        """Give back what the constructor took: the store, and the process's umask."""
+        self.store.close()
+        os.umask(self._umask)
 
     def _write_endpoint(self) -> None:
         endpoint = {"host": self.settings.host, "port": self.port, "tls": self.settings.uses_tls}
@@ -126,6 +159,22 @@ class Daemon:
                 self.service.sweep()
             except Exception:
                 log.exception("retention sweep failed")
+
+
+def bind_error(host: str, port: int) -> str:
+    """Why binding failed, in the operating system's words (gRPC only says that it did)."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        return f"unknown host {host!r} ({error.strerror})"
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            try:
+                probe.bind(address)
+            except OSError as error:
+                hint = " (another daemon?)" if error.errno == errno.EADDRINUSE else ""
+                return f"{error.strerror}{hint}"
+    return "gRPC could not bind it, though the address is free"
 
 
 def worker_devices(device: str | None) -> list[str | None]:
@@ -161,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"motionclone-daemon listening on {daemon.settings.host}:{daemon.port}", flush=True)
+    print(f"motionclone-daemon listening on {join_address(daemon.settings.host, daemon.port)}", flush=True)
     stop.wait()
     log.info("stopping: the running job, if any, goes back to the queue")
     daemon.stop()

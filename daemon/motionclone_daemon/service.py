@@ -7,10 +7,8 @@ committed, so an acknowledged job survives any crash.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import shutil
 import sqlite3
 import time
 import uuid
@@ -19,17 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from motionclone.config import ModelDefaults, resolve
-from motionclone.errors import MotionCloneError
+from motionclone.config import require_text, resolve
+from motionclone.errors import MotionCloneError, VideoError
+from motionclone.memory import check_fits, device_memory
+from motionclone.models import choose_device, defaults_before_loading
+from motionclone.video_io import probe
 from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.disk import disk_full_message, is_disk_full, is_full
 from motionclone_daemon.errors import Conflict, Forbidden, InvalidRequest, NotFound, TooLarge
 from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
+from motionclone_daemon.limits import SPEC_TEXT_LIMITS, check_job_id, check_text
 from motionclone_daemon.settings import DaemonSettings
 from motionclone_daemon.store import JobStore, TransitionRefused
 from motionclone_daemon.worker import Worker, job_config
 
 log = logging.getLogger(__name__)
 COPY_CHUNK = 1 << 20
+NO_CLIP_SENT = "no clip was sent: upload its bytes or give a path"
+DIED_ALLOCATING = (
+    "the daemon died while allocating memory for this job (likely out of memory): try fewer frames or a smaller size"
+)
 
 
 @dataclass
@@ -50,6 +57,7 @@ class JobService:
         self.workers = workers
         self.settings = settings
         self.catalog = catalog
+        self._device = workers[0].device if workers else None
         self.clips = settings.data_path / "clips"
         self.uploads = settings.data_path / "uploads"
         self.clips.mkdir(parents=True, exist_ok=True)
@@ -58,30 +66,64 @@ class JobService:
     # -- start-up -------------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """After a crash or kill: running jobs go back to the queue, or fail after too many tries."""
-        for partial in self.uploads.glob("*.partial"):
-            partial.unlink(missing_ok=True)
+        """After a crash or kill: remove what it left half-done, then requeue or fail the running jobs.
+
+        A graceful stop requeues its job itself, so a job still running here saw the daemon die.
+        """
+        self._remove_leftovers()
         for job in self.store.list([JobState.RUNNING]):
             try:
-                if job.attempts >= self.settings.max_attempts:
-                    reason = f"the daemon stopped {job.attempts} times while running this job; giving up"
-                    self.store.transition(job.id, JobState.FAILED, EventKind.FAILED, reason)
-                else:
-                    reason = "daemon restarted: job put back in the queue"
-                    self.store.transition(job.id, JobState.QUEUED, EventKind.REQUEUED, reason)
+                self._recover_job(job)
             except TransitionRefused:
                 continue
+
+    def _recover_job(self, job: Job) -> None:
+        """Fail a job the daemon died in too often, or in a phase where that means out of memory."""
+        crashes = job.crashes + 1
+        if job.heavy_phase:
+            self.store.transition(job.id, JobState.FAILED, EventKind.FAILED, DIED_ALLOCATING, crashes=crashes)
+        elif crashes >= self.settings.max_attempts:
+            reason = f"the daemon died {crashes} times while running this job; giving up"
+            self.store.transition(job.id, JobState.FAILED, EventKind.FAILED, reason, crashes=crashes)
+        else:
+            reason = "daemon restarted: job put back in the queue"
+            self.store.transition(job.id, JobState.QUEUED, EventKind.REQUEUED, reason, crashes=crashes)
+
+    def _remove_leftovers(self) -> None:
+        """Uploads and results a kill left half-written, and clips no job refers to (a failed submit's)."""
+        referenced = {Path(path).name for path in self.store.reference_paths()}
+        orphans = [clip for clip in self.clips.iterdir() if clip.name not in referenced]
+        partial_results = (self.settings.data_path / "results").glob("*partial*")
+        for path in [*self.uploads.iterdir(), *partial_results, *orphans]:
+            if path.is_file():
+                path.unlink(missing_ok=True)
 
     # -- submit ---------------------------------------------------------------------------------
 
     def validate(self, submission: Submission) -> None:
-        """Refuse a bad job at once (clear message) rather than accept and fail it later."""
+        """Refuse a bad job at once (clear message) rather than accept and fail it later.
+
+        Every value is bounded here, and the run's estimated memory is checked against all the
+        device has: a job too big for the machine would otherwise be accepted and then kill the
+        daemon (on the CPU) or fail only after the model load.
+        """
+        for name, limit in SPEC_TEXT_LIMITS.items():
+            check_text(name, getattr(submission, name), limit)
+        if submission.motion_from_job:
+            check_job_id(submission.motion_from_job)
         settings = submission.settings
         if not str(settings.get("prompt", "")).strip():
             raise InvalidRequest("the prompt is empty: say what the new video should show")
         try:
+            for name, value in settings.items():
+                if isinstance(value, str):
+                    require_text(name, value)
             config = job_config(settings, self.settings, self.catalog)
-            resolve(config, ModelDefaults(), seed=0)
+            defaults = defaults_before_loading(config.model)
+            resolved = resolve(config, defaults, seed=0)
+            device, dtype = choose_device(config.device or self._device, config.dtype)
+            _free, total = device_memory(device)
+            check_fits(defaults, resolved, device, dtype, total, weights_loaded=False)
         except MotionCloneError as error:
             raise InvalidRequest(str(error)) from None
         except TypeError as error:
@@ -118,12 +160,18 @@ class JobService:
             if existing is None:
                 raise
             return existing
+        except Exception as error:
+            clip.unlink(missing_ok=True)
+            raise self._disk_error(error) from None
 
     def _clip_target(self, job_id: str, name: str) -> Path:
         suffix = Path(name).suffix.lower()
         return self.clips / f"{job_id}{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
 
-    def _receive(self, chunks: Iterable[bytes], job_id: str, name: str) -> Path:
+    def _receive(self, chunks: Iterable[bytes], job_id: str, name: str, probed: bool = False) -> Path:
+        """Write a clip under uploads/, fsync it, check that it is a video (unless `probed`), then
+        rename it into clips/: clips/ never holds a partial file or a non-video, and the clip is on
+        disk before its job row is."""
         partial = self.uploads / f"{job_id}.partial"
         limit = self.settings.max_upload_bytes
         received = 0
@@ -136,10 +184,11 @@ class JobService:
                     handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
-            if received == 0:
-                raise InvalidRequest("no clip was sent: upload its bytes or give a path")
+            if not probed:
+                self._check_video(partial, name)
             target = self._clip_target(job_id, name)
             os.replace(partial, target)
+            _sync_directory(self.clips)
             return target
         except OSError as error:
             raise self._disk_error(error) from None
@@ -155,8 +204,8 @@ class JobService:
             raise InvalidRequest(f"clip not found: {path}")
         if self.settings.max_upload_bytes and resolved.stat().st_size > self.settings.max_upload_bytes:
             raise TooLarge(f"clip larger than this daemon's limit of {self.settings.max_upload_mb:g} MB")
-        with open(resolved, "rb") as source:
-            return self._receive(iter(lambda: source.read(COPY_CHUNK), b""), job_id, resolved.name)
+        self._check_video(resolved, str(path))  # in place: a large non-video is never copied
+        return self._copy_in(resolved, job_id)
 
     def _clip_of_job(self, other_id: str, job_id: str) -> Path:
         other = self.get(other_id)
@@ -167,25 +216,51 @@ class JobService:
         try:
             os.link(source, target)
         except OSError:
-            shutil.copyfile(source, target)
+            return self._copy_in(source, job_id)
+        _sync_directory(self.clips)
         return target
 
+    def _copy_in(self, source: Path, job_id: str) -> Path:
+        """Copy a clip already known to be a video into clips/, the way an upload is stored."""
+        with open(source, "rb") as handle:
+            return self._receive(iter(lambda: handle.read(COPY_CHUNK), b""), job_id, source.name, probed=True)
+
     @staticmethod
-    def _disk_error(error: OSError) -> Exception:
-        if error.errno == errno.ENOSPC:
-            return TooLarge("the daemon's disk is full; free space or move its data_dir")
+    def _check_video(path: Path, name: str) -> None:
+        """Refuse an empty or unreadable clip at submit, naming it as the client knows it."""
+        if path.stat().st_size == 0:
+            raise InvalidRequest(f"the clip is empty (0 bytes): {name}" if name else NO_CLIP_SENT)
+        try:
+            probe(path)
+        except VideoError as error:
+            raise InvalidRequest(str(error).replace(str(path), name or "the uploaded clip")) from None
+
+    def _disk_error(self, error: Exception) -> Exception:
+        """A full disk as the one clear message; any other error as it is."""
+        if is_disk_full(error, self.settings.data_path):
+            return TooLarge(disk_full_message(self.settings.data_path))
         return error
 
     # -- queries and control ----------------------------------------------------------------------
 
+    def problems(self) -> list[str]:
+        """What keeps this daemon from running jobs right now (shown by `motionclone status`)."""
+        found = [disk_full_message(self.settings.data_path)] if is_full(self.settings.data_path) else []
+        stopped = [w for w in self.workers if w.ident is not None and not w.is_alive()]
+        return found + [f"{worker.name} has stopped: restart the daemon" for worker in stopped]
+
     def get(self, job_id: str) -> Job:
+        check_job_id(job_id)
         job = self.store.get(job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
         return job
 
-    def list(self, states: list[JobState] | None = None, limit: int = 0) -> list[Job]:
-        return self.store.list(states, limit)
+    def list(self, states: list[JobState] | None = None, limit: int = 0, before: str = "") -> list[Job]:
+        """Newest first; `before` (a job id, the page token of ListJobs) continues a listing."""
+        if before:
+            self.get(before)
+        return self.store.list(states, limit, before)
 
     def cancel(self, job_id: str) -> Job:
         job = self.get(job_id)
@@ -244,3 +319,12 @@ class JobService:
         for job in old:
             self.delete(job.id)
         return len(old)
+
+
+def _sync_directory(path: Path) -> None:
+    """Make a rename or link into `path` durable: the directory entry, not only the file's data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

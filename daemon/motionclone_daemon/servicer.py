@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
+import threading
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -11,19 +13,46 @@ import torch
 from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
 from motionclone_client.protocol import settings_from_proto, settings_to_proto
 
+from motionclone.config import MAX_TEXT_CHARS
 from motionclone.engine import Engine, package_version
-from motionclone_daemon.errors import InvalidRequest, abort_with
+from motionclone_daemon.errors import InvalidRequest, UploadAborted, abort_with
 from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
+from motionclone_daemon.limits import Slots
 from motionclone_daemon.service import JobService, Submission
 
 API_VERSION = "motionclone.v1"
 RESULT_CHUNK = 1 << 20
+# Replies stay well under the 4 MiB message limit (main.MAX_MESSAGE) whatever the jobs hold.
+REPLY_BYTES = 3 << 20
+JOB_REPLY_BYTES = 256 << 10
+PAGE_JOBS = 500
 _STATES = {state: getattr(jobs_pb2, f"JOB_STATE_{state.name}") for state in JobState}
 _STATES_BACK = {number: state for state, number in _STATES.items()}
 _KINDS = {kind: getattr(jobs_pb2, f"EVENT_KIND_{kind.name}") for kind in EventKind}
 
 
 def job_to_proto(job: Job) -> jobs_pb2.Job:
+    """The job as the API shows it, never larger than `JOB_REPLY_BYTES` (see `_bounded`)."""
+    return _bounded(_job_message(job))
+
+
+def _bounded(message: jobs_pb2.Job) -> jobs_pb2.Job:
+    """Cut a job that an older daemon accepted with huge texts down to a size every reply can carry.
+
+    Today's limits keep new jobs far below it; a store may still hold jobs from before them, and
+    one such job must not make every listing or download fail.
+    """
+    if message.ByteSize() <= JOB_REPLY_BYTES:
+        return message
+    message.report_json = json.dumps({"note": "the report of this job is too large to send"})
+    settings = message.spec.settings
+    for field, value in settings.ListFields():
+        if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+            setattr(settings, field.name, value[:MAX_TEXT_CHARS])
+    return message
+
+
+def _job_message(job: Job) -> jobs_pb2.Job:
     return jobs_pb2.Job(
         id=job.id,
         state=_STATES[job.state],
@@ -93,6 +122,9 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
     def __init__(self, service: JobService, engines: list[Engine]) -> None:
         self.service = service
         self.engines = engines
+        settings = service.settings
+        self.streams = Slots("progress streams", settings.max_streams)
+        self.uploads = Slots("uploads", settings.max_uploads)
 
     @_mapping_errors
     def GetServerInfo(self, request, context):
@@ -104,6 +136,7 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
             queue_length=self.service.store.queue_length(),
             default_model=self.service.catalog.default(),
             max_upload_bytes=self.service.settings.max_upload_bytes,
+            problems=self.service.problems(),
         )
         if torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()
@@ -118,7 +151,10 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
         first = next(request_iterator, None)
         if first is None or not first.HasField("spec"):
             raise InvalidRequest("the first message of SubmitJob must carry the job spec")
-        spec = first.spec
+        with self.uploads.taken():
+            return self._submit(first.spec, request_iterator, context)
+
+    def _submit(self, spec: jobs_pb2.JobSpec, requests: Iterator[jobs_pb2.SubmitJobRequest], context) -> jobs_pb2.Job:
         submission = Submission(
             settings=settings_from_proto(spec.settings),
             idempotency_key=spec.idempotency_key,
@@ -127,15 +163,17 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
             reference_path=spec.reference_path,
             motion_from_job=spec.motion_from_job,
         )
-        return job_to_proto(self.service.submit(submission, _chunks(request_iterator)))
+        stall = self.service.settings.upload_stall_seconds
+        return job_to_proto(self.service.submit(submission, _chunks(requests, context, stall)))
 
     @_mapping_errors
     def WatchJob(self, request, context):
-        for event in self.service.watch(request.job_id, request.after_sequence, context.is_active):
-            position = 0
-            if event.kind in (EventKind.QUEUED, EventKind.REQUEUED):
-                position = self.service.get(request.job_id).queue_position
-            yield event_to_proto(event, position)
+        with self.streams.taken():
+            for event in self.service.watch(request.job_id, request.after_sequence, context.is_active):
+                position = 0
+                if event.kind in (EventKind.QUEUED, EventKind.REQUEUED):
+                    position = self.service.get(request.job_id).queue_position
+                yield event_to_proto(event, position)
 
     @_mapping_errors
     def GetJob(self, request, context):
@@ -143,9 +181,22 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
 
     @_mapping_errors
     def ListJobs(self, request, context):
+        """One page, newest first: at most `limit` (and `PAGE_JOBS`) jobs, and never more bytes
+        than a reply may carry; `next_page_token` says where the next page starts."""
+        if request.limit < 0:
+            raise InvalidRequest(f"invalid limit {request.limit}: must be 0 (every job) or more")
         states = [_STATES_BACK[s] for s in request.states if s in _STATES_BACK]
-        jobs = self.service.list(states or None, request.limit)
-        return jobs_pb2.ListJobsResponse(jobs=[job_to_proto(job) for job in jobs])
+        wanted = min(request.limit or PAGE_JOBS, PAGE_JOBS)
+        jobs = self.service.list(states or None, wanted + 1, before=request.page_token)
+        reply = jobs_pb2.ListJobsResponse()
+        for job in jobs[:wanted]:
+            message = job_to_proto(job)
+            if reply.jobs and reply.ByteSize() + message.ByteSize() + 16 > REPLY_BYTES:
+                break
+            reply.jobs.append(message)
+        if len(jobs) > len(reply.jobs):
+            reply.next_page_token = reply.jobs[-1].id
+        return reply
 
     @_mapping_errors
     def CancelJob(self, request, context):
@@ -170,11 +221,35 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
                 first = False
 
 
-def _chunks(requests: Iterator[jobs_pb2.SubmitJobRequest]) -> Iterator[bytes]:
-    for request in requests:
-        if not request.HasField("chunk"):
-            raise InvalidRequest("after the spec, SubmitJob messages must carry clip chunks")
-        yield request.chunk
+def _chunks(requests: Iterator[jobs_pb2.SubmitJobRequest], context, stall_seconds: float) -> Iterator[bytes]:
+    """The clip's chunks; an upload that sends nothing for `stall_seconds` is cancelled.
+
+    A stalled client would otherwise hold its upload place (and a server thread) forever. A
+    cancelled or broken stream ends the iteration early, so the end is checked: only a stream
+    the client closed itself is a complete clip.
+    """
+    stalled = threading.Event()
+
+    def give_up() -> None:
+        stalled.set()
+        context.cancel()
+
+    timer = threading.Timer(stall_seconds, give_up)
+    timer.start()
+    try:
+        for request in requests:
+            timer.cancel()
+            if not request.HasField("chunk"):
+                raise InvalidRequest("after the spec, SubmitJob messages must carry clip chunks")
+            yield request.chunk
+            timer = threading.Timer(stall_seconds, give_up)
+            timer.start()
+    finally:
+        timer.cancel()
+    if stalled.is_set():
+        raise UploadAborted(f"the upload sent nothing for {stall_seconds:g} s and was cancelled")
+    if not context.is_active():
+        raise UploadAborted("the client went away before the upload was complete")
 
 
 def add_to_server(server: grpc.Server, servicer: MotionCloneServicer) -> None:

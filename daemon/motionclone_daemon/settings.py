@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from motionclone_client.locations import APP, CONFIG_FILE, DEFAULT_HOST, DEFAULT
 
 from motionclone.config import load_yaml_mapping
 from motionclone.errors import ConfigError
+
+# Threads are cheap but not free: streams and uploads beyond this are a configuration mistake.
+MAX_CONCURRENT = 4096
 
 
 def about(text: str) -> dict[str, str]:
@@ -57,6 +61,11 @@ class DaemonSettings:
     watch_rescan_seconds: float = field(
         default=10.0, metadata=about("rescan watch folders this often (network shares)")
     )
+    max_streams: int = field(default=128, metadata=about("progress streams open at once (more are refused)"))
+    max_uploads: int = field(default=8, metadata=about("clip uploads in progress at once (more are refused)"))
+    upload_stall_seconds: float = field(
+        default=30.0, metadata=about("an upload that sends nothing for this long is cancelled")
+    )
 
     @classmethod
     def load(cls, path: Path | None = None, **overrides: Any) -> DaemonSettings:
@@ -75,14 +84,18 @@ class DaemonSettings:
     def validate(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port < 65536:
             raise ConfigError(f"invalid daemon setting port={self.port!r}: must be 0-65535")
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ConfigError(f"invalid daemon setting max_attempts={self.max_attempts!r}: must be >= 1")
+        for name in ("max_attempts", "max_streams", "max_uploads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENT:
+                raise ConfigError(f"invalid daemon setting {name}={value!r}: must be 1-{MAX_CONCURRENT}")
         for name in ("max_upload_mb", "max_clip_seconds", "retention_days", "watch_settle_seconds"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
+            if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ConfigError(f"invalid daemon setting {name}={value!r}: must be a number >= 0")
-        if not isinstance(self.watch_rescan_seconds, (int, float)) or self.watch_rescan_seconds <= 0:
-            raise ConfigError(f"invalid daemon setting watch_rescan_seconds={self.watch_rescan_seconds!r}: must be > 0")
+        for name in ("watch_rescan_seconds", "upload_stall_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigError(f"invalid daemon setting {name}={value!r}: must be a number > 0")
         for name in ("model_paths", "allowed_roots", "watch"):
             if not isinstance(getattr(self, name), list):
                 raise ConfigError(f"invalid daemon setting {name}: must be a list of folders")
