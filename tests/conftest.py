@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,15 @@ def shared_engine():
     from motionclone.engine import Engine
 
     return Engine()
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A 2 MB filesystem (tmpfs; needs root, as CI has), to run out of space for real."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)

@@ -328,18 +328,6 @@ def test_one_worker_per_device_runs_jobs_side_by_side(clip_files, tmp_path):
             client.cancel(job.id)
 
 
-@pytest.fixture()
-def tiny_disk(tmp_path):
-    """A 2 MB filesystem (tmpfs; needs root, as CI has), to run out of space for real."""
-    folder = tmp_path / "small-disk"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
-
-
 def test_full_disk_refuses_the_upload_and_keeps_serving(clip_files, tmp_path, tiny_disk, shared_engine):
     big = tmp_path / "big.mp4"
     big.write_bytes(np.random.default_rng(0).bytes(3 * 2**20))

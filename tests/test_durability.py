@@ -22,7 +22,6 @@ import pytest
 from daemon_helpers import FAST, client_for, running_daemon
 from motionclone_client import ClientError, DaemonClient
 from motionclone_daemon.store import JobStore
-from test_daemon import tiny_disk  # noqa: F401 - the fixture, used by name
 
 from motionclone.engine import Engine
 
@@ -187,7 +186,7 @@ class DiskFillingEngine(Engine):
         return super().generate(*args, **kwargs)
 
 
-def test_a_full_disk_fails_the_job_shows_in_status_and_the_worker_goes_on(clip_files, tmp_path, tiny_disk):  # noqa: F811
+def test_a_full_disk_fails_the_job_shows_in_status_and_the_worker_goes_on(clip_files, tmp_path, tiny_disk):
     data = tiny_disk / "data"
     engine = DiskFillingEngine(tiny_disk / "filler")
     with running_daemon(tmp_path, engine=engine, data_dir=str(data)) as daemon, client_for(daemon) as client:
