@@ -6,14 +6,13 @@ A bad file or value stops start-up with a message naming the key, before anythin
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from motionclone_client.locations import APP, CONFIG_FILE, DEFAULT_HOST, DEFAULT_PORT, config_dir
+from motionclone_client.locations import APP, CONFIG_FILE, DEFAULT_HOST, DEFAULT_PORT, config_dir, is_loopback
 
 from motionclone.config import load_yaml_mapping
 from motionclone.errors import ConfigError
@@ -123,12 +122,7 @@ class DaemonSettings:
 
     @property
     def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
     @property
     def data_path(self) -> Path:
