@@ -244,11 +244,15 @@ def _chunks(requests: Iterator[jobs_pb2.SubmitJobRequest], context, stall_second
             yield request.chunk
             timer = threading.Timer(stall_seconds, give_up)
             timer.start()
+    except grpc.RpcError:
+        broken = True
+    else:
+        broken = not context.is_active()
     finally:
         timer.cancel()
     if stalled.is_set():
         raise UploadAborted(f"the upload sent nothing for {stall_seconds:g} s and was cancelled")
-    if not context.is_active():
+    if broken:
         raise UploadAborted("the client went away before the upload was complete")
 
 
