@@ -6,6 +6,7 @@ import errno
 import stat
 import subprocess
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -264,6 +265,10 @@ def test_a_client_that_disconnects_mid_upload_leaves_no_job_and_no_partial_file(
         channel.close()
         with client_for(daemon) as client:
             assert client.list() == []
+        # The client hears of the broken call before the server's handler has finished cleaning up.
+        deadline = time.monotonic() + 10
+        while any((tmp_path / "data" / "uploads").iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert not any((tmp_path / "data" / "uploads").iterdir())
         assert not any((tmp_path / "data" / "clips").iterdir())
 
