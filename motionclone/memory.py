@@ -17,6 +17,11 @@ from motionclone.errors import ResourceError
 
 GIB = 2**30
 MEMINFO = Path("/proc/meminfo")
+CGROUP_FILES = (
+    (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
+    (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory/memory.usage_in_bytes")),
+)
+UNLIMITED = 2**60  # cgroup v1 writes "no limit" as a number near 2**63
 
 
 def device_memory(device: torch.device) -> tuple[int, int]:
@@ -29,13 +34,32 @@ def device_memory(device: torch.device) -> tuple[int, int]:
 
 
 def system_memory() -> tuple[int, int]:
-    """(available, total) RAM; where the kernel does not say what is available, the total."""
+    """(available, total) RAM, within the process's cgroup limit when it has one (a container, a
+    systemd MemoryMax): that limit, not the machine's RAM, is where the kernel kills us."""
     try:
         fields = dict(line.split(":", 1) for line in MEMINFO.read_text().splitlines() if ":" in line)
-        return int(fields["MemAvailable"].split()[0]) * 1024, int(fields["MemTotal"].split()[0]) * 1024
+        available, total = int(fields["MemAvailable"].split()[0]) * 1024, int(fields["MemTotal"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        return total, total
+        available = total
+    limit = cgroup_limit()
+    if limit is None:
+        return available, total
+    cap, used = limit
+    return min(available, max(cap - used, 0)), min(total, cap)
+
+
+def cgroup_limit() -> tuple[int, int] | None:
+    """(limit, usage) bytes of this process's memory cgroup (v2, else v1); None when unlimited."""
+    for limit_file, usage_file in CGROUP_FILES:
+        try:
+            limit, usage = limit_file.read_text().strip(), usage_file.read_text().strip()
+        except OSError:
+            continue
+        if limit == "max" or not limit.isdigit() or int(limit) >= UNLIMITED:
+            return None
+        return int(limit), int(usage)
+    return None
 
 
 def check_fits(

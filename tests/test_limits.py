@@ -166,3 +166,20 @@ def test_the_client_library_refuses_what_the_wire_cannot_carry_in_one_line(clip_
             client.submit(clip_files["right"], {"prompt": "x"}, priority=2**40)
         with pytest.raises(ClientError, match="cannot send this job to the daemon"):
             client.submit(clip_files["right"], {"prompt": "x", "steps": 2**40})
+
+
+def test_a_container_memory_limit_is_the_memory_there_is(tmp_path, monkeypatch):
+    """Under a 4 GiB cgroup limit the kernel kills at 4 GiB, whatever /proc/meminfo says."""
+    import motionclone.memory as memory
+
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    monkeypatch.setattr(memory, "CGROUP_FILES", ((limit, usage),))
+    limit.write_text("max\n")
+    usage.write_text("1000\n")
+    machine = memory.system_memory()
+    limit.write_text(f"{4 * 2**30}\n")
+    usage.write_text(f"{3 * 2**30}\n")
+    assert memory.system_memory() == (min(machine[0], 2**30), min(machine[1], 4 * 2**30))
+    config = resolve(MotionCloneConfig(prompt="x", width=512, height=512, frames=32), TINY_DEFAULTS, seed=0)
+    with pytest.raises(ResourceError, match=r"need about 10\.9 GiB of RAM, and only 1\.0 GiB are free"):
+        memory.check_fits(TINY_DEFAULTS, config, torch.device("cpu"), torch.float32, memory.system_memory()[0], True)
