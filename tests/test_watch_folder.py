@@ -17,6 +17,15 @@ PARAMS = "model: tiny-random\nsteps: 4\nseed: 3\nprompt: a paper boat\n"
 SETTLE = {"watch_settle_seconds": 1.0, "watch_rescan_seconds": 30.0}
 
 
+@pytest.fixture()
+def inbox(tmp_path) -> Path:
+    """A watch folder whose motionclone.yaml asks for a fast tiny-model run of "a paper boat"."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "motionclone.yaml").write_text(PARAMS)
+    return folder
+
+
 def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -31,10 +40,7 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file())
 
 
-def test_slowly_written_clip_is_taken_once_complete(clip_files, tmp_path, shared_engine):
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "motionclone.yaml").write_text(PARAMS)
+def test_slowly_written_clip_is_taken_once_complete(clip_files, tmp_path, inbox, shared_engine):
     data = clip_files["right"].read_bytes()
     with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE) as daemon:
         with open(inbox / "pan.mp4", "wb") as handle:
@@ -50,10 +56,7 @@ def test_slowly_written_clip_is_taken_once_complete(clip_files, tmp_path, shared
         assert names(inbox) == ["motionclone.yaml"]
 
 
-def test_late_sidecar_with_several_prompts_and_seeds_gives_one_output_each(clip_files, tmp_path, shared_engine):
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "motionclone.yaml").write_text(PARAMS)
+def test_late_sidecar_with_several_prompts_and_seeds_gives_one_output_each(clip_files, tmp_path, inbox, shared_engine):
     with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE):
         (inbox / "pan.mp4").write_bytes(clip_files["right"].read_bytes())
         time.sleep(0.6)
@@ -163,11 +166,8 @@ def test_ignore_rules_and_parameter_combinations(tmp_path):
     assert read_params(tmp_path / "p.yaml") == {"width": 32, "height": 32, "negative_prompt": "blur"}
 
 
-def test_identical_clips_with_different_sidecars_each_give_their_output(clip_files, tmp_path, shared_engine):
+def test_identical_clips_with_different_sidecars_each_give_their_output(clip_files, tmp_path, inbox, shared_engine):
     """Identity is folder + name + content + parameters; a true repeat gets a note, never silence."""
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "motionclone.yaml").write_text(PARAMS)
     clip = clip_files["right"].read_bytes()
     with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **SETTLE) as daemon:
         (inbox / "twinA.yaml").write_text("prompt: a red car\n")
@@ -250,11 +250,8 @@ def test_symlinks_out_of_the_folder_are_refused_before_anything_is_copied(clip_f
     ids=["unreadable-at-take", "too-short-in-its-job"],
 )
 def test_a_writer_pausing_past_the_settle_time_gets_its_clip_taken_again(
-    cut, reason, clip_files, tmp_path, shared_engine
+    cut, reason, clip_files, tmp_path, inbox, shared_engine
 ):
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "motionclone.yaml").write_text(PARAMS)
     data = clip_files["right"].read_bytes()
     settle = {"watch_settle_seconds": 0.5, "watch_rescan_seconds": 30.0}
     with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **settle):
