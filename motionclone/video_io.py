@@ -13,6 +13,7 @@ import math
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ _SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"([\d.]+) (?:fps|tbr)")
 # ffmpeg's generic closing lines: progress and statistics, "Conversion failed!", "Exiting ...".
 _FFMPEG_NOISE = re.compile(r"^(frame=|size=|video:|Conversion failed!|Exiting|Error : |\[out#\d+/\w+ @ \w+\] video:)")
+READ_BUDGET_BYTES = 1 << 30  # decoded reference frames held at once (see _decode_bounded)
 MAX_TIME = 1e7  # seconds or frames: longer than any clip a daemon accepts
 _INPUT_FORMAT = re.compile(r"Input #0, ([\w,]+), from")
 # ffmpeg "decodes" any text file as ANSI art (tty) and single images as one-frame videos.
@@ -154,17 +156,54 @@ def read_frames(
         stream = stream.filter("trim", **trim).filter("setpts", "PTS-STARTPTS")
     stream = _fit_filter(stream, width, height, resize)
     command = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24").compile(cmd=ffmpeg_exe())
-    result = subprocess.run(command, capture_output=True)
-    frame_bytes = width * height * 3
-    decoded = len(result.stdout) // frame_bytes
-    if result.returncode != 0 and decoded == 0:
-        raise VideoError(f"cannot decode {path}: {ffmpeg_failure(result.stderr, 'unreadable input')}")
+    kept, decoded, returncode, stderr = _decode_bounded(command, width, height)
+    if returncode != 0 and decoded == 0:
+        raise VideoError(f"cannot decode {path}: {ffmpeg_failure(stderr, 'unreadable input')}")
     if decoded < frames:
         where = " in the selected time range" if trim else ""
         raise VideoError(f"clip too short: {path} has {decoded} frames{where}, at least {frames} are needed")
-    video = np.frombuffer(result.stdout[: decoded * frame_bytes], dtype=np.uint8).reshape(decoded, height, width, 3)
     picks = np.linspace(0, decoded - 1, frames).round().astype(int)
-    return video[picks].copy()
+    sources = np.array([index for index, _frame in kept])
+    nearest = np.abs(sources[None, :] - picks[:, None]).argmin(axis=1)
+    return np.stack([kept[choice][1] for choice in nearest])
+
+
+def _decode_bounded(
+    command: list[str], width: int, height: int
+) -> tuple[list[tuple[int, np.ndarray]], int, int, bytes]:
+    """Run an ffmpeg that writes raw RGB frames, keeping (index, frame) pairs within a memory budget.
+
+    A long clip decoded at model size would otherwise sit whole in memory (a 10-minute clip at
+    512 px is 14 GB) and get the process killed. Up to `READ_BUDGET_BYTES` every frame is kept,
+    so picking is exact; past it every other kept frame is dropped and only every `stride`-th
+    is kept from then on (the stride doubles each time), plus the last frame, so a pick lands at
+    most stride/2 frames from where it would have been.
+
+    Returns (kept pairs, frames decoded, ffmpeg's exit code, its stderr).
+    """
+    frame_bytes = width * height * 3
+    budget = max(READ_BUDGET_BYTES // frame_bytes, 2)
+    kept: list[tuple[int, np.ndarray]] = []
+    stride, decoded, last = 1, 0, b""
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdout is not None
+        with process.stdout:
+            while len(data := process.stdout.read(frame_bytes)) == frame_bytes:
+                if decoded % stride == 0:
+                    kept.append((decoded, _frame(data, width, height)))
+                    if len(kept) > budget:
+                        kept, stride = kept[::2], stride * 2
+                decoded, last = decoded + 1, data
+        returncode = process.wait()
+        errors.seek(0)
+        if kept and kept[-1][0] != decoded - 1:
+            kept.append((decoded - 1, _frame(last, width, height)))
+        return kept, decoded, returncode, errors.read()
+
+
+def _frame(data: bytes, width: int, height: int) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float) -> None:

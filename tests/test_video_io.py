@@ -1,4 +1,5 @@
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -101,3 +102,36 @@ def test_still_image_is_not_taken_for_a_clip(tmp_path):
     )
     with pytest.raises(VideoError, match="still image"):
         probe(image)
+
+
+def test_over_the_memory_budget_picks_stay_within_half_a_stride(numbered, monkeypatch):
+    import motionclone.video_io as video_io
+
+    monkeypatch.setattr(video_io, "READ_BUDGET_BYTES", 10 * 32 * 32 * 3)  # 10 frames: stride 4 over 24
+    levels = _levels(read_frames(numbered, 8, 32, 32))
+    exact = [0, 3, 7, 10, 13, 16, 20, 23]
+    assert levels[0] == 0 and levels[-1] == 23
+    assert all(abs(level - want) <= 2 for level, want in zip(levels, exact, strict=True)), levels
+
+
+def test_a_long_clip_is_read_within_the_memory_budget(tmp_path):
+    """1500 frames at 256 px are 295 MB decoded; reading 16 of them must not hold them all."""
+    long_clip = tmp_path / "long.mp4"
+    source = ["-f", "lavfi", "-i", "testsrc=size=256x256:rate=25", "-frames:v", "1500"]
+    encode = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(long_clip)]
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", *source, *encode], check=True)
+    script = (
+        "import resource, sys\n"
+        "import motionclone.video_io as video_io\n"
+        "video_io.READ_BUDGET_BYTES = 32 << 20\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "frames = video_io.read_frames(sys.argv[1], 16, 256, 256)\n"
+        "assert frames.shape == (16, 256, 256, 3)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    grown_mb = int(
+        subprocess.run(
+            [sys.executable, "-c", script, str(long_clip)], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert grown_mb < 100, f"reading grew the process by {grown_mb} MB"
