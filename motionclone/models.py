@@ -23,7 +23,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from motionclone.config import DEFAULT_MODEL, ModelDefaults
 from motionclone.errors import ConfigError, ModelError
-from motionclone.schedule import sd15_ddim_scheduler
+from motionclone.schedule import official_ddim_scheduler
 from motionclone.tiny import TINY_DEFAULTS, TINY_MODEL_ID, build_tiny_components, build_tiny_unet
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,8 @@ def save_tiny_model(folder: str | Path, adapter_folder: str | Path) -> None:
     Tests use this to drive the real folder-loading path with a model small enough for CI. The
     scheduler/ and model_index.json are there so the folder can also serve as `single_file_config`:
     `from_single_file` reads the pipeline's component list from model_index.json and loads the
-    scheduler (SD1.5's DDIM betas; our engine uses its own schedule) from the config folder.
+    scheduler (the official DDIM config; the engine runs that schedule whatever a folder ships)
+    from the config folder.
     """
     folder, adapter_folder = Path(folder), Path(adapter_folder)
     parts = build_tiny_components()
@@ -265,7 +266,7 @@ def save_tiny_model(folder: str | Path, adapter_folder: str | Path) -> None:
     parts["vae"].save_pretrained(folder / "vae")
     parts["text_encoder"].save_pretrained(folder / "text_encoder")
     parts["tokenizer"].save_pretrained(folder / "tokenizer")
-    sd15_ddim_scheduler().save_pretrained(folder / "scheduler")
+    official_ddim_scheduler().save_pretrained(folder / "scheduler")
     (folder / "model_index.json").write_text(json.dumps(_TINY_MODEL_INDEX, indent=2), encoding="utf-8")
     parts["motion_adapter"].save_pretrained(adapter_folder)
     (folder / DEFAULTS_FILE).write_text(json.dumps(TINY_DEFAULTS.__dict__), encoding="utf-8")

@@ -30,10 +30,11 @@ from motionclone.guidance import motion_energy, region_means, region_weights, sp
 from motionclone.models import MotionCloneModel
 from motionclone.schedule import (
     NUM_TRAIN_TIMESTEPS,
-    alphas_cumprod_linear,
+    OFFICIAL_SCHEDULER,
     ddim_step,
     guidance_ramp,
     motionclone_timesteps,
+    official_alphas_cumprod,
 )
 from motionclone.template import MotionTemplate
 
@@ -81,6 +82,7 @@ def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
         "timestep": config.extraction_timestep,
         "seed": config.extraction_seed,
         "guided_blocks": list(config.guided_blocks),
+        "noise_schedule": OFFICIAL_SCHEDULER["beta_schedule"],
     }
     if config.extraction_mode == "inversion":
         settings["inversion_steps"] = config.inversion_steps
@@ -101,7 +103,7 @@ class MotionClonePipeline:
     def __init__(self, model: MotionCloneModel) -> None:
         self.model = model
         self.store = AttentionStore()
-        self.alphas_cumprod = alphas_cumprod_linear()
+        self.alphas_cumprod = official_alphas_cumprod()
         self._blocks: tuple[str, ...] | None = None
         self._layers: list[str] = []
         self._hooks: GuidedBlockHooks | None = None

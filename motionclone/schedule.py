@@ -25,33 +25,43 @@ def motionclone_timesteps(steps: int, guidance_steps: int, guidance_start: float
 
 
 def guidance_ramp(index: int, guidance_steps: int, warmup_steps: int, cooldown_steps: int) -> float:
-    """Weight factor of guided step `index`: linear warm-up, plateau at 1, linear cool-down."""
+    """Weight factor of guided step `index`: linear warm-up, plateau at 1, linear cool-down.
+
+    As the official code does it, the two factors multiply where warm-up and cool-down overlap
+    (a short run), and the cool-down starts after step `guidance_steps - cooldown_steps`.
+    """
     factor = 1.0
-    if warmup_steps:
-        factor = min(factor, (index + 1) / warmup_steps)
-    if cooldown_steps:
-        factor = min(factor, (guidance_steps - index) / cooldown_steps)
+    if index < warmup_steps:
+        factor *= (index + 1) / warmup_steps
+    if cooldown_steps and index > guidance_steps - cooldown_steps:
+        factor *= (guidance_steps - index) / cooldown_steps
     return max(factor, 0.0)
 
 
-def alphas_cumprod_linear() -> torch.Tensor:
-    """SD1.5's "scaled_linear" betas, as cumulative alpha products (float64 for exact steps)."""
-    betas = torch.linspace(BETA_START**0.5, BETA_END**0.5, NUM_TRAIN_TIMESTEPS, dtype=torch.float64) ** 2
-    return torch.cumprod(1.0 - betas, dim=0)
+# The official release's noise schedule: AnimateDiff's motion modules were trained with *linear*
+# betas (not SD1.5's scaled_linear), and the last step lands on alpha_bar = 1 (set_alpha_to_one).
+# It belongs to the method, not to a model folder: whatever scheduler/ a folder ships, this runs.
+OFFICIAL_SCHEDULER = {
+    "num_train_timesteps": NUM_TRAIN_TIMESTEPS,
+    "beta_start": BETA_START,
+    "beta_end": BETA_END,
+    "beta_schedule": "linear",
+    "steps_offset": 1,
+    "clip_sample": False,
+    "set_alpha_to_one": True,
+}
+FINAL_ALPHA_CUMPROD = 1.0
 
 
-def sd15_ddim_scheduler() -> DDIMScheduler:
-    """diffusers' DDIM scheduler with SD1.5's configuration: what model folders ship, and the
-    reference our own step is tested against."""
-    return DDIMScheduler(
-        num_train_timesteps=NUM_TRAIN_TIMESTEPS,
-        beta_start=BETA_START,
-        beta_end=BETA_END,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+def official_ddim_scheduler() -> DDIMScheduler:
+    """diffusers' DDIM scheduler with the official configuration: what the tiny model folder ships,
+    and the reference our own step is tested against."""
+    return DDIMScheduler(**OFFICIAL_SCHEDULER)
+
+
+def official_alphas_cumprod() -> torch.Tensor:
+    """The official schedule's cumulative alpha products as diffusers computes them, in float64."""
+    return official_ddim_scheduler().alphas_cumprod.double()
 
 
 def ddim_step(
@@ -65,12 +75,12 @@ def ddim_step(
     """One deterministic (eta = 0) DDIM step with MotionClone's guidance on the direction only.
 
     x0 is predicted from the unguided eps, so guidance steers where the sample goes next without
-    distorting the current clean estimate. `prev_timestep` < 0 means the final step (alpha = the
-    first cumulative product, as SD's `set_alpha_to_one=False`). With `prev_timestep` above
+    distorting the current clean estimate. `prev_timestep` < 0 means the final step, which lands
+    on alpha_bar = 1 (the official `set_alpha_to_one`). With `prev_timestep` above
     `timestep` the same formula is DDIM inversion.
     """
     alpha_t = alphas_cumprod[timestep].item()
-    alpha_prev = alphas_cumprod[prev_timestep].item() if prev_timestep >= 0 else alphas_cumprod[0].item()
+    alpha_prev = alphas_cumprod[prev_timestep].item() if prev_timestep >= 0 else FINAL_ALPHA_CUMPROD
     x0 = (sample - (1.0 - alpha_t) ** 0.5 * eps) / alpha_t**0.5
     direction_eps = eps if guidance_gradient is None else eps - (1.0 - alpha_t) ** 0.5 * guidance_gradient
     return alpha_prev**0.5 * x0 + (1.0 - alpha_prev) ** 0.5 * direction_eps

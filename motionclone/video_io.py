@@ -162,7 +162,7 @@ def read_frames(
     if decoded < frames:
         where = " in the selected time range" if trim else ""
         raise VideoError(f"clip too short: {path} has {decoded} frames{where}, at least {frames} are needed")
-    picks = np.linspace(0, decoded - 1, frames).round().astype(int)
+    picks = np.linspace(0, decoded - 1, frames, dtype=int)  # the official picking: floor, not round
     sources = np.array([index for index, _frame in kept])
     nearest = np.abs(sources[None, :] - picks[:, None]).argmin(axis=1)
     return np.stack([kept[choice][1] for choice in nearest])

@@ -6,11 +6,12 @@ import torch
 
 from motionclone.config import ModelDefaults, MotionCloneConfig, resolve
 from motionclone.schedule import (
-    alphas_cumprod_linear,
+    OFFICIAL_SCHEDULER,
     ddim_step,
     guidance_ramp,
     motionclone_timesteps,
-    sd15_ddim_scheduler,
+    official_alphas_cumprod,
+    official_ddim_scheduler,
 )
 
 
@@ -42,10 +43,33 @@ def test_guidance_ramp_warms_up_plateaus_and_cools_down():
     assert all(a <= b for a, b in itertools.pairwise(ramp[:11]))
 
 
+def test_overlapping_warm_up_and_cool_down_multiply_as_the_official_code_does():
+    assert [guidance_ramp(i, 4, 4, 4) for i in range(4)] == [0.25, 0.375, 0.375, 0.25]
+    assert [guidance_ramp(i, 50, 10, 10) for i in (40, 41)] == [1.0, pytest.approx(0.9)]
+
+
+def test_the_noise_schedule_is_the_official_linear_one_ending_at_alpha_one():
+    assert OFFICIAL_SCHEDULER == {
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "linear",
+        "steps_offset": 1,
+        "clip_sample": False,
+        "set_alpha_to_one": True,
+    }
+    alphas = official_alphas_cumprod()
+    assert alphas[400].item() == pytest.approx(0.290, abs=1e-3)
+    assert alphas[700].item() == pytest.approx(0.035, abs=1e-3)
+    sample, eps = torch.ones(3, dtype=torch.float64), torch.full((3,), 0.5, dtype=torch.float64)
+    x0 = (sample - (1 - alphas[1]) ** 0.5 * eps) / alphas[1] ** 0.5
+    assert torch.allclose(ddim_step(alphas, eps, 1, -1, sample), x0), "the last step lands on alpha_bar = 1"
+
+
 def test_ddim_step_without_guidance_equals_diffusers_ddim():
-    scheduler = sd15_ddim_scheduler()
+    scheduler = official_ddim_scheduler()
     scheduler.set_timesteps(50)
-    alphas = alphas_cumprod_linear()
+    alphas = official_alphas_cumprod()
     assert torch.allclose(alphas.float(), scheduler.alphas_cumprod, atol=1e-6)
     generator = torch.Generator().manual_seed(0)
     sample = torch.randn(1, 4, 2, 8, 8, generator=generator, dtype=torch.float64)
@@ -59,7 +83,7 @@ def test_ddim_step_without_guidance_equals_diffusers_ddim():
 
 
 def test_guidance_gradient_moves_only_the_direction_term():
-    alphas = alphas_cumprod_linear()
+    alphas = official_alphas_cumprod()
     sample, eps, gradient = torch.zeros(3), torch.ones(3), torch.ones(3)
     plain = ddim_step(alphas, eps, 800, 700, sample)
     guided = ddim_step(alphas, eps, 800, 700, sample, gradient)

@@ -40,7 +40,18 @@ def test_frame_range_selects_the_right_frames(numbered):
 
 def test_seconds_range_selects_the_right_frames_and_samples_uniformly(numbered):
     frames = read_frames(numbered, 3, 32, 32, TimePoint.parse("1.0"), TimePoint.parse(2.0))
-    assert _levels(frames) == [12, 18, 23]
+    assert _levels(frames) == [12, 17, 23]
+
+
+@pytest.mark.parametrize(
+    ("count", "start", "end"), [(24, None, None), (7, None, None), (5, "3f", "20f"), (3, "1.0", "2.0")]
+)
+def test_frames_are_picked_as_the_official_linspace_floor(numbered, count, start, end):
+    start_point, end_point = TimePoint.parse(start), TimePoint.parse(end)
+    first = 0 if start_point is None else int(start_point.seconds(12) * 12)
+    last = 23 if end_point is None else int(end_point.seconds(12) * 12) - 1
+    frames = read_frames(numbered, count, 32, 32, start_point, end_point)
+    assert _levels(frames) == list(np.linspace(first, last, count, dtype=int))
 
 
 @pytest.mark.parametrize("mode", ["crop", "pad", "stretch"])
@@ -109,7 +120,7 @@ def test_over_the_memory_budget_picks_stay_within_half_a_stride(numbered, monkey
 
     monkeypatch.setattr(video_io, "READ_BUDGET_BYTES", 10 * 32 * 32 * 3)  # 10 frames: stride 4 over 24
     levels = _levels(read_frames(numbered, 8, 32, 32))
-    exact = [0, 3, 7, 10, 13, 16, 20, 23]
+    exact = list(np.linspace(0, 23, 8, dtype=int))
     assert levels[0] == 0 and levels[-1] == 23
     assert all(abs(level - want) <= 2 for level, want in zip(levels, exact, strict=True)), levels
 
