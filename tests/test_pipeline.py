@@ -2,10 +2,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from conftest import textured_clip
 
 from motionclone.config import MotionCloneConfig, resolve
 from motionclone.errors import ConfigError, Interrupted, TemplateError
+from motionclone.schedule import ddim_step, motionclone_timesteps
 from motionclone.template import MotionTemplate
 
 STEPS = 20
@@ -134,3 +136,26 @@ def test_switching_guided_blocks_leaves_no_stale_recorder(pipeline, tiny_model):
     recorders = [k for k, p in tiny_model.unet.attn_processors.items() if isinstance(p, RecordingAttnProcessor)]
     assert recorders and all(k.startswith("up_blocks.1.") for k in recorders)
     assert set(pipeline.store.probs) == set(template.layers)
+
+
+def test_the_default_single_step_template_is_recorded_at_t_400(pipeline, tiny_model):
+    config = _config(tiny_model)
+    assert config.extraction_timestep == 400
+    assert pipeline.extract(textured_clip("right"), config).timesteps == [400]
+
+
+def test_cfg_combines_the_predictions_as_the_official_eps_c_plus_scale_times_difference(pipeline, tiny_model):
+    """One unguided step, checked against the UNet's own two predictions (recorded by a hook)."""
+    config = _config(tiny_model, steps=1, cfg_scale=3.0)
+    outputs = []
+    hook = tiny_model.unet.register_forward_hook(lambda _m, _a, output: outputs.append(output.sample.float()))
+    try:
+        result = pipeline.generate(None, config)
+    finally:
+        hook.remove()
+    eps_uncond, eps_cond = outputs[-1].chunk(2)
+    (timestep,) = motionclone_timesteps(1, config.guidance_steps, config.guidance_start)
+    start = torch.randn(eps_cond.shape, generator=torch.Generator("cpu").manual_seed(config.seed))
+    official = eps_cond + 3.0 * (eps_cond - eps_uncond)
+    expected = pipeline.decode_latents(ddim_step(pipeline.alphas_cumprod, official, timestep, -1, start))
+    assert np.abs(expected.astype(int) - result.frames.astype(int)).max() <= 1
