@@ -298,16 +298,11 @@ def _require_number(key: str, value: Any, low: float, high: float, bound: str, i
     _require(low <= value <= high, key, value, f"must be between {low:g} and {high:g} ({bound})")
 
 
-def require_text(key: str, value: Any) -> None:
+def require_text(key: str, value: Any, limit: int = MAX_TEXT_CHARS) -> None:
     """Text settings are short strings without NUL; prompts are read only up to 77 tokens anyway."""
     if value is None:
         return
     _require(isinstance(value, str), key, value, "must be text")
     why = " (the CLIP text encoder reads only its first 77 tokens, about 300 characters)" if key in PROMPTS else ""
-    _require(
-        len(value) <= MAX_TEXT_CHARS,
-        key,
-        value,
-        f"is {len(value)} characters long; at most {MAX_TEXT_CHARS} are accepted{why}",
-    )
+    _require(len(value) <= limit, key, value, f"is {len(value)} characters long; at most {limit} are accepted{why}")
     _require("\0" not in value, key, value, "must not contain NUL characters")

@@ -83,8 +83,8 @@ def test_bounds_follow_the_model_and_pin_their_limits():
 @pytest.mark.parametrize(
     ("field", "value", "reason"),
     [
-        ("reference_name", "clip\0.mp4", "reference_name must not contain NUL"),
-        ("reference_path", "/tmp/clip\0.mp4", "reference_path must not contain NUL"),
+        ("reference_name", "clip\0.mp4", "invalid reference_name='clip\\x00.mp4': must not contain NUL"),
+        ("reference_path", "/tmp/clip\0.mp4", "invalid reference_path='/tmp/clip\\x00.mp4': must not contain NUL"),
         ("motion_from_job", "x" * 100, "invalid job id"),
     ],
 )

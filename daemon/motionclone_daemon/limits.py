@@ -20,13 +20,6 @@ JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SPEC_TEXT_LIMITS = {"reference_name": 1024, "reference_path": 4096, "idempotency_key": 256}
 
 
-def check_text(name: str, value: str, limit: int) -> None:
-    if len(value) > limit:
-        raise InvalidRequest(f"{name} is {len(value)} characters long; at most {limit} are accepted")
-    if "\0" in value:
-        raise InvalidRequest(f"{name} must not contain NUL characters")
-
-
 def check_job_id(job_id: str) -> None:
     if not JOB_ID.fullmatch(job_id):
         raise InvalidRequest(f"invalid job id {shown(job_id, 40)}: ids are 1-64 letters, digits, '-' or '_'")

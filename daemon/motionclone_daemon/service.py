@@ -26,7 +26,7 @@ from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.disk import disk_full_message, is_disk_full, is_full
 from motionclone_daemon.errors import Conflict, Forbidden, InvalidRequest, NotFound, TooLarge
 from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
-from motionclone_daemon.limits import SPEC_TEXT_LIMITS, check_job_id, check_text
+from motionclone_daemon.limits import SPEC_TEXT_LIMITS, check_job_id
 from motionclone_daemon.settings import DaemonSettings
 from motionclone_daemon.store import JobStore, TransitionRefused
 from motionclone_daemon.worker import Worker, job_config
@@ -107,14 +107,14 @@ class JobService:
         device has: a job too big for the machine would otherwise be accepted and then kill the
         daemon (on the CPU) or fail only after the model load.
         """
-        for name, limit in SPEC_TEXT_LIMITS.items():
-            check_text(name, getattr(submission, name), limit)
         if submission.motion_from_job:
             check_job_id(submission.motion_from_job)
         settings = submission.settings
         if not str(settings.get("prompt", "")).strip():
             raise InvalidRequest("the prompt is empty: say what the new video should show")
         try:
+            for name, limit in SPEC_TEXT_LIMITS.items():
+                require_text(name, getattr(submission, name), limit)
             for name, value in settings.items():
                 if isinstance(value, str):
                     require_text(name, value)
