@@ -1,7 +1,7 @@
 """`motionclone`: generate a video with a clip's motion, or extract a reusable motion template.
 
-Every user mistake ends in one line on stderr and a non-zero exit (2), never a traceback; the
-generation flags are declared once here so other commands can share them.
+Every user mistake ends in one line on stderr and a non-zero exit (2), never a traceback. The
+generation flags come from the client package, where every front end finds the same ones.
 """
 
 from __future__ import annotations
@@ -12,119 +12,49 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tqdm import tqdm
+from motionclone_client import ClientError
+from motionclone_client.generation_options import add_generation_arguments, settings_from_namespace
 
-from motionclone.config import PRESETS, MotionCloneConfig, parse_size, read_yaml_settings
-from motionclone.errors import MotionCloneError
-
-if TYPE_CHECKING:
-    from motionclone.pipeline import StepInfo
+from motionclone.client_commands import COMMANDS, add_client_commands, run_client_command
+from motionclone.config import MotionCloneConfig, read_yaml_settings
+from motionclone.errors import ConfigError, MotionCloneError
+from motionclone.progress import ProgressBar
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-# flag -> config field, for flags whose value is copied as given
-_DIRECT_FLAGS = {
-    "model": "model",
-    "motion_adapter": "motion_adapter",
-    "device": "device",
-    "dtype": "dtype",
-    "preset": "preset",
-    "seed": "seed",
-    "steps": "steps",
-    "guidance_steps": "guidance_steps",
-    "guidance_weight": "motion_guidance_weight",
-    "cfg_scale": "cfg_scale",
-    "frames": "frames",
-    "fps": "fps",
-    "start": "start",
-    "end": "end",
-    "resize": "resize",
-    "negative_prompt": "negative_prompt",
-    "extraction_mode": "extraction_mode",
-    "inversion_steps": "inversion_steps",
-    "subject": "subject",
-    "reference_prompt": "reference_prompt",
-    "semantic_weight": "semantic_guidance_weight",
-    "cache_dir": "cache_dir",
-}
+# Settings of the engine in this process only: a daemon has its own device and cache.
+LOCAL_KEYS = ("device", "dtype", "cache_dir")
 
 
-def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that describe a generation; shared by every command that starts one."""
-    parser.add_argument("--prompt", help="what the new video shows")
-    parser.add_argument("--negative-prompt", help="what to avoid (default: the official negative prompt)")
-    parser.add_argument("--model", help="tiny-random, a diffusers folder, a .safetensors checkpoint or a hub id")
-    parser.add_argument("--motion-adapter", help="AnimateDiff motion adapter (folder, file or hub id)")
-    parser.add_argument("--config", type=Path, help="YAML file of settings; flags override it")
-    parser.add_argument("--preset", help=f"motion schedule: {' or '.join(PRESETS)} (default camera)")
-    parser.add_argument("--seed", type=int, help="noise seed (default: random, recorded in the report)")
-    parser.add_argument("--steps", type=int, help="denoising steps (keeps the preset's guided fraction)")
-    parser.add_argument("--guidance-steps", type=int, help="how many of the first steps are guided")
-    parser.add_argument("--guidance-weight", type=float, help="motion guidance weight (default: the model's)")
-    parser.add_argument("--no-motion-guidance", action="store_true", help="same pipeline, guidance weight 0")
-    parser.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (7.5)")
-    parser.add_argument("--frames", type=int, help="frames to sample and generate")
-    parser.add_argument("--size", help="WIDTHxHEIGHT of the generated video")
-    parser.add_argument("--fps", type=float, help="frame rate of the written video (8)")
-    parser.add_argument("--start", help="reference start: seconds (1.5) or frame (36f)")
-    parser.add_argument("--end", help="reference end: seconds (3.0) or frame (72f)")
-    parser.add_argument("--resize", help="fit the reference to the size: crop (default), pad or stretch")
-    parser.add_argument("--extraction-mode", help="single-step (default) or inversion")
-    parser.add_argument("--inversion-steps", type=int, help="DDIM inversion steps (inversion mode)")
-    parser.add_argument("--subject", help="word of the prompt for location-aware semantic guidance")
-    parser.add_argument("--reference-prompt", help="prompt describing the reference (semantic guidance)")
-    parser.add_argument("--semantic-weight", type=float, help="semantic guidance weight (0 = off)")
+def add_local_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of commands that run the engine in this process, on top of the shared generation flags."""
+    add_generation_arguments(parser)
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
     parser.add_argument("--dtype", help="float32, float16 or bfloat16 (default: float16 on CUDA)")
     parser.add_argument("--cache-dir", help="where extracted templates are cached")
 
 
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML file of settings; flags override it")
+
+
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Only the settings the user gave: the YAML file's, then the flags'."""
     settings = read_yaml_settings(args.config) if args.config else {}
-    settings.update(
-        {field: getattr(args, flag) for flag, field in _DIRECT_FLAGS.items() if getattr(args, flag) is not None}
-    )
-    if args.prompt is not None:
-        settings["prompt"] = args.prompt
-    if args.size is not None:
-        settings["width"], settings["height"] = parse_size(args.size)
-    if args.no_motion_guidance:
-        settings["motion_guidance_weight"] = 0.0
+    try:
+        flags = settings_from_namespace(args)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    settings.update(flags)
+    settings.update({key: getattr(args, key, None) for key in LOCAL_KEYS if getattr(args, key, None) is not None})
     return settings
 
 
 def config_from_args(args: argparse.Namespace) -> MotionCloneConfig:
     """Defaults, then the YAML file, then the flags that were given."""
     return MotionCloneConfig().replace(**settings_from_args(args))
-
-
-class ProgressBar:
-    """A tqdm bar on stderr per phase (extraction, denoising, ...) showing the motion energy."""
-
-    def __init__(self) -> None:
-        self._bar: tqdm | None = None
-        self._phase = ""
-
-    def advance(self, phase: str, total: int, energy: float | None = None, guided: bool = False) -> None:
-        if phase != self._phase or self._bar is None:
-            self.close()
-            self._phase = phase
-            self._bar = tqdm(total=total, desc=phase, file=sys.stderr, unit="step", leave=True)
-        if energy is not None:
-            self._bar.set_postfix(energy=f"{energy:.4g}", guided=guided, refresh=False)
-        self._bar.update(1)
-
-    def __call__(self, info: StepInfo) -> None:
-        self.advance(info.phase, info.total, info.motion_energy, info.guided)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -135,15 +65,16 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("-o", "--output", type=Path, required=True, help="output .mp4")
     generate.add_argument("--motion", type=Path, help="use a saved motion template instead of a clip")
     generate.add_argument("--report", type=Path, help="write a JSON report here")
-    add_generation_arguments(generate)
+    add_local_arguments(generate)
     extract = commands.add_parser("extract", help="save the motion of a clip as a reusable template")
     extract.add_argument("reference", type=Path, help="reference clip")
     extract.add_argument("-o", "--output", type=Path, required=True, help="output .safetensors template")
     extract.add_argument("--report", type=Path, help="write a JSON report here")
-    add_generation_arguments(extract)
-    from motionclone.client_commands import add_client_commands
-
-    add_client_commands(commands, add_generation_arguments)
+    add_local_arguments(extract)
+    for command in (generate, extract):
+        add_config_argument(command)
+    add_client_commands(commands)
+    add_config_argument(commands.choices["submit"])
     return parser
 
 
@@ -179,10 +110,6 @@ def quiet_libraries() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from motionclone_client import ClientError
-
-    from motionclone.client_commands import COMMANDS, run_client_command
-
     args = _build_parser().parse_args(argv)
     try:
         if args.command in COMMANDS:

@@ -14,14 +14,16 @@ from pathlib import Path
 
 from motionclone_client import DaemonClient
 from motionclone_client.client import JobInfo, ProgressEvent
+from motionclone_client.generation_options import add_generation_arguments
 
 from motionclone.errors import ConfigError
+from motionclone.progress import ProgressBar
 
 COMMANDS = ("submit", "jobs", "cancel", "status")
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
-def add_client_commands(commands: argparse._SubParsersAction, add_generation_arguments) -> None:
+def add_client_commands(commands: argparse._SubParsersAction) -> None:
     submit = commands.add_parser("submit", help="send a clip to the daemon")
     submit.add_argument("reference", type=Path, help="reference clip")
     submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
@@ -86,8 +88,6 @@ def _connect(args: argparse.Namespace) -> DaemonClient:
 
 
 def _submit(client: DaemonClient, args: argparse.Namespace, settings: dict) -> None:
-    from motionclone.cli import ProgressBar
-
     job = client.submit(args.reference, settings, by_path=args.by_path, priority=args.priority)
     print(job.id, flush=True)
     if not (args.wait or args.output or args.report):

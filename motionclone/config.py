@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from motionclone_client.generation_options import EXTRACTION_MODES, NOISE_SCHEDULES, RESIZE_MODES
+from motionclone_client.generation_options import size_settings as shared_size_settings
 
 from motionclone.errors import ConfigError, shown
 from motionclone.video_io import TimePoint
@@ -24,11 +26,11 @@ OFFICIAL_NEGATIVE_PROMPT = (
 )
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
-EXTRACTION_MODES = ("single-step", "inversion")
-RESIZE_MODES = ("crop", "pad", "stretch")
 # Bounds of the numeric settings (each error message says where its bound comes from).
 MAX_STEPS = 1000
 MIN_FPS, MAX_FPS = 1.0, 240.0
+MAX_OUTPUT_FRAMES = 100_000
+MAX_OUTPUT_FRAMES_BOUND = "over an hour at 24 fps, longer than any source segment worth resampling to"
 MAX_CFG_SCALE = 100.0
 MAX_GUIDANCE_WEIGHT = 1e7
 MAX_TEXT_CHARS = 1000
@@ -80,10 +82,13 @@ class MotionCloneConfig:
     width: int | None = None
     height: int | None = None
     fps: float = 8.0
+    output_fps: float | None = None
+    output_frames: int | None = None
 
     extraction_mode: str = "single-step"
     extraction_timestep: int = 400
-    extraction_seed: int = 0
+    extraction_seed: int | None = None
+    noise_schedule: str = "official"
     inversion_steps: int = 50
     guided_blocks: tuple[str, ...] = ("up_blocks.1",)
     start: str | None = None
@@ -114,7 +119,8 @@ class MotionCloneConfig:
 class ModelDefaults:
     """What a model brings: its native size, frame count and calibrated guidance weight, and
     what it can take: the sides it can generate (its UNet halves the latent three times, so
-    SD1.5 needs at least 64 px) and what a run costs in memory.
+    SD1.5 needs at least 64 px), the multiple `--size auto` rounds to, and what a run costs in
+    memory.
 
     The memory figures are float32 bytes (halved for float16) measured at the peak of a guided
     run: SD1.5 + AnimateDiff v3 peaks at 13.6 GB in float16 at 16x512x512 on CUDA (bench/RESULTS.md).
@@ -122,6 +128,7 @@ class ModelDefaults:
 
     width: int = 512
     height: int = 512
+    size_multiple: int = 64
     frames: int = 16
     motion_guidance_weight: float = 2000.0
     max_frames: int = 32
@@ -151,6 +158,7 @@ class ResolvedConfig:
     width: int
     height: int
     seed: int
+    extraction_seed: int
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.base, name)
@@ -182,26 +190,51 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def read_yaml_settings(path: str | Path) -> dict[str, Any]:
-    """The generation settings a YAML file sets (``size: WxH`` allowed); unknown keys are caught
-    when the settings are applied."""
+    """The generation settings a YAML file sets (``size: WxH`` or ``auto`` allowed); unknown keys
+    are caught when the settings are applied."""
     data = load_yaml_mapping(path)
     if "size" in data:
-        data["width"], data["height"] = parse_size(str(data.pop("size")))
+        data.update(size_settings(str(data.pop("size"))))
     if "guided_blocks" in data:
         data["guided_blocks"] = tuple(data["guided_blocks"])
     return data
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``WxH`` into (width, height)."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise ConfigError(f"size must look like WIDTHxHEIGHT, e.g. 512x512, not {text!r}")
-    return int(parts[0]), int(parts[1])
+def size_settings(text: str) -> dict[str, int]:
+    """The width/height a size text sets (none for ``auto``), with a ConfigError for bad text."""
+    try:
+        return shared_size_settings(text)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
-def resolve(config: MotionCloneConfig, model: ModelDefaults, seed: int) -> ResolvedConfig:
+def auto_size(source_size: tuple[int, int], model: ModelDefaults) -> tuple[int, int]:
+    """`--size auto`: the source's aspect ratio at about the model's native pixel count.
+
+    The exact-aspect size with the native pixel count (512 x 512 for SD1.5), each side rounded
+    to the nearest multiple of `model.size_multiple` (64 for SD1.5, so every UNet level's
+    latent grid stays whole and no level is padded or cropped): 16:9 gives 704x384, 4:3
+    576x448, 2.39:1 768x320. Rounding each side keeps both the pixel count (the model's
+    comfort zone and the memory estimate) and the aspect within a few percent.
+    """
+    source_width, source_height = source_size
+    aspect = source_width / source_height
+    exact_height = math.sqrt(model.width * model.height / aspect)
+    step = model.size_multiple
+
+    def snap(side: float) -> int:
+        return min(max(math.floor(side / step + 0.5) * step, step, model.min_side), model.max_side)
+
+    return snap(exact_height * aspect), snap(exact_height)
+
+
+def resolve(
+    config: MotionCloneConfig, model: ModelDefaults, seed: int, source_size: tuple[int, int] | None = None
+) -> ResolvedConfig:
     """Fill unset fields from the preset and the model, then validate every value.
+
+    With no width and height, `source_size` (the reference's display size) gives `auto_size`;
+    without a source (a saved template) the model's native size applies.
 
     ``--steps N`` alone keeps the preset's guided fraction and scales warm-up and cool-down with
     it, so a short test run has the same shape as the official long one.
@@ -231,13 +264,18 @@ def resolve(config: MotionCloneConfig, model: ModelDefaults, seed: int) -> Resol
     _require_number("motion_guidance_weight", weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength")
     frames = model.frames if config.frames is None else config.frames
     _require_number("frames", frames, 2, model.max_frames, "the motion module's limit", integer=True)
-    width = model.width if config.width is None else config.width
-    height = model.height if config.height is None else config.height
+    if (config.width is None) != (config.height is None):
+        raise ConfigError("give both width and height (size WxH), or neither for size auto")
+    if config.width is None:
+        width, height = auto_size(source_size, model) if source_size else (model.width, model.height)
+    else:
+        width, height = config.width, config.height
     for key, value in (("width", width), ("height", height)):
         _require_number(key, value, model.min_side, model.max_side, "what this model can generate", integer=True)
         _require(value % 8 == 0, key, value, "must be a multiple of 8")
     _require_number("cfg_scale", config.cfg_scale, 0, MAX_CFG_SCALE, "any useful strength")
     _require_number("fps", config.fps, MIN_FPS, MAX_FPS, "what editors play")
+    _require_output_span(config.output_fps, config.output_frames)
     _require(
         config.extraction_mode in EXTRACTION_MODES,
         "extraction_mode",
@@ -256,6 +294,12 @@ def resolve(config: MotionCloneConfig, model: ModelDefaults, seed: int) -> Resol
     start_point, end_point = (TimePoint.parse(getattr(config, key)) for key in ("start", "end"))
     if start_point and end_point and start_point.is_frame == end_point.is_frame:
         _require(end_point.value > start_point.value, "end", config.end, f"must be after start={config.start!r}")
+    _require(
+        config.noise_schedule in NOISE_SCHEDULES,
+        "noise_schedule",
+        config.noise_schedule,
+        f"must be one of {', '.join(NOISE_SCHEDULES)}",
+    )
     _require(config.resize in RESIZE_MODES, "resize", config.resize, f"must be one of {', '.join(RESIZE_MODES)}")
     _require(len(config.guided_blocks) >= 1, "guided_blocks", config.guided_blocks, "must name at least one block")
     _require_number(
@@ -277,7 +321,18 @@ def resolve(config: MotionCloneConfig, model: ModelDefaults, seed: int) -> Resol
         width=width,
         height=height,
         seed=seed,
+        extraction_seed=seed if config.extraction_seed is None else config.extraction_seed,
     )
+
+
+def _require_output_span(output_fps: float | None, output_frames: int | None) -> None:
+    """The resampled output needs both its rate and its length: either alone cannot place a clip."""
+    if output_fps is None and output_frames is None:
+        return
+    _require(output_fps is not None, "output_fps", output_fps, f"is needed with output_frames={output_frames}")
+    _require(output_frames is not None, "output_frames", output_frames, f"is needed with output_fps={output_fps}")
+    _require_number("output_fps", output_fps, MIN_FPS, MAX_FPS, "what editors play")
+    _require_number("output_frames", output_frames, 1, MAX_OUTPUT_FRAMES, MAX_OUTPUT_FRAMES_BOUND, integer=True)
 
 
 def _require(condition: bool, key: str, value: Any, why: str) -> None:

@@ -29,7 +29,7 @@ from motionclone.memory import check_fits, device_memory
 from motionclone.models import MotionCloneModel, defaults_before_loading, load_model
 from motionclone.pipeline import MotionClonePipeline, StepCallback, StepInfo, StopCheck, extraction_settings
 from motionclone.template import MotionTemplate, TemplateCache, file_digest
-from motionclone.video_io import TimePoint, probe, read_frames, write_video
+from motionclone.video_io import TimePoint, VideoInfo, probe, read_frames, write_resampled_video, write_video
 
 TEST_MODEL_NOTE = "made with tiny-random (random weights): a plumbing check, not a meaningful video"
 
@@ -91,22 +91,33 @@ class Engine:
             self._model_key = key
         return self._pipeline
 
-    def resolve(self, config: MotionCloneConfig, timer: PhaseTimer) -> tuple[MotionClonePipeline, ResolvedConfig]:
+    def resolve(
+        self, config: MotionCloneConfig, timer: PhaseTimer, source: VideoInfo | None = None
+    ) -> tuple[MotionClonePipeline, ResolvedConfig]:
         """Resolve `config` against its model, checking every value before the (slow) model load
-        and the run's memory against what is free after it.
+        and the run's memory against what is free after it. `source` (the probed reference)
+        sets the size when it is auto.
 
         Also starts this run's peak-memory count, so a long-lived daemon reports per job.
         """
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-        resolve(config, defaults_before_loading(config.model), seed)
+        source_size = (source.width, source.height) if source else None
+        resolve(config, defaults_before_loading(config.model), seed, source_size)
         pipeline = self.pipeline_for(config, timer)
         model = pipeline.model
-        resolved = resolve(config, model.defaults, seed)
+        resolved = resolve(config, model.defaults, seed, source_size)
         free, _total = device_memory(model.device)
         check_fits(model.defaults, resolved, model.device, model.dtype, free, weights_loaded=True)
         if model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(model.device)
         return pipeline, resolved
+
+    @staticmethod
+    def _probe(reference: str | Path, timer: PhaseTimer) -> VideoInfo:
+        """The reference's size and timing; a missing, empty or non-video file fails here, clearly,
+        before any model is loaded."""
+        with timer.phase("read_clip"):
+            return probe(reference)
 
     def _template_for(
         self,
@@ -119,7 +130,7 @@ class Engine:
         """The reference's template from the cache, else extracted (and cached)."""
         cache = TemplateCache(config.cache_dir or Path(platformdirs.user_cache_dir("motionclone")) / "templates")
         with timer.phase("read_clip"):
-            info = probe(reference)  # a missing, empty or non-video file fails here, clearly, before hashing
+            info = probe(reference)
             digest = file_digest(reference)
             settings = extraction_settings(config, pipeline.model.model_id)
             cached = cache.get(digest, settings)
@@ -146,7 +157,7 @@ class Engine:
     ) -> Outcome:
         """Extract (or fetch from cache) the motion template of `reference` and save it."""
         timer = PhaseTimer()
-        pipeline, resolved = self.resolve(config, timer)
+        pipeline, resolved = self.resolve(config, timer, self._probe(reference, timer))
         template, origin = self._template_for(pipeline, resolved, Path(reference), timer, on_step)
         template.save(output)
         report = self._report(pipeline, resolved, timer, [], origin | {"path": str(output)})
@@ -167,21 +178,23 @@ class Engine:
         if reference is None and motion is None:
             raise TemplateError("give a reference clip or a motion template")
         timer = PhaseTimer()
-        pipeline, resolved = self.resolve(config, timer)
         if motion is not None:
             with timer.phase("read_clip"):
                 template = MotionTemplate.load(motion)
+            config = _size_of_template(config, template)
+            pipeline, resolved = self.resolve(config, timer)
             _check_template_model(template, pipeline.model.model_id)
             origin = {"source": "file", "path": str(motion)}
         else:
+            pipeline, resolved = self.resolve(config, timer, self._probe(reference, timer))
             template, origin = self._template_for(pipeline, resolved, Path(reference), timer, on_step)
         result = pipeline.generate(template, resolved, on_step=on_step, should_stop=should_stop)
         timer.seconds.update(result.seconds_per_phase)
         with timer.phase("write"):
-            write_video(output, result.frames, resolved.fps)
+            frames_written = _write_output(Path(output), result.frames, resolved)
         report = self._report(pipeline, resolved, timer, result.steps, origin)
         report["output"] = str(output)
-        report["frames_written"] = int(result.frames.shape[0])
+        report["frames_written"] = frames_written
         return Outcome(report=report, output=Path(output))
 
     def _report(
@@ -221,6 +234,23 @@ class Engine:
         if model.is_test_model:
             report["note"] = TEST_MODEL_NOTE
         return report
+
+
+def _write_output(output: Path, frames: np.ndarray, config: ResolvedConfig) -> int:
+    """Write the generated frames, resampled to the requested span when one is set; returns the frame count."""
+    if config.output_fps is None or config.output_frames is None:
+        write_video(output, frames, config.fps)
+        return int(frames.shape[0])
+    write_resampled_video(output, frames, config.output_fps, config.output_frames)
+    return config.output_frames
+
+
+def _size_of_template(config: MotionCloneConfig, template: MotionTemplate) -> MotionCloneConfig:
+    """A saved template was extracted at one size; with size auto, generate at that size."""
+    width, height = template.settings.get("width"), template.settings.get("height")
+    if config.width is None and config.height is None and width and height:
+        return config.replace(width=width, height=height)
+    return config
 
 
 def _check_template_model(template: MotionTemplate, model_id: str) -> None:

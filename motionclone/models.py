@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -44,6 +44,9 @@ class MotionCloneModel:
     defaults: ModelDefaults
     device: torch.device
     dtype: torch.dtype
+    # The scheduler config the model ships (scheduler/ of a folder or hub repo, the config
+    # folder's for a single file); used only when a run asks for noise_schedule "model".
+    scheduler_config: dict | None = None
 
     @property
     def is_test_model(self) -> bool:
@@ -88,6 +91,7 @@ def load_model(
             "vae": parts["vae"],
             "text_encoder": parts["text_encoder"],
             "tokenizer": parts["tokenizer"],
+            "scheduler_config": dict(official_ddim_scheduler().config),
         }
         defaults = TINY_DEFAULTS
     else:
@@ -159,11 +163,20 @@ def _load_folder(source: str, motion_adapter: str, local_only: bool) -> dict:
             "vae": AutoencoderKL.from_pretrained(source, subfolder="vae", **common),
             "text_encoder": CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **common),
             "tokenizer": CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **common),
+            "scheduler_config": _scheduler_config(source, common),
         }
     except (OSError, ValueError, KeyError) as error:
         if isinstance(error, ModelError):
             raise
         raise ModelError(f"cannot load model {source}: {_first_line(error)}") from None
+
+
+def _scheduler_config(source: str, common: dict) -> dict | None:
+    """The folder's scheduler config, or None when it ships none (it is optional for us)."""
+    try:
+        return dict(DDIMScheduler.load_config(source, subfolder="scheduler", **common))
+    except OSError:
+        return None
 
 
 def _load_adapter(motion_adapter: str) -> MotionAdapter:
@@ -227,6 +240,7 @@ def _load_single_file(path: Path, motion_adapter: str, config_source: str) -> di
         "vae": pipe.vae,
         "text_encoder": pipe.text_encoder,
         "tokenizer": pipe.tokenizer,
+        "scheduler_config": dict(pipe.scheduler.config),
     }
 
 

@@ -30,11 +30,11 @@ from motionclone.guidance import motion_energy, region_means, region_weights, sp
 from motionclone.models import MotionCloneModel
 from motionclone.schedule import (
     NUM_TRAIN_TIMESTEPS,
-    OFFICIAL_SCHEDULER,
+    OFFICIAL_SCHEDULE,
+    NoiseSchedule,
     ddim_step,
     guidance_ramp,
     motionclone_timesteps,
-    official_alphas_cumprod,
 )
 from motionclone.template import MotionTemplate
 
@@ -82,7 +82,7 @@ def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
         "timestep": config.extraction_timestep,
         "seed": config.extraction_seed,
         "guided_blocks": list(config.guided_blocks),
-        "noise_schedule": OFFICIAL_SCHEDULER["beta_schedule"],
+        "noise_schedule": config.noise_schedule,
     }
     if config.extraction_mode == "inversion":
         settings["inversion_steps"] = config.inversion_steps
@@ -103,7 +103,7 @@ class MotionClonePipeline:
     def __init__(self, model: MotionCloneModel) -> None:
         self.model = model
         self.store = AttentionStore()
-        self.alphas_cumprod = official_alphas_cumprod()
+        self.schedule = OFFICIAL_SCHEDULE
         self._blocks: tuple[str, ...] | None = None
         self._layers: list[str] = []
         self._hooks: GuidedBlockHooks | None = None
@@ -111,6 +111,18 @@ class MotionClonePipeline:
         self._default_processors = dict(model.unet.attn_processors)
 
     # -- set-up -------------------------------------------------------------------------------
+
+    def _use_schedule(self, config: ResolvedConfig) -> None:
+        """The official noise schedule, or the model folder's own when the config asks for it."""
+        if config.noise_schedule == "official":
+            self.schedule = OFFICIAL_SCHEDULE
+            return
+        if self.model.scheduler_config is None:
+            raise ConfigError("invalid noise_schedule='model': this model ships no scheduler config; use official")
+        try:
+            self.schedule = NoiseSchedule.from_config(self.model.scheduler_config)
+        except ValueError as error:
+            raise ConfigError(f"invalid noise_schedule='model': the model's scheduler config: {error}") from None
 
     def _use_blocks(self, blocks: tuple[str, ...]) -> None:
         """Install recorders on `blocks` (once per block set; the UNet stays loaded)."""
@@ -161,6 +173,12 @@ class MotionClonePipeline:
         video = torch.cat(images).clamp(-1, 1).add(1).mul(127.5).round().byte()
         return video.permute(0, 2, 3, 1).cpu().numpy()
 
+    def latent_shape(self, config: ResolvedConfig) -> tuple[int, int, int, int, int]:
+        """(1, channels, frames, h, w) of a video at the config's size: the noise both phases draw."""
+        factor = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+        channels = self.model.unet.config.in_channels
+        return (1, channels, config.frames, config.height // factor, config.width // factor)
+
     def _unet(self, latents: torch.Tensor, timestep: int, embeddings: torch.Tensor) -> torch.Tensor:
         frames = latents.shape[2]
         per_frame = embeddings.repeat_interleave(frames, dim=0)
@@ -185,7 +203,11 @@ class MotionClonePipeline:
     ) -> MotionTemplate:
         """Motion template of a clip, by one noised pass (single-step) or by DDIM inversion."""
         self._use_blocks(tuple(config.guided_blocks))
+        self._use_schedule(config)
+        # The noise is drawn first, exactly as generation draws its first latent from the same
+        # seed (the official tie); the VAE's posterior sample continues the stream after it.
         generator = torch.Generator("cpu").manual_seed(config.extraction_seed)
+        noise = torch.randn(self.latent_shape(config), generator=generator)
         clean = self.encode_frames(frames, generator)
         self._latent_hw = tuple(clean.shape[-2:])
         semantic = config.semantic_guidance_weight > 0
@@ -205,8 +227,7 @@ class MotionClonePipeline:
             rows.append((timestep, values, indices, regions))
 
         if config.extraction_mode == "single-step":
-            noise = torch.randn(clean.shape, generator=generator).to(clean.device, clean.dtype)
-            noisy = self._add_noise(clean, noise, config.extraction_timestep)
+            noisy = self._add_noise(clean, noise.to(clean.device, clean.dtype), config.extraction_timestep)
             self._record_reference(noisy, config.extraction_timestep, embeddings, semantic)
             record(config.extraction_timestep)
             if on_step:
@@ -226,7 +247,7 @@ class MotionClonePipeline:
         )
 
     def _add_noise(self, clean: torch.Tensor, noise: torch.Tensor, timestep: int) -> torch.Tensor:
-        alpha = self.alphas_cumprod[timestep].item()
+        alpha = self.schedule.alphas_cumprod[timestep].item()
         return alpha**0.5 * clean + (1 - alpha) ** 0.5 * noise
 
     @torch.no_grad()
@@ -242,7 +263,7 @@ class MotionClonePipeline:
             upper = (
                 timesteps[index + 1] if index + 1 < len(timesteps) else min(timestep + stride, NUM_TRAIN_TIMESTEPS - 1)
             )
-            latents = ddim_step(self.alphas_cumprod, eps, timestep, upper, latents.float()).to(clean.dtype)
+            latents = ddim_step(self.schedule, eps, timestep, upper, latents.float()).to(clean.dtype)
             if on_step:
                 on_step(StepInfo("invert", index, len(timesteps), timestep, False, None, 0.0))
 
@@ -277,8 +298,9 @@ class MotionClonePipeline:
         """Denoise from seeded noise, guided towards `template`'s motion on the guided steps."""
         started = time.perf_counter()
         self._use_blocks(tuple(config.guided_blocks))
-        factor = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
-        latent_h, latent_w = config.height // factor, config.width // factor
+        self._use_schedule(config)
+        shape = self.latent_shape(config)
+        latent_h, latent_w = shape[-2:]
         self._latent_hw = (latent_h, latent_w)
         if template is not None:
             template.check_fits(config.frames, latent_h, latent_w, self._layers)
@@ -291,10 +313,7 @@ class MotionClonePipeline:
         uncond = self.encode_prompt(config.negative_prompt)
         both = torch.cat([uncond, cond])
         generator = torch.Generator("cpu").manual_seed(config.seed)
-        channels = self.model.unet.config.in_channels
-        latents = torch.randn((1, channels, config.frames, latent_h, latent_w), generator=generator).to(
-            self.model.device
-        )
+        latents = torch.randn(shape, generator=generator).to(self.model.device)
         timesteps = motionclone_timesteps(config.steps, config.guidance_steps, config.guidance_start)
         guiding = template is not None and (config.motion_guidance_weight > 0 or semantic_weight > 0)
         records: list[StepInfo] = []
@@ -317,7 +336,7 @@ class MotionClonePipeline:
                 gradient = None
             eps = eps_cond + config.cfg_scale * (eps_cond - eps_uncond)
             prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
-            latents = ddim_step(self.alphas_cumprod, eps.float(), timestep, prev, latents.float(), gradient)
+            latents = ddim_step(self.schedule, eps.float(), timestep, prev, latents.float(), gradient)
             if not torch.isfinite(latents).all():
                 raise DivergedError(
                     f"the generation diverged at step {index + 1} of {len(timesteps)} (the latents became NaN or "

@@ -7,6 +7,8 @@ own list and the step is written out here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from diffusers import DDIMScheduler
@@ -50,7 +52,6 @@ OFFICIAL_SCHEDULER = {
     "clip_sample": False,
     "set_alpha_to_one": True,
 }
-FINAL_ALPHA_CUMPROD = 1.0
 
 
 def official_ddim_scheduler() -> DDIMScheduler:
@@ -59,13 +60,30 @@ def official_ddim_scheduler() -> DDIMScheduler:
     return DDIMScheduler(**OFFICIAL_SCHEDULER)
 
 
-def official_alphas_cumprod() -> torch.Tensor:
-    """The official schedule's cumulative alpha products as diffusers computes them, in float64."""
-    return official_ddim_scheduler().alphas_cumprod.double()
+@dataclass(frozen=True)
+class NoiseSchedule:
+    """The cumulative alphas a run steps through and where its last step lands."""
+
+    alphas_cumprod: torch.Tensor
+    final_alpha_cumprod: float
+
+    @classmethod
+    def from_config(cls, config: dict) -> NoiseSchedule:
+        """A DDIM schedule from a scheduler config (a model folder's scheduler/ or the official one).
+
+        Only the noise levels are taken: the timesteps stay MotionClone's own uneven list.
+        """
+        scheduler = DDIMScheduler.from_config(config)
+        if scheduler.config.num_train_timesteps != NUM_TRAIN_TIMESTEPS:
+            raise ValueError(f"it has {scheduler.config.num_train_timesteps} training timesteps, not 1000")
+        return cls(scheduler.alphas_cumprod.double(), float(scheduler.final_alpha_cumprod))
+
+
+OFFICIAL_SCHEDULE = NoiseSchedule.from_config(OFFICIAL_SCHEDULER)
 
 
 def ddim_step(
-    alphas_cumprod: torch.Tensor,
+    schedule: NoiseSchedule,
     eps: torch.Tensor,
     timestep: int,
     prev_timestep: int,
@@ -76,11 +94,11 @@ def ddim_step(
 
     x0 is predicted from the unguided eps, so guidance steers where the sample goes next without
     distorting the current clean estimate. `prev_timestep` < 0 means the final step, which lands
-    on alpha_bar = 1 (the official `set_alpha_to_one`). With `prev_timestep` above
-    `timestep` the same formula is DDIM inversion.
+    on the schedule's final alpha_bar (1 in the official one: `set_alpha_to_one`). With
+    `prev_timestep` above `timestep` the same formula is DDIM inversion.
     """
-    alpha_t = alphas_cumprod[timestep].item()
-    alpha_prev = alphas_cumprod[prev_timestep].item() if prev_timestep >= 0 else FINAL_ALPHA_CUMPROD
+    alpha_t = schedule.alphas_cumprod[timestep].item()
+    alpha_prev = schedule.alphas_cumprod[prev_timestep].item() if prev_timestep >= 0 else schedule.final_alpha_cumprod
     x0 = (sample - (1.0 - alpha_t) ** 0.5 * eps) / alpha_t**0.5
     direction_eps = eps if guidance_gradient is None else eps - (1.0 - alpha_t) ** 0.5 * guidance_gradient
     return alpha_prev**0.5 * x0 + (1.0 - alpha_prev) ** 0.5 * direction_eps

@@ -23,6 +23,7 @@ TINY_MODEL_ID = "tiny-random"
 TINY_DEFAULTS = ModelDefaults(
     width=64,
     height=64,
+    size_multiple=16,
     frames=8,
     motion_guidance_weight=50000.0,
     max_frames=32,

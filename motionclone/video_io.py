@@ -15,6 +15,7 @@ import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg
@@ -27,6 +28,7 @@ _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (.*)")
 _SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"([\d.]+) (?:fps|tbr)")
+_ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 # ffmpeg's generic closing lines: progress and statistics, "Conversion failed!", "Exiting ...".
 _FFMPEG_NOISE = re.compile(r"^(frame=|size=|video:|Conversion failed!|Exiting|Error : |\[out#\d+/\w+ @ \w+\] video:)")
 READ_BUDGET_BYTES = 1 << 30  # decoded reference frames held at once (see _decode_bounded)
@@ -103,7 +105,13 @@ def probe(path: str | Path) -> VideoInfo:
     if duration:
         hours, minutes, secs = duration.groups()
         seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
-    return VideoInfo(int(size.group(1)), int(size.group(2)), float(fps.group(1)) if fps else 25.0, seconds)
+    width, height = int(size.group(1)), int(size.group(2))
+    rotation = _ROTATION.search(result.stderr)
+    if rotation and round(float(rotation.group(1))) % 180 == 90:
+        # A phone clip stored landscape with a quarter-turn flag: ffmpeg decodes it upright, so
+        # its display size (what `--size auto` and the fit see) has the sides swapped.
+        width, height = height, width
+    return VideoInfo(width, height, float(fps.group(1)) if fps else 25.0, seconds)
 
 
 def ffmpeg_failure(stderr: bytes, otherwise: str) -> str:
@@ -208,15 +216,56 @@ def _frame(data: bytes, width: int, height: int) -> np.ndarray:
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float) -> None:
     """Write uint8 (frames, H, W, 3) RGB as H.264 yuv420p mp4, atomically."""
+    _encode(path, frames, _rate(fps), _rate(fps))
+
+
+def write_resampled_video(path: str | Path, frames: np.ndarray, output_fps: float, output_frames: int) -> None:
+    """Write `frames` stretched over exactly `output_frames` frames at `output_fps` (an mp4, atomically).
+
+    An editor places a result over the span of its source, and some (Blender) show a movie one
+    file frame per timeline frame whatever its rate, so the file itself must hold that span. The
+    frames go in at the rate that makes the clip last output_frames / output_fps seconds; ffmpeg's
+    `fps` filter then repeats or drops frames to the output rate, and a cloned tail plus a frame
+    cap make the count exact whatever the filter's rounding.
+    """
+    if output_frames < 1:
+        raise VideoError(f"cannot write {output_frames} frames")
+    output_rate = _rate(output_fps)
+    input_rate = output_rate * len(frames) / output_frames
+    _encode(path, frames, input_rate, output_rate, output_frames)
+
+
+def _rate(fps: float) -> Fraction:
+    """A frame rate as the small fraction ffmpeg wants (29.97 -> 2997/100, 23.976 -> 2997/125)."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _encode(
+    path: str | Path, frames: np.ndarray, input_rate: Fraction, output_rate: Fraction, exact_frames: int | None = None
+) -> None:
+    """Encode RGB frames fed at `input_rate` as an mp4 at `output_rate`, `exact_frames` long when given."""
     path = Path(path)
     _count, height, width, _ = frames.shape
     if width % 2 or height % 2:
         raise VideoError(f"H.264 yuv420p needs even sizes, got {width}x{height}")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial{path.suffix or '.mp4'}")
+    stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=str(input_rate))
+    limits = {}
+    if exact_frames is not None:
+        stream = stream.filter("fps", str(output_rate)).filter("tpad", stop_mode="clone", stop=exact_frames)
+        limits = {"frames:v": exact_frames}
     command = (
-        ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=fps)
-        .output(str(partial), vcodec="libx264", pix_fmt="yuv420p", r=fps, crf=16, movflags="+faststart", format="mp4")
+        stream.output(
+            str(partial),
+            vcodec="libx264",
+            pix_fmt="yuv420p",
+            r=str(output_rate),
+            crf=16,
+            movflags="+faststart",
+            format="mp4",
+            **limits,
+        )
         .overwrite_output()
         .compile(cmd=ffmpeg_exe())
     )

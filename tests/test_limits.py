@@ -67,13 +67,14 @@ def test_every_bad_value_is_refused_at_submit_with_its_reason(clip_files, tmp_pa
 
 
 def test_bounds_follow_the_model_and_pin_their_limits():
+    square = {"width": 512, "height": 512}
     for key, value in (("steps", MAX_STEPS + 1), ("width", 1544), ("height", 56), ("frames", 33), ("fps", 241.0)):
         with pytest.raises(ConfigError, match=f"invalid {key}="):
-            resolve(MotionCloneConfig(prompt="x").replace(**{key: value}), ModelDefaults(), seed=0)
-    resolved = resolve(MotionCloneConfig(prompt="x", steps=MAX_STEPS, width=1536), ModelDefaults(), seed=0)
+            resolve(MotionCloneConfig(prompt="x").replace(**{**square, key: value}), ModelDefaults(), seed=0)
+    resolved = resolve(MotionCloneConfig(prompt="x", steps=MAX_STEPS, width=1536, height=512), ModelDefaults(), seed=0)
     assert (resolved.steps, resolved.width) == (1000, 1536)
     with pytest.raises(ConfigError, match="invalid width=1024"):
-        resolve(MotionCloneConfig(prompt="x", width=1024), TINY_DEFAULTS, seed=0)
+        resolve(MotionCloneConfig(prompt="x", width=1024, height=64), TINY_DEFAULTS, seed=0)
     with pytest.raises(ConfigError, match="must be an integer"):
         resolve(MotionCloneConfig(prompt="x", steps=12.5), ModelDefaults(), seed=0)
     with pytest.raises(ConfigError, match=f"at most {MAX_TEXT_CHARS}"):

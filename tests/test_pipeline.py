@@ -157,5 +157,5 @@ def test_cfg_combines_the_predictions_as_the_official_eps_c_plus_scale_times_dif
     (timestep,) = motionclone_timesteps(1, config.guidance_steps, config.guidance_start)
     start = torch.randn(eps_cond.shape, generator=torch.Generator("cpu").manual_seed(config.seed))
     official = eps_cond + 3.0 * (eps_cond - eps_uncond)
-    expected = pipeline.decode_latents(ddim_step(pipeline.alphas_cumprod, official, timestep, -1, start))
+    expected = pipeline.decode_latents(ddim_step(pipeline.schedule, official, timestep, -1, start))
     assert np.abs(expected.astype(int) - result.frames.astype(int)).max() <= 1

@@ -1,16 +1,19 @@
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from diffusers import DDIMScheduler
 
 from motionclone.config import ModelDefaults, MotionCloneConfig, resolve
 from motionclone.schedule import (
+    OFFICIAL_SCHEDULE,
     OFFICIAL_SCHEDULER,
+    NoiseSchedule,
     ddim_step,
     guidance_ramp,
     motionclone_timesteps,
-    official_alphas_cumprod,
     official_ddim_scheduler,
 )
 
@@ -58,18 +61,18 @@ def test_the_noise_schedule_is_the_official_linear_one_ending_at_alpha_one():
         "clip_sample": False,
         "set_alpha_to_one": True,
     }
-    alphas = official_alphas_cumprod()
+    alphas = OFFICIAL_SCHEDULE.alphas_cumprod
     assert alphas[400].item() == pytest.approx(0.290, abs=1e-3)
     assert alphas[700].item() == pytest.approx(0.035, abs=1e-3)
     sample, eps = torch.ones(3, dtype=torch.float64), torch.full((3,), 0.5, dtype=torch.float64)
     x0 = (sample - (1 - alphas[1]) ** 0.5 * eps) / alphas[1] ** 0.5
-    assert torch.allclose(ddim_step(alphas, eps, 1, -1, sample), x0), "the last step lands on alpha_bar = 1"
+    assert torch.allclose(ddim_step(OFFICIAL_SCHEDULE, eps, 1, -1, sample), x0), "the last step lands on alpha_bar = 1"
 
 
 def test_ddim_step_without_guidance_equals_diffusers_ddim():
     scheduler = official_ddim_scheduler()
     scheduler.set_timesteps(50)
-    alphas = official_alphas_cumprod()
+    alphas = OFFICIAL_SCHEDULE.alphas_cumprod
     assert torch.allclose(alphas.float(), scheduler.alphas_cumprod, atol=1e-6)
     generator = torch.Generator().manual_seed(0)
     sample = torch.randn(1, 4, 2, 8, 8, generator=generator, dtype=torch.float64)
@@ -77,15 +80,39 @@ def test_ddim_step_without_guidance_equals_diffusers_ddim():
     timesteps = scheduler.timesteps.tolist()
     for index, t in enumerate(timesteps):
         prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
-        ours = ddim_step(alphas, eps, t, prev, sample)
+        ours = ddim_step(OFFICIAL_SCHEDULE, eps, t, prev, sample)
         theirs = scheduler.step(eps, t, sample, eta=0.0).prev_sample
         assert torch.allclose(ours, theirs, atol=1e-5), t
 
 
 def test_guidance_gradient_moves_only_the_direction_term():
-    alphas = official_alphas_cumprod()
+    alphas = OFFICIAL_SCHEDULE.alphas_cumprod
     sample, eps, gradient = torch.zeros(3), torch.ones(3), torch.ones(3)
-    plain = ddim_step(alphas, eps, 800, 700, sample)
-    guided = ddim_step(alphas, eps, 800, 700, sample, gradient)
+    plain = ddim_step(OFFICIAL_SCHEDULE, eps, 800, 700, sample)
+    guided = ddim_step(OFFICIAL_SCHEDULE, eps, 800, 700, sample, gradient)
     expected_shift = -((1 - alphas[700]) ** 0.5) * (1 - alphas[800]) ** 0.5
     assert torch.allclose(guided - plain, expected_shift.float().expand(3).to(guided.dtype))
+
+
+def test_a_model_folders_own_scheduler_runs_only_when_asked(tiny_model):
+    from motionclone.errors import ConfigError
+    from motionclone.pipeline import MotionClonePipeline
+
+    sd15_like = {**OFFICIAL_SCHEDULER, "beta_schedule": "scaled_linear", "set_alpha_to_one": False}
+    own = NoiseSchedule.from_config(sd15_like)
+    assert own.alphas_cumprod[400].item() == pytest.approx(0.424, abs=1e-3)
+    assert own.final_alpha_cumprod == pytest.approx(own.alphas_cumprod[0].item())
+    scheduler = DDIMScheduler(**sd15_like)
+    scheduler.set_timesteps(20)
+    sample, eps = torch.ones(1, 4, 2, 4, 4, dtype=torch.float64), torch.full((1, 4, 2, 4, 4), 0.3, dtype=torch.float64)
+    last = scheduler.timesteps[-1].item()
+    assert torch.allclose(ddim_step(own, eps, last, -1, sample), scheduler.step(eps, last, sample).prev_sample)
+
+    pipeline = MotionClonePipeline(replace(tiny_model, scheduler_config=sd15_like))
+    pipeline._use_schedule(resolve(MotionCloneConfig(), ModelDefaults(), seed=0))
+    assert pipeline.schedule is OFFICIAL_SCHEDULE, "whatever a folder ships, the official schedule runs by default"
+    pipeline._use_schedule(resolve(MotionCloneConfig(noise_schedule="model"), ModelDefaults(), seed=0))
+    assert torch.equal(pipeline.schedule.alphas_cumprod, own.alphas_cumprod)
+    without = MotionClonePipeline(replace(tiny_model, scheduler_config=None))
+    with pytest.raises(ConfigError, match="ships no scheduler config"):
+        without._use_schedule(resolve(MotionCloneConfig(noise_schedule="model"), ModelDefaults(), seed=0))

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from motionclone_client.protocol import SETTINGS_FIELDS
 
-from motionclone.config import parse_size
+from motionclone.config import size_settings
 from motionclone.errors import ConfigError
 
 LIST_KEYS = {"prompts": "prompt", "seeds": "seed"}
@@ -50,7 +50,7 @@ def read_params(path: Path) -> dict[str, Any]:
             raise ParamsError(f"{path.name}, line {lines.get(key, '?')}: unknown key {raw_key!r}")
         if key == "size":
             try:
-                settings["width"], settings["height"] = parse_size(str(value))
+                settings.update(size_settings(str(value)))
             except ConfigError as error:
                 raise ParamsError(f"{path.name}, line {lines[key]}: {error}") from None
         else:

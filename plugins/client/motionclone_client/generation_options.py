@@ -1,0 +1,128 @@
+"""The generation settings every front end offers, declared once.
+
+`motionclone generate|extract|submit`, the Blender add-on and the Resolve script all take their
+flags, help texts and choices from `GENERATION_OPTIONS`, so a setting added here appears
+everywhere with the same name. Pure Python (no torch, no YAML): it ships inside the editor
+plugins with the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+PRESET_NAMES = ("camera", "object")
+RESIZE_MODES = ("crop", "pad", "stretch")
+EXTRACTION_MODES = ("single-step", "inversion")
+NOISE_SCHEDULES = ("official", "model")
+AUTO_SIZE = "auto"
+
+
+@dataclass(frozen=True)
+class GenerationOption:
+    """One setting: its flag, the config key it sets, its value type and what it means."""
+
+    flag: str
+    key: str
+    kind: type
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
+    GenerationOption("--prompt", "prompt", str, "what the new video shows"),
+    GenerationOption("--negative-prompt", "negative_prompt", str, "what to avoid (default: the official one)"),
+    GenerationOption(
+        "--model",
+        "model",
+        str,
+        "base model: diffusers folder, .safetensors checkpoint, hub id or tiny-random",
+    ),
+    GenerationOption("--motion-adapter", "motion_adapter", str, "AnimateDiff motion adapter (folder, file or hub id)"),
+    GenerationOption("--preset", "preset", str, "motion schedule (default camera)", PRESET_NAMES),
+    GenerationOption("--seed", "seed", int, "noise seed (default: random, recorded in the report)"),
+    GenerationOption("--steps", "steps", int, "denoising steps (keeps the preset's guided fraction)"),
+    GenerationOption("--guidance-steps", "guidance_steps", int, "how many of the first steps are guided"),
+    GenerationOption("--guidance-weight", "motion_guidance_weight", float, "motion guidance weight (model's default)"),
+    GenerationOption("--cfg-scale", "cfg_scale", float, "classifier-free guidance scale (7.5)"),
+    GenerationOption("--frames", "frames", int, "frames to sample and generate (default: the model's, 16)"),
+    GenerationOption(
+        "--size", "size", str, "WIDTHxHEIGHT, or auto: the clip's aspect ratio at the model's pixel count (default)"
+    ),
+    GenerationOption("--fps", "fps", float, "frame rate of the written video (8)"),
+    GenerationOption("--output-fps", "output_fps", float, "resample the written video to this frame rate"),
+    GenerationOption(
+        "--output-frames", "output_frames", int, "resample the written video to this many frames (with --output-fps)"
+    ),
+    GenerationOption("--start", "start", str, "reference start: seconds (1.5) or frame (36f)"),
+    GenerationOption("--end", "end", str, "reference end: seconds (3.0) or frame (72f)"),
+    GenerationOption("--resize", "resize", str, "fit the reference to the size (default crop)", RESIZE_MODES),
+    GenerationOption(
+        "--extraction-mode",
+        "extraction_mode",
+        str,
+        "single-step (default) or inversion (first release)",
+        EXTRACTION_MODES,
+    ),
+    GenerationOption("--inversion-steps", "inversion_steps", int, "DDIM inversion steps (inversion mode)"),
+    GenerationOption(
+        "--extraction-seed",
+        "extraction_seed",
+        int,
+        "seed of the noise that extracts the motion (default: --seed, so generation starts from that noise)",
+    ),
+    GenerationOption(
+        "--noise-schedule",
+        "noise_schedule",
+        str,
+        "official (the release's DDIM schedule, default) or model (the model folder's scheduler config)",
+        NOISE_SCHEDULES,
+    ),
+    GenerationOption("--subject", "subject", str, "word of the prompt for location-aware semantic guidance"),
+    GenerationOption("--reference-prompt", "reference_prompt", str, "what the reference shows (semantic guidance)"),
+    GenerationOption("--semantic-weight", "semantic_guidance_weight", float, "semantic guidance weight (0 = off)"),
+)
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every generation option to `parser` (all default to None: unset means the daemon's or engine's default)."""
+    for option in GENERATION_OPTIONS:
+        choices = f" ({' or '.join(option.choices)})" if option.choices else ""
+        parser.add_argument(option.flag, type=option.kind, help=option.help + choices)
+    parser.add_argument("--no-motion-guidance", action="store_true", help="same pipeline, guidance weight 0")
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """``WxH`` -> (width, height); ``auto`` -> None (the clip's aspect ratio). Raises ValueError."""
+    if text.strip().lower() == AUTO_SIZE:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"size must be auto or look like WIDTHxHEIGHT, e.g. 704x384, not {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def settings_from_namespace(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the user gave on the command line (None means not given), keyed like the config."""
+    settings: dict[str, Any] = {}
+    for option in GENERATION_OPTIONS:
+        value = getattr(args, option.dest)
+        if value is not None:
+            settings[option.key] = value
+    settings.update(size_settings(settings.pop("size", None)))
+    if args.no_motion_guidance:
+        settings["motion_guidance_weight"] = 0.0
+    return settings
+
+
+def size_settings(size: str | None) -> dict[str, int]:
+    """The width/height keys a size text sets: none for auto (or no size), both for WxH."""
+    if size is None:
+        return {}
+    parsed = parse_size(size)
+    return {} if parsed is None else {"width": parsed[0], "height": parsed[1]}
