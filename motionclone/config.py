@@ -24,7 +24,15 @@ OFFICIAL_NEGATIVE_PROMPT = (
     "bad anatomy, extra limbs, ugly, deformed, noisy, blurry, distorted, out of focus, "
     "poorly drawn face, poorly drawn hands, missing fingers"
 )
-DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+# The official results and the guidance weight 2000 come from Realistic Vision V5.1 with its VAE
+# baked in (`realisticVisionV60B1_v51VAE.safetensors`: Civitai names the file after the model page,
+# "V6.0 B1", and the version, "V5.1 (VAE)"). Its diffusers-layout repo ships the plain SD VAE,
+# so the fine-tuned VAE the official file carries is paired with it.
+DEFAULT_MODEL = "SG161222/Realistic_Vision_V5.1_noVAE"
+PAIRED_VAES = {DEFAULT_MODEL: "stabilityai/sd-vae-ft-mse"}
+# The SD1.5 layout: the architecture configs a single-file checkpoint is read with, and a base
+# model a user can select.
+SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 # Bounds of the numeric settings (each error message says where its bound comes from).
 MAX_STEPS = 1000
@@ -39,9 +47,14 @@ PROMPTS = ("prompt", "negative_prompt", "subject", "reference_prompt", "referenc
 
 @dataclass(frozen=True)
 class Preset:
-    """A sampling schedule from the official release.
+    """A sampling schedule and guidance recipe from an official release.
 
-    `guidance_start` is s in the paper's code: guided steps cover t in [1000 (1 - s), 999].
+    `guidance_start` is s in the latest release's code: guided steps cover t in [1000 (1 - s), 999]
+    (uneven spacing only). `block_weights` names the guided blocks with their weights, as
+    multiples of the model's calibrated motion guidance weight (2000 for SD1.5), and
+    `layer_reduction` says whether the per-layer losses are summed (latest release) or averaged
+    (first release). `motion_cooldown` "linear" ramps the motion weight down over the last
+    `cooldown_steps` guided steps (latest); "cut" drops it to zero there (first release).
     """
 
     steps: int
@@ -49,11 +62,31 @@ class Preset:
     guidance_start: float
     warmup_steps: int = 10
     cooldown_steps: int = 10
+    extraction_mode: str = "single-step"
+    inversion_steps: int = 50
+    block_weights: tuple[tuple[str, float], ...] = (("up_blocks.1", 1.0),)
+    layer_reduction: str = "sum"
+    timestep_spacing: str = "uneven"
+    motion_cooldown: str = "linear"
 
 
 PRESETS: dict[str, Preset] = {
     "camera": Preset(steps=100, guidance_steps=50, guidance_start=0.3),
     "object": Preset(steps=300, guidance_steps=180, guidance_start=0.4),
+    # The first release (the paper): DDIM inversion over every timestep with the inversion prompt,
+    # up_blocks.1 and .2 at 20000 / 10000 averaged over layers, 200 evenly spaced steps of which
+    # the first 120 are guided (t from 999 down to 402, so guidance_start 0.6 only describes it).
+    "inversion": Preset(
+        steps=200,
+        guidance_steps=120,
+        guidance_start=0.6,
+        extraction_mode="inversion",
+        inversion_steps=1000,
+        block_weights=(("up_blocks.1", 10.0), ("up_blocks.2", 5.0)),
+        layer_reduction="mean",
+        timestep_spacing="even",
+        motion_cooldown="cut",
+    ),
 }
 
 
@@ -63,7 +96,9 @@ class MotionCloneConfig:
 
     model: str = DEFAULT_MODEL
     motion_adapter: str = DEFAULT_MOTION_ADAPTER
-    single_file_config: str = DEFAULT_MODEL
+    # None: the VAE paired with the model in PAIRED_VAES, else the model's own.
+    vae: str | None = None
+    single_file_config: str = SD15_MODEL
     device: str | None = None
     dtype: str | None = None
 
@@ -85,12 +120,12 @@ class MotionCloneConfig:
     output_fps: float | None = None
     output_frames: int | None = None
 
-    extraction_mode: str = "single-step"
+    extraction_mode: str | None = None
     extraction_timestep: int = 400
     extraction_seed: int | None = None
     noise_schedule: str = "official"
-    inversion_steps: int = 50
-    guided_blocks: tuple[str, ...] = ("up_blocks.1",)
+    inversion_steps: int | None = None
+    guided_blocks: tuple[str, ...] | None = None
     start: str | None = None
     end: str | None = None
     resize: str = "crop"
@@ -99,7 +134,8 @@ class MotionCloneConfig:
     reference_prompt: str | None = None
     reference_subject: str | None = None
     semantic_guidance_weight: float = 0.0
-    semantic_mask_threshold: float = 0.3
+    semantic_mask_threshold: float = 0.2
+    semantic_app_threshold: float = 0.3
     semantic_sigma: float = 5.0
 
     cache_dir: str | None = None
@@ -159,6 +195,17 @@ class ResolvedConfig:
     height: int
     seed: int
     extraction_seed: int
+    extraction_mode: str
+    inversion_steps: int
+    guided_blocks: tuple[str, ...]
+    block_weights: tuple[tuple[str, float], ...]
+    layer_reduction: str
+    timestep_spacing: str
+    motion_cooldown: str
+
+    def block_weight(self, block: str) -> float:
+        """Weight of a guided block as a multiple of `motion_guidance_weight` (1 unless the preset sets it)."""
+        return dict(self.block_weights).get(block, 1.0)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.base, name)
@@ -257,6 +304,12 @@ def resolve(
     cooldown = config.cooldown_steps if config.cooldown_steps is not None else math.ceil(preset.cooldown_steps * scale)
     _require_number("warmup_steps", warmup, 0, steps, "the number of steps", integer=True)
     _require_number("cooldown_steps", cooldown, 0, steps, "the number of steps", integer=True)
+    _require(
+        config.guidance_start is None or preset.timestep_spacing != "even",
+        "guidance_start",
+        config.guidance_start,
+        f"the {config.preset} preset spaces its steps evenly; guidance_start shapes the uneven schedule only",
+    )
     start = preset.guidance_start if config.guidance_start is None else config.guidance_start
     _require_number("guidance_start", start, 0.0, 1.0, "the whole schedule")
     _require(start > 0.0, "guidance_start", start, "must be in (0, 1]")
@@ -276,10 +329,11 @@ def resolve(
     _require_number("cfg_scale", config.cfg_scale, 0, MAX_CFG_SCALE, "any useful strength")
     _require_number("fps", config.fps, MIN_FPS, MAX_FPS, "what editors play")
     _require_output_span(config.output_fps, config.output_frames)
+    extraction_mode = preset.extraction_mode if config.extraction_mode is None else config.extraction_mode
     _require(
-        config.extraction_mode in EXTRACTION_MODES,
+        extraction_mode in EXTRACTION_MODES,
         "extraction_mode",
-        config.extraction_mode,
+        extraction_mode,
         f"must be one of {', '.join(EXTRACTION_MODES)}",
     )
     _require(
@@ -288,9 +342,8 @@ def resolve(
         config.extraction_timestep,
         "must be in [0, 1000)",
     )
-    _require_number(
-        "inversion_steps", config.inversion_steps, 1, MAX_STEPS, "the model's training timesteps", integer=True
-    )
+    inversion_steps = preset.inversion_steps if config.inversion_steps is None else config.inversion_steps
+    _require_number("inversion_steps", inversion_steps, 1, MAX_STEPS, "the model's training timesteps", integer=True)
     start_point, end_point = (TimePoint.parse(getattr(config, key)) for key in ("start", "end"))
     if start_point and end_point and start_point.is_frame == end_point.is_frame:
         _require(end_point.value > start_point.value, "end", config.end, f"must be after start={config.start!r}")
@@ -301,11 +354,13 @@ def resolve(
         f"must be one of {', '.join(NOISE_SCHEDULES)}",
     )
     _require(config.resize in RESIZE_MODES, "resize", config.resize, f"must be one of {', '.join(RESIZE_MODES)}")
-    _require(len(config.guided_blocks) >= 1, "guided_blocks", config.guided_blocks, "must name at least one block")
+    guided_blocks = tuple(b for b, _ in preset.block_weights) if config.guided_blocks is None else config.guided_blocks
+    _require(len(guided_blocks) >= 1, "guided_blocks", guided_blocks, "must name at least one block")
     _require_number(
         "semantic_guidance_weight", config.semantic_guidance_weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength"
     )
     _require_number("semantic_mask_threshold", config.semantic_mask_threshold, 0, 1, "a normalised mask")
+    _require_number("semantic_app_threshold", config.semantic_app_threshold, 0, 1, "a normalised mask")
     _require_number("semantic_sigma", config.semantic_sigma, 0, model.max_side, "the video's size")
     if config.semantic_guidance_weight > 0:
         _require(bool(config.subject), "subject", config.subject, "is needed when semantic guidance is on")
@@ -322,6 +377,13 @@ def resolve(
         height=height,
         seed=seed,
         extraction_seed=seed if config.extraction_seed is None else config.extraction_seed,
+        extraction_mode=extraction_mode,
+        inversion_steps=inversion_steps,
+        guided_blocks=tuple(guided_blocks),
+        block_weights=preset.block_weights,
+        layer_reduction=preset.layer_reduction,
+        timestep_spacing=preset.timestep_spacing,
+        motion_cooldown=preset.motion_cooldown,
     )
 
 

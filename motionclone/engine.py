@@ -78,14 +78,19 @@ class Engine:
 
     def pipeline_for(self, config: MotionCloneConfig, timer: PhaseTimer) -> MotionClonePipeline:
         """The pipeline of `config.model`, loading (and replacing the old one) only when needed."""
-        key = (config.model, config.motion_adapter, config.single_file_config, config.device, config.dtype)
+        key = (config.model, config.motion_adapter, config.vae, config.single_file_config, config.device, config.dtype)
         if key != self._model_key or self._pipeline is None:
             self._model = self._pipeline = self._model_key = None
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             with timer.phase("load_model"):
                 self._model = load_model(
-                    config.model, config.motion_adapter, config.device, config.dtype, config.single_file_config
+                    config.model,
+                    config.motion_adapter,
+                    config.device,
+                    config.dtype,
+                    config.single_file_config,
+                    config.vae,
                 )
             self._pipeline = MotionClonePipeline(self._model)
             self._model_key = key

@@ -21,7 +21,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditi
 from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from motionclone.config import DEFAULT_MODEL, ModelDefaults
+from motionclone.config import DEFAULT_MODEL, PAIRED_VAES, SD15_MODEL, ModelDefaults
 from motionclone.errors import ConfigError, ModelError
 from motionclone.schedule import official_ddim_scheduler
 from motionclone.tiny import TINY_DEFAULTS, TINY_MODEL_ID, build_tiny_components, build_tiny_unet
@@ -76,12 +76,14 @@ def load_model(
     motion_adapter: str,
     device: str | None = None,
     dtype: str | None = None,
-    single_file_config: str = DEFAULT_MODEL,
+    single_file_config: str = SD15_MODEL,
+    vae: str | None = None,
 ) -> MotionCloneModel:
     """Load `model` (see module docstring) onto the chosen device, frozen for inference.
 
     `single_file_config` names the diffusers layout (folder or hub id) whose configs describe a
-    single-file checkpoint's architecture: SD1.5's by default.
+    single-file checkpoint's architecture: SD1.5's by default. `vae` replaces the model's own
+    VAE; by default the one PAIRED_VAES names for the model (the official base's), if any.
     """
     chosen_device, chosen_dtype = choose_device(device, dtype)
     if model == TINY_MODEL_ID:
@@ -96,13 +98,21 @@ def load_model(
         defaults = TINY_DEFAULTS
     else:
         components, defaults = _load_named(model, motion_adapter, single_file_config)
+    vae = vae or PAIRED_VAES.get(model)
+    if vae:
+        components["vae"] = _load_vae(vae)
     defaults = dataclasses.replace(defaults, max_frames=components["unet"].config.motion_max_seq_length)
     for name in ("unet", "vae", "text_encoder"):
         module = components[name]
         module.requires_grad_(False)
         module.eval()
         module.to(device=chosen_device, dtype=chosen_dtype)
-    return MotionCloneModel(model_id=model, defaults=defaults, device=chosen_device, dtype=chosen_dtype, **components)
+    # The VAE changes every encoded reference, so it is part of the identity templates are cached
+    # and checked by.
+    model_id = f"{model} (VAE {vae})" if vae else model
+    return MotionCloneModel(
+        model_id=model_id, defaults=defaults, device=chosen_device, dtype=chosen_dtype, **components
+    )
 
 
 def _load_named(model: str, motion_adapter: str, single_file_config: str) -> tuple[dict, ModelDefaults]:
@@ -180,21 +190,32 @@ def _scheduler_config(source: str, common: dict) -> dict | None:
 
 
 def _load_adapter(motion_adapter: str) -> MotionAdapter:
-    path = Path(motion_adapter).expanduser()
+    return _load_part(MotionAdapter, motion_adapter, "motion adapter")
+
+
+def _load_vae(vae: str) -> AutoencoderKL:
+    return _load_part(AutoencoderKL, vae, "VAE")
+
+
+def _load_part(kind: type, name: str, what: str):
+    """A separately named part (motion adapter, VAE): a folder (a model folder's `vae/` too), a
+    single file, or a hub id from the HF cache, downloaded only when the hub answers."""
+    path = Path(name).expanduser()
     try:
         if path.is_dir():
-            return MotionAdapter.from_pretrained(str(path), local_files_only=True)
+            subfolder = "vae" if kind is AutoencoderKL and (path / "vae").is_dir() else None
+            return kind.from_pretrained(str(path), subfolder=subfolder, local_files_only=True)
         if path.is_file():
-            return MotionAdapter.from_single_file(str(path))
-        if not _looks_like_hub_id(motion_adapter):
-            raise ModelError(f"unknown motion adapter {motion_adapter!r}: give a folder, a file or a hub id")
+            return kind.from_single_file(str(path))
+        if not _looks_like_hub_id(name):
+            raise ModelError(f"unknown {what} {name!r}: give a folder, a file or a hub id")
         try:
-            return MotionAdapter.from_pretrained(motion_adapter, local_files_only=True)
+            return kind.from_pretrained(name, local_files_only=True)
         except OSError:
-            _require_hub(motion_adapter)
-            return MotionAdapter.from_pretrained(motion_adapter)
+            _require_hub(name)
+            return kind.from_pretrained(name)
     except (OSError, ValueError) as error:
-        raise ModelError(f"cannot load motion adapter {motion_adapter}: {_first_line(error)}") from None
+        raise ModelError(f"cannot load {what} {name}: {_first_line(error)}") from None
 
 
 def _load_from_hub(repo_id: str, motion_adapter: str) -> dict:

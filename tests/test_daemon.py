@@ -134,6 +134,8 @@ def test_invalid_settings_are_refused_at_submit(clip_files, tmp_path, shared_eng
         "prompt is empty": {"prompt": "  "},
         "invalid steps": {"prompt": "x", "steps": -1},
         "unknown model": {"prompt": "x", "model": "/etc"},
+        "unknown motion adapter '/etc/passwd'": {"prompt": "x", "motion_adapter": "/etc/passwd"},
+        "unknown VAE '/etc/passwd'": {"prompt": "x", "vae": "/etc/passwd"},
         "unknown preset": {"prompt": "x", "preset": "zoom"},
         "invalid time 'soon'": {"prompt": "x", "start": "soon"},
     }

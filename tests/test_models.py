@@ -1,12 +1,20 @@
+import json
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from diffusers import AutoencoderKL
 from diffusers.loaders.single_file_utils import infer_diffusers_model_type
 from ldm_checkpoint import write_ldm_checkpoint
 from safetensors.torch import load_file
 
+from motionclone.config import DEFAULT_MODEL, PAIRED_VAES, MotionCloneConfig
 from motionclone.errors import ConfigError, ModelError
 from motionclone.models import choose_device, load_model, save_tiny_model
 
@@ -119,3 +127,47 @@ def test_device_and_dtype_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
             choose_device("cuda", None)
+
+
+def _put_in_hf_cache(hub_cache: Path, repo_id: str, source: Path) -> None:
+    """Lay `source` out the way the HF cache holds a downloaded repo (what offline loading reads)."""
+    repo = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    revision = "0" * 40
+    shutil.copytree(source, repo / "snapshots" / revision)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+
+
+def test_the_official_base_is_the_default_and_loads_from_the_hf_cache_with_its_paired_vae(saved_tiny, tmp_path):
+    assert MotionCloneConfig().model == DEFAULT_MODEL == "SG161222/Realistic_Vision_V5.1_noVAE"
+    assert PAIRED_VAES[DEFAULT_MODEL] == "stabilityai/sd-vae-ft-mse"
+    assert MotionCloneConfig().single_file_config == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    folder, adapter = saved_tiny
+    paired = AutoencoderKL.from_pretrained(str(folder / "vae"))
+    with torch.no_grad():
+        for parameter in paired.parameters():
+            parameter.add_(0.01)
+    paired.save_pretrained(tmp_path / "paired-vae")
+    hub = tmp_path / "hub"
+    _put_in_hf_cache(hub, DEFAULT_MODEL, folder)
+    _put_in_hf_cache(hub, PAIRED_VAES[DEFAULT_MODEL], tmp_path / "paired-vae")
+    probe_script = (
+        "import json, sys; from motionclone.models import load_model\n"
+        "model = load_model(sys.argv[1], sys.argv[2], vae=sys.argv[3] or None)\n"
+        "print(json.dumps([model.model_id, model.vae.encoder.conv_in.bias.sum().item()]))"
+    )
+    environment = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"}
+
+    def load(vae: str) -> list:
+        command = [sys.executable, "-c", probe_script, DEFAULT_MODEL, str(adapter), vae]
+        result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    own_bias = AutoencoderKL.from_pretrained(str(folder / "vae")).encoder.conv_in.bias.sum().item()
+    paired_bias = paired.encoder.conv_in.bias.sum().item()
+    model_id, bias = load("")
+    assert model_id == f"{DEFAULT_MODEL} (VAE stabilityai/sd-vae-ft-mse)"
+    assert bias == pytest.approx(paired_bias, abs=1e-4) and bias != pytest.approx(own_bias, abs=1e-4)
+    model_id, bias = load(str(folder))
+    assert model_id == f"{DEFAULT_MODEL} (VAE {folder})" and bias == pytest.approx(own_bias, abs=1e-4)

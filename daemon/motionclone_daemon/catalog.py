@@ -30,8 +30,9 @@ class ModelCatalog:
             return self._default
         return DEFAULT_MODEL if torch.cuda.is_available() else TINY_MODEL_ID
 
-    def resolve(self, name: str) -> str:
-        """What to hand the engine for `name`; refuses anything outside the catalog."""
+    def resolve(self, name: str, what: str = "model") -> str:
+        """What to hand the engine for `name` (a model, or a part such as a VAE: `what`); refuses
+        anything outside the catalog."""
         if name == TINY_MODEL_ID:
             return name
         candidate = Path(name).expanduser()
@@ -39,7 +40,7 @@ class ModelCatalog:
             resolved = candidate.resolve()
             if any(resolved.is_relative_to(root) for root in self._paths) and resolved.exists():
                 return str(resolved)
-            raise InvalidRequest(f"unknown model {name!r}: paths must lie inside the daemon's model_paths")
+            raise InvalidRequest(f"unknown {what} {name!r}: paths must lie inside the daemon's model_paths")
         for root in self._paths:
             for option in (root / name, *(root / f"{name}{suffix}" for suffix in SINGLE_FILE_SUFFIXES)):
                 if option.exists():
@@ -47,7 +48,7 @@ class ModelCatalog:
         parts = name.split("/")
         if len(parts) == 2 and all(parts) and ".." not in parts:
             return name
-        raise InvalidRequest(f"unknown model {name!r}: not tiny-random, a hub id, or a model in model_paths")
+        raise InvalidRequest(f"unknown {what} {name!r}: not tiny-random, a hub id, or a model in model_paths")
 
     def available(self) -> list[str]:
         """tiny-random, the models in the model paths, and the hub repos in the local HF cache."""

@@ -39,11 +39,18 @@ STORE_RETRY_SECONDS = 1.0
 def job_config(
     job_settings: dict, settings: DaemonSettings, catalog: ModelCatalog, device: str | None = None
 ) -> MotionCloneConfig:
-    """The engine config of a job on `device`: daemon defaults, the job's settings, model resolved."""
+    """The engine config of a job on `device`: daemon defaults, the job's settings, and every
+    model part (base, motion adapter, VAE) resolved through the catalog, so a job can name only
+    what the daemon offers and never make it read an arbitrary path."""
     config = MotionCloneConfig(model=catalog.default(), device=device)
     config = config.replace(**job_settings)
     cache = str(settings.data_path / "templates")
-    return config.replace(model=catalog.resolve(config.model), cache_dir=cache)
+    return config.replace(
+        model=catalog.resolve(config.model),
+        motion_adapter=catalog.resolve(config.motion_adapter, "motion adapter"),
+        vae=catalog.resolve(config.vae, "VAE") if config.vae else None,
+        cache_dir=cache,
+    )
 
 
 class Worker(threading.Thread):

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-PRESET_NAMES = ("camera", "object")
+PRESET_NAMES = ("camera", "object", "inversion")
 RESIZE_MODES = ("crop", "pad", "stretch")
 EXTRACTION_MODES = ("single-step", "inversion")
 NOISE_SCHEDULES = ("official", "model")
@@ -44,7 +44,14 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
         "base model: diffusers folder, .safetensors checkpoint, hub id or tiny-random",
     ),
     GenerationOption("--motion-adapter", "motion_adapter", str, "AnimateDiff motion adapter (folder, file or hub id)"),
-    GenerationOption("--preset", "preset", str, "motion schedule (default camera)", PRESET_NAMES),
+    GenerationOption("--vae", "vae", str, "VAE instead of the model's own (default: the official base's paired VAE)"),
+    GenerationOption(
+        "--preset",
+        "preset",
+        str,
+        "motion schedule (default camera; inversion = the paper's first release)",
+        PRESET_NAMES,
+    ),
     GenerationOption("--seed", "seed", int, "noise seed (default: random, recorded in the report)"),
     GenerationOption("--steps", "steps", int, "denoising steps (keeps the preset's guided fraction)"),
     GenerationOption("--guidance-steps", "guidance_steps", int, "how many of the first steps are guided"),
@@ -66,10 +73,15 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
         "--extraction-mode",
         "extraction_mode",
         str,
-        "single-step (default) or inversion (first release)",
+        "single-step (camera, object) or inversion (the inversion preset's default)",
         EXTRACTION_MODES,
     ),
-    GenerationOption("--inversion-steps", "inversion_steps", int, "DDIM inversion steps (inversion mode)"),
+    GenerationOption(
+        "--inversion-steps",
+        "inversion_steps",
+        int,
+        "DDIM inversion steps (inversion mode; 1000 in the inversion preset)",
+    ),
     GenerationOption(
         "--extraction-seed",
         "extraction_seed",
@@ -84,7 +96,18 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
         NOISE_SCHEDULES,
     ),
     GenerationOption("--subject", "subject", str, "word of the prompt for location-aware semantic guidance"),
-    GenerationOption("--reference-prompt", "reference_prompt", str, "what the reference shows (semantic guidance)"),
+    GenerationOption(
+        "--reference-subject",
+        "reference_subject",
+        str,
+        "the same subject's word in --reference-prompt (default: --subject)",
+    ),
+    GenerationOption(
+        "--reference-prompt",
+        "reference_prompt",
+        str,
+        "what the reference shows (the inversion prompt; semantic guidance)",
+    ),
     GenerationOption("--semantic-weight", "semantic_guidance_weight", float, "semantic guidance weight (0 = off)"),
 )
 
