@@ -46,24 +46,30 @@ def tiny_tokenizer() -> CLIPTokenizer:
     )
 
 
-def tiny_unet2d() -> UNet2DConditionModel:
+def _channels(levels: int) -> tuple[int, ...]:
+    """Block widths: (32, 64) for `tiny-random`; a third level (a block after the guided
+    `up_blocks.1`, as SD1.5 has two) for tests of what runs after the guided blocks."""
+    return (32, *([64] * (levels - 1)))
+
+
+def tiny_unet2d(levels: int = 2) -> UNet2DConditionModel:
     return UNet2DConditionModel(
-        block_out_channels=(32, 64),
+        block_out_channels=_channels(levels),
         layers_per_block=2,
         sample_size=8,
         in_channels=4,
         out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=("CrossAttnDownBlock2D",) * (levels - 1) + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (levels - 1),
         cross_attention_dim=32,
         norm_num_groups=8,
         attention_head_dim=8,
     )
 
 
-def tiny_motion_adapter() -> MotionAdapter:
+def tiny_motion_adapter(levels: int = 2) -> MotionAdapter:
     return MotionAdapter(
-        block_out_channels=(32, 64),
+        block_out_channels=_channels(levels),
         motion_layers_per_block=2,
         motion_norm_num_groups=8,
         motion_num_attention_heads=2,
@@ -117,13 +123,13 @@ def tiny_text_encoder(vocab_size: int) -> CLIPTextModel:
     return CLIPTextModel(config)
 
 
-def build_tiny_components() -> dict[str, object]:
+def build_tiny_components(levels: int = 2) -> dict[str, object]:
     """All components, identical on every call and machine (seeded, CPU, float32)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_SEED)
         tokenizer = tiny_tokenizer()
-        unet2d = tiny_unet2d()
-        adapter = tiny_motion_adapter()
+        unet2d = tiny_unet2d(levels)
+        adapter = tiny_motion_adapter(levels)
         vae = tiny_vae()
         text_encoder = tiny_text_encoder(len(tokenizer))
     return {
