@@ -17,6 +17,12 @@ RESIZE_MODES = ("crop", "pad", "stretch")
 EXTRACTION_MODES = ("single-step", "inversion")
 NOISE_SCHEDULES = ("official", "model")
 AUTO_SIZE = "auto"
+OFFICIAL_SEED = 2025  # the official text-to-video script's --default-seed
+# The official release's negative prompt: the default every front end shows and sends.
+OFFICIAL_NEGATIVE_PROMPT = (
+    "bad anatomy, extra limbs, ugly, deformed, noisy, blurry, distorted, out of focus, "
+    "poorly drawn face, poorly drawn hands, missing fingers"
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
         "motion schedule (default camera; inversion = the paper's first release)",
         PRESET_NAMES,
     ),
-    GenerationOption("--seed", "seed", int, "noise seed (default: random, recorded in the report)"),
+    GenerationOption("--seed", "seed", int, "noise seed (default 2025, the official release's)"),
     GenerationOption("--steps", "steps", int, "denoising steps (keeps the preset's guided fraction)"),
     GenerationOption("--guidance-steps", "guidance_steps", int, "how many of the first steps are guided"),
     GenerationOption("--guidance-weight", "motion_guidance_weight", float, "motion guidance weight (model's default)"),

@@ -1,0 +1,193 @@
+"""MotionClone: Generate from Strip: the dialog, and a submit that returns at once.
+
+The dialog's choices and help texts come from the client's `GENERATION_OPTIONS`, the same
+declaration as `motionclone submit`. Execute checks the daemon with one short call (so "not
+running" and "wrong token" are the operator's own report), records the job in the scene, and
+leaves upload and progress to a background follower.
+"""
+
+import contextlib
+import json
+import random
+import uuid
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+
+import bpy
+from motionclone_client import ClientError
+from motionclone_client.generation_options import (
+    GENERATION_OPTIONS,
+    OFFICIAL_NEGATIVE_PROMPT,
+    OFFICIAL_SEED,
+    PRESET_NAMES,
+)
+
+from . import compat
+from .background import run_in_background
+from .daemon_calls import server_info
+from .job_runner import current_runner
+from .job_sync import start_follower
+from .naming import result_stem
+from .preferences import Connection, connection
+from .source_span import SourceSpan
+
+HELP = {option.key: option.help for option in GENERATION_OPTIONS}
+MAX_SEED = 2**31 - 1
+PROBE_SECONDS = 2.0  # the longest the editor waits for the daemon; a slower answer is reported in the panel
+
+
+def active_movie_strip(context: bpy.types.Context):
+    editor = compat.sequencer_scene(context).sequence_editor
+    strip = editor.active_strip if editor else None
+    return strip if strip is not None and strip.type == "MOVIE" else None
+
+
+def span_of(scene: bpy.types.Scene, strip) -> SourceSpan:
+    start, end = compat.visible_range(strip)
+    scene_fps = compat.scene_fps(scene)
+    return SourceSpan(start, end, round(strip.frame_start), strip.fps or scene_fps, scene_fps)
+
+
+def _model_suggestions(_self, _context, edit_text: str) -> list[str]:
+    return [model for model in current_runner().models if edit_text.lower() in model.lower()]
+
+
+def _randomize_seed(self, _context) -> None:
+    if self.randomize_seed:
+        self.seed = random.randint(0, MAX_SEED)
+        self.randomize_seed = False
+
+
+class MOTIONCLONE_OT_generate(bpy.types.Operator):
+    """Generate a new clip with the motion of the active movie strip, placed above it when done"""
+
+    bl_idname = "motionclone.generate"
+    bl_label = "MotionClone: Generate from Strip"
+    bl_options = {"REGISTER"}
+
+    prompt: bpy.props.StringProperty(name="Prompt", description=HELP["prompt"])
+    negative_prompt: bpy.props.StringProperty(
+        name="Negative prompt", description=HELP["negative_prompt"], default=OFFICIAL_NEGATIVE_PROMPT
+    )
+    seed: bpy.props.IntProperty(name="Seed", description=HELP["seed"], default=OFFICIAL_SEED, min=0, max=MAX_SEED)
+    randomize_seed: bpy.props.BoolProperty(
+        name="Randomize", description="Pick a new random seed", update=_randomize_seed
+    )
+    preset: bpy.props.EnumProperty(
+        name="Preset",
+        description=HELP["preset"],
+        items=[(name, name.title(), f"The official {name} motion schedule") for name in PRESET_NAMES],
+    )
+    show_advanced: bpy.props.BoolProperty(name="Advanced")
+    model: bpy.props.StringProperty(
+        name="Model", description=HELP["model"] + "; blank: the daemon's default", search=_model_suggestions
+    )
+    steps: bpy.props.IntProperty(name="Steps", description=HELP["steps"] + "; 0: the preset's", min=0, max=1000)
+    frames: bpy.props.IntProperty(name="Frames", description=HELP["frames"] + "; 0: the model's", min=0, max=512)
+    width: bpy.props.IntProperty(name="Width", description="Generated width; 0: from the clip", min=0, max=4096, step=8)
+    height: bpy.props.IntProperty(name="Height", description="Generated height; 0: from the clip", min=0, max=4096)
+    use_guidance_weight: bpy.props.BoolProperty(name="Guidance weight", description="Override the model's weight")
+    guidance_weight: bpy.props.FloatProperty(name="Weight", description=HELP["motion_guidance_weight"], min=0.0)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if active_movie_strip(context) is None:
+            cls.poll_message_set("Make a movie strip the active strip first")
+            return False
+        return True
+
+    def invoke(self, context: bpy.types.Context, _event) -> set[str]:
+        self.seed = random.randint(0, MAX_SEED)
+        try:
+            daemon = connection(context)
+        except ClientError:
+            daemon = None
+        if daemon is not None:
+            run_in_background(lambda: _remember_models(daemon))
+        return context.window_manager.invoke_props_dialog(self, width=560)
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.prop(self, "prompt")
+        layout.prop(self, "negative_prompt")
+        row = layout.row(align=True)
+        row.prop(self, "seed")
+        row.prop(self, "randomize_seed", text="", icon="FILE_REFRESH", toggle=True)
+        layout.row().prop(self, "preset", expand=True)
+        strip = active_movie_strip(context)
+        if strip is not None:
+            layout.label(text=span_of(compat.sequencer_scene(context), strip).describe(), icon="SEQUENCE")
+        icon = "DISCLOSURE_TRI_DOWN" if self.show_advanced else "DISCLOSURE_TRI_RIGHT"
+        layout.prop(self, "show_advanced", icon=icon, emboss=False)
+        if self.show_advanced:
+            box = layout.box()
+            box.prop(self, "model")
+            box.prop(self, "steps")
+            box.prop(self, "frames")
+            row = box.row(align=True)
+            row.prop(self, "width")
+            row.prop(self, "height")
+            row = box.row(align=True)
+            row.prop(self, "use_guidance_weight")
+            row.prop(self, "guidance_weight")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        scene = compat.sequencer_scene(context)
+        strip = active_movie_strip(context)
+        span = span_of(scene, strip)
+        clip = Path(bpy.path.abspath(strip.filepath, library=strip.id_data.library))
+        try:
+            settings = self._settings(span)
+            if not clip.is_file():
+                raise ClientError(f"the strip's movie file is missing: {clip}")
+            _check_daemon(connection(context))
+        except ClientError as error:
+            self.report({"ERROR"}, f"MotionClone: {error}")
+            return {"CANCELLED"}
+        record = scene.motionclone_jobs.add()
+        record.key = uuid.uuid4().hex
+        record.prompt = self.prompt
+        record.seed = self.seed
+        record.strip_name = strip.name
+        record.clip_path = str(clip)
+        record.settings_json = json.dumps(settings)
+        record.channel = strip.channel
+        record.frame_start = span.timeline_start
+        record.frame_count = span.length
+        record.file_stem = result_stem(strip.name, self.prompt, self.seed)
+        record.message = "sending to the daemon"
+        start_follower(current_runner(), context, record)
+        self.report({"INFO"}, f"MotionClone: generating {span.length} frames for {strip.name!r}")
+        return {"FINISHED"}
+
+    def _settings(self, span: SourceSpan) -> dict:
+        """The job's settings: what the user set (blank or 0 means the daemon's default) and the strip's range."""
+        if not self.prompt.strip():
+            raise ClientError("type a prompt: what the new clip should show")
+        if bool(self.width) != bool(self.height):
+            raise ClientError("set both width and height, or leave both at 0 (from the clip)")
+        if self.frames > span.length:
+            raise ClientError(f"the strip shows {span.length} frames; {self.frames} are asked for")
+        settings = {"prompt": self.prompt, "seed": self.seed, "preset": self.preset, **span.job_settings()}
+        optional = {
+            "negative_prompt": self.negative_prompt.strip(),
+            "model": self.model.strip(),
+            "steps": self.steps,
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+        }
+        settings.update({key: value for key, value in optional.items() if value})
+        if self.use_guidance_weight:
+            settings["motion_guidance_weight"] = self.guidance_weight
+        return settings
+
+
+def _remember_models(daemon: Connection) -> None:
+    current_runner().models = list(server_info(daemon).available_models)
+
+
+def _check_daemon(daemon: Connection) -> None:
+    """Raise the daemon's ClientError (not running, wrong token) if it answers within PROBE_SECONDS."""
+    with contextlib.suppress(FutureTimeout):
+        run_in_background(lambda: _remember_models(daemon)).result(timeout=PROBE_SECONDS)

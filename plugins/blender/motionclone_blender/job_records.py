@@ -1,0 +1,65 @@
+"""The jobs of a .blend, stored in its scenes so they survive closing Blender.
+
+A record holds what is needed to pick a job up again after reopening the file (the daemon's job
+id, or the idempotency key that makes a resubmission return the same job), to save and place
+its result where the source was when the job was made, and what the panel shows.
+"""
+
+from collections.abc import Iterator
+
+import bpy
+
+ACTIVE_STATES = ("submitting", "queued", "running")
+FINISHED_STATES = ("succeeded", "failed", "cancelled")
+
+
+class MotionCloneJob(bpy.types.PropertyGroup):
+    key: bpy.props.StringProperty(description="This job's idempotency key: its identity before and after submit")
+    job_id: bpy.props.StringProperty()
+    state: bpy.props.StringProperty(default="submitting")
+    message: bpy.props.StringProperty()
+    step: bpy.props.IntProperty()
+    total_steps: bpy.props.IntProperty()
+    motion_energy: bpy.props.FloatProperty()
+    has_motion_energy: bpy.props.BoolProperty()
+    prompt: bpy.props.StringProperty()
+    seed: bpy.props.IntProperty()
+    strip_name: bpy.props.StringProperty()
+    clip_path: bpy.props.StringProperty(subtype="FILE_PATH")
+    settings_json: bpy.props.StringProperty()
+    channel: bpy.props.IntProperty(description="The source's channel when the job was made")
+    frame_start: bpy.props.IntProperty(description="The source's first visible frame when the job was made")
+    frame_count: bpy.props.IntProperty(description="The source's visible length in scene frames")
+    file_stem: bpy.props.StringProperty()
+    result_path: bpy.props.StringProperty(subtype="FILE_PATH")
+    report_json: bpy.props.StringProperty()
+    done: bpy.props.BoolProperty(description="Nothing more to do: placed, failed, cancelled or not placeable")
+
+    @property
+    def needs_follower(self) -> bool:
+        """Still to submit, watch or download."""
+        return not self.done and not self.result_path
+
+    @property
+    def ready_to_place(self) -> bool:
+        return not self.done and bool(self.result_path)
+
+
+def all_records() -> Iterator[tuple[bpy.types.Scene, MotionCloneJob]]:
+    for scene in bpy.data.scenes:
+        for record in scene.motionclone_jobs:
+            yield scene, record
+
+
+def find_record(key: str) -> MotionCloneJob | None:
+    return next((record for _scene, record in all_records() if record.key == key), None)
+
+
+def register() -> None:
+    bpy.utils.register_class(MotionCloneJob)
+    bpy.types.Scene.motionclone_jobs = bpy.props.CollectionProperty(type=MotionCloneJob)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.motionclone_jobs
+    bpy.utils.unregister_class(MotionCloneJob)

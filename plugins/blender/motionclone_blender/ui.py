@@ -1,0 +1,61 @@
+"""Where the user meets the add-on: the strip context menu entry and the Sequencer sidebar tab."""
+
+import bpy
+
+from . import compat
+from .job_records import ACTIVE_STATES, MotionCloneJob
+
+STATE_ICONS = {
+    "submitting": "EXPORT",
+    "queued": "SORTTIME",
+    "running": "PLAY",
+    "succeeded": "CHECKMARK",
+    "failed": "ERROR",
+    "cancelled": "CANCEL",
+}
+
+
+def draw_context_menu_entry(self, _context: bpy.types.Context) -> None:
+    self.layout.separator()
+    self.layout.operator("motionclone.generate", text="MotionClone: Generate from Strip...", icon="SEQUENCE")
+
+
+class SEQUENCER_PT_motionclone(bpy.types.Panel):
+    bl_label = "MotionClone"
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "MotionClone"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.operator("motionclone.generate", text="Generate from Strip...", icon="SEQUENCE")
+        jobs = compat.sequencer_scene(context).motionclone_jobs
+        if not jobs:
+            layout.label(text="No jobs in this file yet")
+            return
+        for record in reversed(jobs):
+            draw_job(layout.box(), record)
+        if any(record.done for record in jobs):
+            layout.operator("motionclone.clear_finished", icon="TRASH")
+
+
+def draw_job(box: bpy.types.UILayout, record: MotionCloneJob) -> None:
+    header = box.row()
+    header.label(text=record.prompt or "(no prompt)", icon=STATE_ICONS.get(record.state, "QUESTION"))
+    header.label(text=record.state)
+    if record.state in ACTIVE_STATES and not record.done:
+        box.progress(factor=record.step / record.total_steps if record.total_steps else 0.0, text=progress_text(record))
+    if record.message:
+        box.label(text=record.message)
+    buttons = box.row(align=True)
+    if record.state in ACTIVE_STATES and not record.done:
+        buttons.operator("motionclone.cancel", icon="CANCEL").key = record.key
+    if record.job_id:
+        buttons.operator("motionclone.show_report", icon="TEXT").key = record.key
+
+
+def progress_text(record: MotionCloneJob) -> str:
+    if not record.total_steps:
+        return record.state
+    energy = f", motion energy {record.motion_energy:.3g}" if record.has_motion_energy else ""
+    return f"step {record.step}/{record.total_steps}{energy}"

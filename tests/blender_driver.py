@@ -1,0 +1,128 @@
+"""Drives real (headless) Blender through one scenario for tests/test_blender.py; runs under .venv-bpy's Python.
+
+    python blender_driver.py SPEC.json
+
+Installs the built extension zip through Blender's own extension machinery (into the isolated
+user folder BLENDER_USER_RESOURCES points to), builds or opens a scene with a trimmed movie
+strip, does what the scenario says through the add-on's operators, calls the add-on's `tick()`
+in a loop (timers never fire headless), and prints one line `RESULT {json}` of what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+ADDON_MODULE = "bl_ext.user_default.motionclone"
+SOURCE_CHANNEL = 2
+
+
+def install(zip_path: str) -> Any:
+    bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+    return sys.modules[ADDON_MODULE]
+
+
+def configure(spec: dict[str, Any]) -> None:
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.address = spec["address"]
+    prefs.token = spec["token"]
+
+
+def build_scene(spec: dict[str, Any]) -> Any:
+    """A scene at the spec's fps with the clip as a trimmed movie strip, a blocker right above it, saved."""
+    scene = bpy.context.scene
+    scene.render.fps = spec["scene_fps"]
+    scene.render.fps_base = 1.0
+    editor = scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    source = strips.new_movie("source", spec["clip"], SOURCE_CHANNEL, spec["frame_start"])
+    source.frame_offset_start, source.frame_offset_end = spec["trim"]
+    blocker = strips.new_effect("blocker", "COLOR", SOURCE_CHANNEL + 1, frame_start=1, length=source.frame_final_end)
+    blocker.color = (0.2, 0.2, 0.2)
+    editor.active_strip = source
+    bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
+    return source
+
+
+def generate(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the operator as a script would; an ERROR report reaches a script as RuntimeError: its text."""
+    started = time.perf_counter()
+    try:
+        result = bpy.ops.motionclone.generate(**spec["settings"])
+    except RuntimeError as error:
+        return {"operator": "error", "report": str(error), "seconds": time.perf_counter() - started}
+    return {"operator": sorted(result)[0], "seconds": time.perf_counter() - started}
+
+
+def records() -> list[Any]:
+    return list(bpy.context.scene.motionclone_jobs)
+
+
+def tick_until(addon: Any, done: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        addon.tick()
+        if done():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def strip_summary(strip: Any) -> dict[str, Any]:
+    path = bpy.path.abspath(strip.filepath) if strip.type == "MOVIE" else ""
+    return {
+        "name": strip.name,
+        "type": strip.type,
+        "channel": strip.channel,
+        "start": strip.frame_final_start,
+        "end": strip.frame_final_end,
+        "offsets": [strip.frame_offset_start, strip.frame_offset_end],
+        "filepath": strip.filepath if strip.type == "MOVIE" else "",
+        "file_exists": bool(path) and Path(path).is_file(),
+        "absolute_path": path,
+    }
+
+
+def summary() -> dict[str, Any]:
+    editor = bpy.context.scene.sequence_editor
+    strips = editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+    fields = ("key", "job_id", "state", "message", "step", "total_steps", "result_path", "done")
+    return {
+        "strips": sorted((strip_summary(s) for s in strips), key=lambda s: s["channel"]),
+        "records": [{name: getattr(record, name) for name in fields} for record in records()],
+    }
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    addon = install(spec["zip"])
+    scenario = spec["scenario"]
+    if scenario == "reopen":
+        bpy.ops.wm.open_mainfile(filepath=spec["blend"])
+        configure(spec)
+        finished = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
+        return {"finished": finished, **summary()}
+    configure(spec)
+    build_scene(spec)
+    outcome = generate(spec)
+    if scenario == "generate":
+        started = time.perf_counter()
+        outcome["finished"] = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
+        outcome["round_trip_seconds"] = time.perf_counter() - started + outcome["seconds"]
+    elif scenario == "cancel":
+        tick_until(addon, lambda: records()[0].state == "running", spec["timeout"])
+        bpy.ops.motionclone.cancel(key=records()[0].key)
+        outcome["finished"] = tick_until(addon, lambda: records()[0].done, spec["timeout"])
+    elif scenario == "save_in_flight":
+        tick_until(addon, lambda: bool(records()[0].job_id), spec["timeout"])
+        bpy.ops.wm.save_mainfile()
+    return {**outcome, **summary()}
+
+
+if __name__ == "__main__":
+    result = run(json.loads(Path(sys.argv[1]).read_text()))
+    print("RESULT " + json.dumps(result), flush=True)
