@@ -1,0 +1,135 @@
+"""One run: plan the clips, send them all at once, place each result as it finishes.
+
+Driven by `poll()`, so the console loop and the dialog's timer share it: neither blocks on the
+daemon, and every Resolve call happens on the caller's thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from motionclone_client import DaemonClient
+
+from motionclone_resolve.edit import Edit, timeline_made_current
+from motionclone_resolve.errors import ClipSkipped, ScriptError
+from motionclone_resolve.job_followers import JobFollowers, JobNews, JobOrder
+from motionclone_resolve.marker_prompts import marker_prompt
+from motionclone_resolve.placement import place_result
+from motionclone_resolve.request import Request
+from motionclone_resolve.result_files import preference_folder, reserve_result_file
+from motionclone_resolve.source_clip import SourceClip, source_clip
+
+
+@dataclass
+class ClipJob:
+    """One clip's job as the user follows it."""
+
+    source: SourceClip
+    prompt: str
+    settings: dict[str, Any]
+    destination: Path
+    status: str = "submitting"
+    fraction: float = 0.0
+    finished: bool = False
+    placed: bool = False
+
+
+class Reporter(Protocol):
+    """Where a run tells the user what happens: the console, or the dialog."""
+
+    def message(self, text: str) -> None: ...
+
+    def changed(self, number: int, jobs: list[ClipJob]) -> None: ...
+
+
+class GenerationSession:
+    def __init__(self, edit: Edit, request: Request, client: DaemonClient, reporter: Reporter) -> None:
+        self.edit = edit
+        self.request = request
+        self.reporter = reporter
+        self.jobs: list[ClipJob] = []
+        self.skipped = 0
+        self._followers = JobFollowers(client)
+
+    def plan(self, items: list[Any]) -> None:
+        """Turn the chosen items into jobs; skipped clips are reported; `ScriptError` if none is left."""
+        fallback = preference_folder(self.request.results_dir)
+        for item in items:
+            try:
+                self.jobs.append(self._clip_job(item, fallback))
+            except ClipSkipped as skipped:
+                self.skipped += 1
+                self.reporter.message(str(skipped))
+        if not self.jobs:
+            raise ScriptError("nothing to send: every chosen clip was skipped")
+
+    def _clip_job(self, item: Any, fallback: Path) -> ClipJob:
+        source = source_clip(item, self.edit.timeline_fps)
+        settings = dict(self.request.settings)
+        if self.request.all_marked:
+            marker = marker_prompt(item.GetMarkers())
+            if marker is not None:
+                settings.update(marker.settings)
+                settings["prompt"] = marker.prompt or settings.get("prompt")
+        prompt = str(settings.get("prompt") or "").strip()
+        if not prompt:
+            raise ClipSkipped(f"{source.name}: no prompt (its marker note is only 'motionclone:'); skipped")
+        settings.update(source.job_settings())
+        try:
+            destination = reserve_result_file(source.file, source.name, prompt, settings.get("seed"), fallback)
+        except OSError as error:
+            raise ClipSkipped(f"{source.name}: {error}; skipped") from None
+        return ClipJob(source, prompt, settings, destination)
+
+    def start(self) -> None:
+        for number, job in enumerate(self.jobs):
+            self.reporter.message(f"sending {job.source.describe()}: {job.prompt!r}")
+            self._followers.start(JobOrder(number, job.source.file, job.settings, job.destination))
+
+    def poll(self, timeout: float = 0.2) -> bool:
+        """Take in what the jobs did (placing finished results); True once every job has ended."""
+        for news in self._followers.news(timeout):
+            self._take(news)
+        return self.done
+
+    @property
+    def done(self) -> bool:
+        return all(job.finished for job in self.jobs)
+
+    @property
+    def failures(self) -> int:
+        return self.skipped + sum(1 for job in self.jobs if job.finished and not job.placed)
+
+    def cancel(self) -> None:
+        self._followers.cancel()
+
+    def summary(self) -> str:
+        placed = sum(1 for job in self.jobs if job.placed)
+        total = len(self.jobs) + self.skipped
+        return f"placed {placed} of {total} clip{'s' if total != 1 else ''}"
+
+    def _take(self, news: JobNews) -> None:
+        job = self.jobs[news.clip]
+        if news.kind == "progress":
+            if news.text == job.status:
+                return
+            job.status, job.fraction = news.text, news.fraction
+        elif news.kind == "failed":
+            job.status, job.finished = f"failed: {news.text}", True
+            job.destination.unlink(missing_ok=True)
+        else:
+            self._place(job)
+        self.reporter.changed(news.clip, self.jobs)
+
+    def _place(self, job: ClipJob) -> None:
+        job.finished, job.fraction = True, 1.0
+        try:
+            with timeline_made_current(self.edit):
+                placed = place_result(self.edit.project, self.edit.timeline, job.source, job.destination)
+        except ScriptError as error:
+            job.status = f"not placed: {error} (the result is kept at {job.destination})"
+            return
+        job.placed = True
+        job.status = f"placed on V{placed.track} at frame {placed.record_start} ({job.destination})"
