@@ -31,13 +31,13 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from motionclone_client.result_names import slug
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
@@ -68,11 +68,6 @@ def is_ignored(name: str) -> bool:
     """Hidden files, editor locks and names of downloads or copies still in progress."""
     lowered = name.lower()
     return name.startswith((".", "~$")) or lowered.endswith(TEMPORARY_SUFFIXES) or lowered.endswith("~")
-
-
-def slug(text: str, limit: int = 40) -> str:
-    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return words[:limit].rstrip("-") or "untitled"
 
 
 def unique_path(path: Path) -> Path:
@@ -389,7 +384,7 @@ class WatchFolder:
             return
         report = json.loads(job.report_json) if job.report_json else {}
         seed = report.get("seed", job.settings.get("seed", "random"))
-        name = f"{clip.stem}__{slug(job.settings.get('prompt', ''))}__s{seed}.mp4"
+        name = f"{clip.stem}__{slug(job.settings.get('prompt', ''), 'prompt')}__s{seed}.mp4"
         target = Path(recorded) if recorded else unique_path(self.folder / "output" / name)
         store.record_watch_output(job.id, str(target))
         partial = target.with_name(f".{target.name}.partial")

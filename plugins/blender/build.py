@@ -2,10 +2,10 @@
 
     .venv/bin/python plugins/blender/build.py --output DIR [--platforms linux-x64,windows-x64,...]
 
-Stages a copy of `motionclone_blender/` with the client's wheel and its dependencies' wheels,
-writes their list (and the platforms built) into the staged manifest, and runs Blender's own
-builder with --split-platforms. The source folder stays untouched, so the tracked manifest
-never holds machine-specific wheel names.
+Stages a copy of `motionclone_blender/` with the client's wheel and its dependencies' wheels
+(made by `plugins/plugin_packaging/`, shared with the Resolve build), writes their list (and the
+platforms built) into the staged manifest, and runs Blender's own builder with --split-platforms.
+The source folder stays untouched, so the tracked manifest never holds machine-specific wheel names.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ import time
 from pathlib import Path
 
 import tomllib
-from extension_build.blender_builder import build_zips, check_zip, find_builder
-from extension_build.client_wheel import build_client_wheel
-from extension_build.dependency_wheels import WHEEL_PLATFORMS, fetch_wheels
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
+sys.path.insert(0, str(REPO_ROOT / "plugins"))  # plugin_packaging, shared with the Resolve build
+
+from extension_build.blender_builder import BLENDER_PYTHONS, build_zips, check_zip, find_builder  # noqa: E402
+from plugin_packaging.client_wheel import build_client_wheel  # noqa: E402
+from plugin_packaging.wheels import WHEEL_PLATFORMS, fetch_wheels  # noqa: E402
+
 SOURCE = HERE / "motionclone_blender"
-CLIENT_ROOT = REPO_ROOT / "plugins" / "client"
 MANIFEST = "blender_manifest.toml"
 
 
@@ -52,8 +54,8 @@ def stage(staging: Path, platforms: list[str], cache: Path) -> Path:
     manifest_text = manifest_path.read_text(encoding="utf-8")
     extension_version = tomllib.loads(manifest_text)["version"]
     wheels_dir = source / "wheels"
-    wheels = [build_client_wheel(CLIENT_ROOT, extension_version, wheels_dir)]
-    for wheel in fetch_wheels(platforms, cache):
+    wheels = [build_client_wheel(extension_version, wheels_dir)]
+    for wheel in fetch_wheels(BLENDER_PYTHONS, platforms, cache):
         wheels.append(Path(shutil.copy2(wheel, wheels_dir / wheel.name)))
     listed = ", ".join(f'"./wheels/{wheel.name}"' for wheel in sorted(wheels))
     manifest_text = _replace_list(manifest_text, "wheels", f"[{listed}]")

@@ -6,8 +6,8 @@ Resolve runs scripts with the user's own Python, which rarely has grpcio, and a 
 ask the user to pip-install. So DIR gets MotionClone.py and MotionClone_lib/ holding this
 package, the client library and generated API code, and the wheels of grpcio (one per Python and
 platform: their compiled modules have distinct names, so they share one folder), protobuf and
-typing_extensions, all unpacked. Wheels are fetched with the Blender extension's build code and
-cache (`.cache/wheels/`), so both editors ship the same, tested versions.
+typing_extensions, all unpacked. Wheels come from `plugins/plugin_packaging/`, shared with the
+Blender build along with its cache (`.cache/wheels/`), so both editors ship the same, tested versions.
 """
 
 from __future__ import annotations
@@ -27,17 +27,10 @@ import tomllib
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
-CLIENT_ROOT = REPO_ROOT / "plugins" / "client"
-sys.path.insert(0, str(REPO_ROOT / "plugins" / "blender"))
+sys.path.insert(0, str(REPO_ROOT / "plugins"))  # plugin_packaging, shared with the Blender build
 
-from extension_build.client_wheel import build_client_wheel  # noqa: E402 - found through the path set above
-from extension_build.dependency_wheels import (  # noqa: E402
-    COMPILED,
-    PURE_PYTHON,
-    WHEEL_PLATFORMS,
-    WheelRequest,
-    _cached_or_downloaded,
-)
+from plugin_packaging.client_wheel import build_client_wheel  # noqa: E402
+from plugin_packaging.wheels import WHEEL_PLATFORMS, fetch_wheels  # noqa: E402
 
 SCRIPT = "MotionClone.py"
 GLUE_PACKAGE = "motionclone_resolve"
@@ -69,19 +62,6 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def _listed(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def dependency_wheels(pythons: list[str], platforms: list[str], cache: Path) -> list[Path]:
-    """grpcio for every Python and platform, plus the pure-Python wheels once (from the shared cache)."""
-    requests = [
-        WheelRequest(name, python, platform) for name in COMPILED for python in pythons for platform in platforms
-    ]
-    requests += [WheelRequest(name) for name in PURE_PYTHON]
-    wheels: dict[str, Path] = {}
-    for request in requests:
-        wheel = _cached_or_downloaded(request, cache / request.cache_folder)
-        wheels.setdefault(wheel.name, wheel)  # one macOS universal2 wheel serves both Mac platforms
-    return list(wheels.values())
 
 
 def unpack_wheels(wheels: list[Path], lib: Path) -> None:
@@ -116,8 +96,8 @@ def build(output: Path, pythons: list[str], platforms: list[str], cache: Path) -
         shutil.rmtree(lib)
     version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
     with tempfile.TemporaryDirectory(prefix="motionclone-resolve-") as staging:
-        client = build_client_wheel(CLIENT_ROOT, version, Path(staging))
-        wheels = [client, *dependency_wheels(pythons, platforms, cache)]
+        client = build_client_wheel(version, Path(staging))
+        wheels = [client, *fetch_wheels(pythons, platforms, cache)]
         unpack_wheels(wheels, lib)
     shutil.copytree(HERE / GLUE_PACKAGE, lib / GLUE_PACKAGE, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(HERE / SCRIPT, output / SCRIPT)

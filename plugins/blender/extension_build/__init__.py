@@ -1,1 +1,1 @@
-"""The steps of `plugins/blender/build.py`: the client wheel, its dependencies' wheels, Blender's builder."""
+"""The Blender-only steps of `plugins/blender/build.py`: run Blender's builder, check its zips."""

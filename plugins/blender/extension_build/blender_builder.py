@@ -14,9 +14,10 @@ import zipfile
 from pathlib import Path
 
 import tomllib
+from plugin_packaging.wheels import COMPILED, PURE_PYTHON
 
-from extension_build.dependency_wheels import BLENDER_PYTHONS, COMPILED, PURE_PYTHON
-
+# The CPython minors Blender bundles: 3.11 in Blender 4.2 to 5.0, 3.13 from 5.1. The add-on carries grpcio for each.
+BLENDER_PYTHONS = ("3.11", "3.13")
 BUILDER_ENV = "MOTIONCLONE_BLENDER_EXT"
 BUILDER_IN_BPY = "bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"
 

@@ -21,13 +21,13 @@ from motionclone_client.generation_options import (
     OFFICIAL_SEED,
     PRESET_NAMES,
 )
+from motionclone_client.result_names import result_stem
 
 from . import compat
 from .background import run_in_background
 from .daemon_calls import server_info
 from .job_runner import current_runner
 from .job_sync import start_follower
-from .naming import result_stem
 from .preferences import Connection, connection
 from .source_span import SourceSpan
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from motionclone_client import ClientError, DaemonClient, DaemonUnavailable, ProgressEvent
+from motionclone_client.result_names import reserve_result_path
 
-from .naming import reserve_result_path
 from .preferences import Connection
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from motionclone_client.generation_options import PRESET_NAMES
+from motionclone_client.generation_options import OFFICIAL_SEED, PRESET_NAMES
 
 from motionclone_resolve.errors import ScriptError
 from motionclone_resolve.request import Request
@@ -19,7 +19,6 @@ from motionclone_resolve.session import ClipJob
 
 WINDOW = "MotionCloneWindow"
 POLL_MS = 200
-DEFAULT_SEED = 2025
 MAX_SEED = 2**31 - 1
 
 
@@ -64,7 +63,7 @@ class Dialog:
             [
                 row("Prompt", ui.LineEdit({"ID": "Prompt", "PlaceholderText": "what the new clip shows"})),
                 row("Negative prompt", ui.LineEdit({"ID": "Negative", "PlaceholderText": "blank: the official one"})),
-                row("Seed", ui.SpinBox({"ID": "Seed", "Minimum": 0, "Maximum": MAX_SEED, "Value": DEFAULT_SEED})),
+                row("Seed", ui.SpinBox({"ID": "Seed", "Minimum": 0, "Maximum": MAX_SEED, "Value": OFFICIAL_SEED})),
                 row("Preset", ui.ComboBox({"ID": "Preset"})),
                 ui.CheckBox({"ID": "AllMarked", "Text": "All marked clips (prompt from each 'motionclone:' marker)"}),
                 ui.Slider({"ID": "Progress", "Minimum": 0, "Maximum": 100, "Value": 0, "Enabled": False}),

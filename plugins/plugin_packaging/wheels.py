@@ -1,22 +1,24 @@
-"""The wheels of the client's dependencies, per Blender platform and Python, downloaded once and cached.
+"""The wheels of the client's dependencies, per platform and Python, downloaded once and cached.
 
-Blender bundles its own CPython and installs an extension's listed wheels itself, so the add-on
-carries grpcio for each CPython minor and platform it may meet (3.11 in Blender 4.2 to 5.0, 3.13
-from 5.1), protobuf's pure-Python wheel, and typing_extensions (grpcio imports it at `import grpc`;
-Blender's Python lacks it). Versions are the ones the project's own environment runs, so the add-on
-talks to the daemon with the gRPC that the tests exercise.
+Blender and Resolve run plugins with a Python of their own (Blender's bundled CPython, the
+user's for Resolve) that has no grpcio, and neither plugin may ask the user to pip-install. So
+each build ships grpcio for every CPython minor and platform it may meet, protobuf's pure-Python
+wheel, and typing_extensions (grpcio imports it at `import grpc`). Versions are the ones the
+project's own environment runs, so the plugins talk to the daemon with the gRPC that the tests
+exercise; both builds share the cache, so a wheel is downloaded once.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-BLENDER_PYTHONS = ("3.11", "3.13")
-# Blender's platform name -> the wheel platform tag pip is asked for (macOS 11 is Blender 4.2's minimum).
+# Blender's platform names (both builds take them) -> the wheel platform tag pip is asked for.
+# macOS 11 is Blender 4.2's minimum.
 WHEEL_PLATFORMS = {
     "linux-x64": "manylinux_2_17_x86_64",
     "windows-x64": "win_amd64",
@@ -49,26 +51,26 @@ class WheelRequest:
         ]
 
 
-def requests_for(platforms: list[str]) -> list[WheelRequest]:
+def requests_for(pythons: Sequence[str], platforms: Sequence[str]) -> list[WheelRequest]:
+    """Each compiled dependency for every Python and platform, and each pure-Python one once."""
     compiled = [
-        WheelRequest(name, python, platform)
-        for name in COMPILED
-        for python in BLENDER_PYTHONS
-        for platform in platforms
+        WheelRequest(name, python, platform) for name in COMPILED for python in pythons for platform in platforms
     ]
     return compiled + [WheelRequest(name) for name in PURE_PYTHON]
 
 
-def fetch_wheels(platforms: list[str], cache: Path) -> list[Path]:
-    """The wheels for `platforms`, from `cache` or downloaded into it (one folder per request)."""
+def fetch_wheels(pythons: Sequence[str], platforms: Sequence[str], cache: Path) -> list[Path]:
+    """The dependencies' wheels for `pythons` on `platforms`, each once, from `cache` or downloaded into it."""
     wheels: dict[str, Path] = {}
-    for request in requests_for(platforms):
-        wheel = _cached_or_downloaded(request, cache / request.cache_folder)
-        wheels.setdefault(wheel.name, wheel)  # macOS universal2 wheels serve both Mac platforms
+    for request in requests_for(pythons, platforms):
+        wheel = fetch_wheel(request, cache)
+        wheels.setdefault(wheel.name, wheel)  # one macOS universal2 wheel serves both Mac platforms
     return list(wheels.values())
 
 
-def _cached_or_downloaded(request: WheelRequest, folder: Path) -> Path:
+def fetch_wheel(request: WheelRequest, cache: Path) -> Path:
+    """The wheel for `request` from its own folder in `cache`, downloaded there by pip first if missing."""
+    folder = cache / request.cache_folder
     found = sorted(folder.glob("*.whl"))
     if not found:
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps"]

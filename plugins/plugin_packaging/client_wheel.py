@@ -1,12 +1,12 @@
-"""A pure-Python wheel of the client library (`motionclone_client` + `motionclone_api`) for the add-on.
+"""A pure-Python wheel of the client library (`motionclone_client` + `motionclone_api`) for the plugins.
 
-Why a wheel, not a copy inside the add-on's folder: the client imports itself by its top-level
-names (`from motionclone_api.v1 import jobs_pb2`), so a copied-in package would need sys.path
-edits, which Blender's extension rules forbid. As a wheel listed in the manifest, Blender installs
-it next to grpcio and protobuf in the extensions' site-packages, under those same names, from the
-one source in plugins/client. It is written here rather than by a build backend because it is a
-plain zip of two packages (no pyproject.toml or setuptools run needed), and with fixed timestamps
-so the same source always gives the same bytes.
+Why a wheel, not a copied folder: the client imports itself by its top-level names (`from
+motionclone_api.v1 import jobs_pb2`). Blender's extension rules forbid the sys.path edits a
+copied-in package would need; as a wheel listed in the manifest, Blender installs it next to
+grpcio and protobuf, under those same names, from the one source in plugins/client. The Resolve
+build unpacks the same wheel into its lib folder beside the dependencies' wheels. It is written
+here rather than by a build backend because it is a plain zip of two packages (no pyproject.toml
+or setuptools run needed), and with fixed timestamps so the same source always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+CLIENT_ROOT = Path(__file__).resolve().parent.parent / "client"
 PACKAGES = ("motionclone_client", "motionclone_api")
 DISTRIBUTION = "motionclone_client"
 REQUIREMENTS = ("grpcio", "protobuf")
 FIXED_TIMESTAMP = (2024, 1, 1, 0, 0, 0)
 
 
-def build_client_wheel(client_root: Path, version: str, output_dir: Path) -> Path:
-    """Write `motionclone_client-VERSION-py3-none-any.whl` from `client_root` into `output_dir`."""
+def build_client_wheel(version: str, output_dir: Path) -> Path:
+    """Write `motionclone_client-VERSION-py3-none-any.whl` from plugins/client into `output_dir`."""
     files = {
-        path.relative_to(client_root).as_posix(): path.read_bytes()
+        path.relative_to(CLIENT_ROOT).as_posix(): path.read_bytes()
         for package in PACKAGES
-        for path in sorted((client_root / package).rglob("*.py"))
+        for path in sorted((CLIENT_ROOT / package).rglob("*.py"))
     }
     dist_info = f"{DISTRIBUTION}-{version}.dist-info"
     files[f"{dist_info}/METADATA"] = _metadata(version)
