@@ -21,6 +21,7 @@ from motionclone.client_commands import COMMANDS, add_client_commands, run_clien
 from motionclone.config import MotionCloneConfig, read_yaml_settings
 from motionclone.errors import ConfigError, MotionCloneError
 from motionclone.progress import ProgressBar
+from motionclone.setup_commands import SETUP_COMMANDS, add_setup_commands, run_setup_command
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -75,6 +76,7 @@ def _build_parser() -> argparse.ArgumentParser:
         add_config_argument(command)
     add_client_commands(commands)
     add_config_argument(commands.choices["submit"])
+    add_setup_commands(commands)
     return parser
 
 
@@ -112,6 +114,8 @@ def quiet_libraries() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
+        if args.command in SETUP_COMMANDS:
+            return run_setup_command(args)
         if args.command in COMMANDS:
             run_client_command(args, settings_from_args(args) if args.command == "submit" else None)
         else:
