@@ -4,15 +4,20 @@ Prints a table and appends it to bench/RESULTS.md. Random weights throughout (sp
 not depend on weight values), built from configs in code so no download is needed:
 
   tiny    the built-in tiny-random model (UNet (32, 64), 8 frames, 64x64)
+  tiny3   the same with a third level (UNet (32, 64, 64)): an up_blocks.2, as semantic guidance needs
   medium  SD-like layout at reduced width (UNet (64, 128, 256, 256)), 16 frames, 128x128
   sd15    the full SD1.5 + AnimateDiff v3 architecture, 16 frames, 512x512 (for CUDA)
 
 energy_ratio is the mean motion energy over the guided steps, guided / unguided (same seed).
+The semantic table times a guided step with location-aware semantic guidance (the appearance
+branch's two passes batched into the negative pass, the graph kept through up_blocks.2) against
+a motion-only guided step; semantic_energy_ratio is its energy, guided / weight 0 (same seed).
 "ours" cuts the autograd graph after the guided blocks (up_blocks.1); "naive" back-propagates
 through the whole UNet, as a straightforward implementation would. Ratios come from one run.
 
   python bench/bench_engine.py --configs tiny,medium
   python bench/bench_engine.py --configs sd15 --presets camera,object
+  python bench/bench_engine.py --configs tiny --semantic tiny3
 """
 
 from __future__ import annotations
@@ -37,15 +42,17 @@ from motionclone.attention import GuidedBlockHooks
 from motionclone.config import ModelDefaults, MotionCloneConfig, resolve
 from motionclone.models import MotionCloneModel, choose_device, load_model
 from motionclone.pipeline import MotionClonePipeline, StepInfo
-from motionclone.tiny import tiny_tokenizer
+from motionclone.tiny import TINY_DEFAULTS, build_tiny_components, build_tiny_unet, tiny_tokenizer
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-SHAPES = {"tiny": (8, 64), "medium": (16, 128), "sd15": (16, 512)}
+SHAPES = {"tiny": (8, 64), "tiny3": (8, 64), "medium": (16, 128), "sd15": (16, 512)}
 
 
 def _random_model(name: str, device: str | None, dtype: str | None) -> MotionCloneModel:
     if name == "tiny":
         return load_model("tiny-random", "", device, dtype)
+    if name == "tiny3":
+        return _three_level_tiny(device, dtype)
     chosen_device, chosen_dtype = choose_device(device, dtype)
     channels = (320, 640, 1280, 1280) if name == "sd15" else (64, 128, 256, 256)
     vae_channels = (128, 256, 512, 512) if name == "sd15" else (32, 64, 64, 64)
@@ -98,6 +105,22 @@ def _random_model(name: str, device: str | None, dtype: str | None) -> MotionClo
     )
 
 
+def _three_level_tiny(device: str | None, dtype: str | None) -> MotionCloneModel:
+    chosen_device, chosen_dtype = choose_device(device, dtype)
+    parts = build_tiny_components(levels=3)
+    components = {"unet": build_tiny_unet(parts), "vae": parts["vae"], "text_encoder": parts["text_encoder"]}
+    for module in components.values():
+        module.requires_grad_(False).eval().to(device=chosen_device, dtype=chosen_dtype)
+    return MotionCloneModel(
+        tokenizer=parts["tokenizer"],
+        model_id="tiny-random-3-levels",
+        defaults=TINY_DEFAULTS,
+        device=chosen_device,
+        dtype=chosen_dtype,
+        **components,
+    )
+
+
 class FullGraphHooks(GuidedBlockHooks):
     """The naive baseline: the guidance gradient flows through the whole UNet."""
 
@@ -122,9 +145,12 @@ def _reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _step_times(pipeline: MotionClonePipeline, template, config) -> tuple[list[float], list[float], float, float]:
+def _step_times(
+    pipeline: MotionClonePipeline, template, config, energy: str = "motion_energy"
+) -> tuple[list[float], list[float], float, float]:
     """Seconds of each guided and each plain step of one generation (the first of each kind is
-    warm-up and dropped), its peak memory, and its mean motion energy over the guided steps."""
+    warm-up and dropped), its peak memory, and its mean `energy` (a StepInfo field) over the
+    guided steps."""
     device = pipeline.model.device
     stamps: list[tuple[float, bool]] = []
     energies: list[float] = []
@@ -133,7 +159,7 @@ def _step_times(pipeline: MotionClonePipeline, template, config) -> tuple[list[f
         _sync(device)
         stamps.append((time.perf_counter(), info.guided))
         if info.index < config.guidance_steps:
-            energies.append(info.motion_energy)
+            energies.append(getattr(info, energy))
 
     _reset_peak(device)
     _sync(device)
@@ -182,6 +208,35 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None) -
     }
 
 
+def bench_semantic(name: str, steps: int, weight: float, device: str | None, dtype: str | None) -> dict:
+    """A guided step with semantic guidance on (`weight`) against a motion-only guided step."""
+    model = _random_model(name, device, dtype)
+    pipeline = MotionClonePipeline(model)
+    frames_count, size = SHAPES[name]
+    prompts = {"prompt": "a red boat on a pond", "subject": "boat", "reference_prompt": "a boat"}
+    base = MotionCloneConfig(steps=steps, frames=frames_count, width=size, height=size, **prompts)
+    motion_only = resolve(base, model.defaults, seed=0)
+    semantic = resolve(base.replace(semantic_guidance_weight=weight), model.defaults, seed=0)
+    clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
+    motion_template = pipeline.extract(clip, motion_only)
+    semantic_template = pipeline.extract(clip, semantic)
+    guided, *_ = _step_times(pipeline, motion_template, motion_only)
+    semantic_times, _, _, guided_energy = _step_times(pipeline, semantic_template, semantic, "semantic_energy")
+    # Weight 0 with the semantic template: the same passes, the energy measured but not followed.
+    *_, unguided_energy = _step_times(pipeline, semantic_template, motion_only, "semantic_energy")
+    return {
+        "config": name,
+        "device": _device_name(model.device),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "shape": f"{frames_count}x{size}x{size}",
+        "guided_step_s": float(np.mean(guided)),
+        "semantic_step_s": float(np.mean(semantic_times)),
+        "semantic_ratio": float(np.mean(semantic_times) / np.mean(guided)),
+        "semantic_weight": weight,
+        "semantic_energy_ratio": guided_energy / unguided_energy,
+    }
+
+
 def bench_preset(name: str, preset: str, device: str | None, dtype: str | None) -> dict:
     """A whole generation with a preset's full schedule, timed end to end."""
     model = _random_model(name, device, dtype)
@@ -225,6 +280,12 @@ def main() -> None:
     parser.add_argument("--configs", default="tiny,medium", help="comma list of tiny, medium, sd15")
     parser.add_argument("--steps", type=int, default=12, help="steps per timed generation (half guided)")
     parser.add_argument("--presets", default="", help="comma list of presets to time end to end")
+    parser.add_argument(
+        "--semantic", default="", help="comma list of configs (with an up_blocks.2) to time semantic guidance on"
+    )
+    parser.add_argument(
+        "--semantic-weight", type=float, default=30.0, help="semantic guidance weight (tiny3 is calibrated at 30)"
+    )
     parser.add_argument("--device")
     parser.add_argument("--dtype")
     parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
@@ -241,6 +302,13 @@ def main() -> None:
         big = args.configs.split(",")[-1]
         preset_rows = [bench_preset(big, p, args.device, args.dtype) for p in args.presets.split(",")]
         sections.append(_table(preset_rows))
+    semantic_rows = [
+        bench_semantic(n, args.steps, args.semantic_weight, args.device, args.dtype)
+        for n in args.semantic.split(",")
+        if n
+    ]
+    if semantic_rows:
+        sections.append(_table(semantic_rows))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = f"## {stamp}: `{' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})"
     text = "\n\n".join([header, *sections]) + "\n"

@@ -44,6 +44,13 @@ class AttentionStore:
             for name, tensor in records.items():
                 records[name] = tensor.chunk(batches)[index]
 
+    def take_batch(self, index: int, batches: int) -> AttentionStore:
+        """One video of a batched pass as a store of its own, leaving this one as it is: a pass
+        that runs two branches (generated and appearance) hands each its own record."""
+        taken = AttentionStore(probs=dict(self.probs), keys=dict(self.keys), cross=dict(self.cross))
+        taken.keep_batch(index, batches)
+        return taken
+
     @contextmanager
     def record(self, cross: bool = False) -> Iterator[AttentionStore]:
         """Record during the enclosed UNet pass only; other passes keep no tensors alive."""
@@ -106,8 +113,10 @@ def install_recorders(
     guided_blocks: tuple[str, ...],
     store: AttentionStore,
     defaults: dict[str, object] | None = None,
+    cross_blocks: tuple[str, ...] = (),
 ) -> list[str]:
-    """Put recording processors on the guided blocks' motion-module and cross attentions.
+    """Put recording processors on the guided blocks' motion-module attentions, and on the
+    cross-attentions of `cross_blocks` (where semantic guidance locates the subject).
 
     Every other layer gets its processor from `defaults` (the UNet's own, taken before any
     recorder was installed), so switching guided blocks leaves no stale recorder behind.
@@ -118,19 +127,21 @@ def install_recorders(
     temporal: list[str] = []
     for key in processors:
         layer = key.removesuffix(".processor")
-        block = next((b for b in guided_blocks if layer.startswith(b + ".")), None)
-        if block is None:
-            continue
-        if ".motion_modules." in layer:
+        if ".motion_modules." in layer and block_of(layer, guided_blocks):
             processors[key] = RecordingAttnProcessor(store, layer, temporal=True)
             temporal.append(layer)
-        elif layer.endswith("attn2"):
+        elif layer.endswith("attn2") and block_of(layer, cross_blocks):
             processors[key] = RecordingAttnProcessor(store, layer, temporal=False)
     for block in guided_blocks:
-        if not any(name.startswith(block + ".") for name in temporal):
+        if not any(block_of(name, (block,)) for name in temporal):
             raise ValueError(f"guided block {block!r} has no motion-module attention")
     unet.set_attn_processor(processors)
     return temporal
+
+
+def block_of(layer: str, blocks: tuple[str, ...]) -> str | None:
+    """Which of `blocks` the layer belongs to (by its dotted name), or None."""
+    return next((block for block in blocks if layer.startswith(block + ".")), None)
 
 
 class StopForward(Exception):

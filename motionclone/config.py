@@ -14,16 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from motionclone_client.generation_options import EXTRACTION_MODES, NOISE_SCHEDULES, RESIZE_MODES
+from motionclone_client.generation_options import (
+    EXTRACTION_MODES,
+    NOISE_SCHEDULES,
+    OFFICIAL_NEGATIVE_PROMPT,
+    OFFICIAL_SEED,
+    RESIZE_MODES,
+)
 from motionclone_client.generation_options import size_settings as shared_size_settings
 
 from motionclone.errors import ConfigError, shown
 from motionclone.video_io import TimePoint
 
-OFFICIAL_NEGATIVE_PROMPT = (
-    "bad anatomy, extra limbs, ugly, deformed, noisy, blurry, distorted, out of focus, "
-    "poorly drawn face, poorly drawn hands, missing fingers"
-)
 # The official results and the guidance weight 2000 come from Realistic Vision V5.1 with its VAE
 # baked in (`realisticVisionV60B1_v51VAE.safetensors`: Civitai names the file after the model page,
 # "V6.0 B1", and the version, "V5.1 (VAE)"). Its diffusers-layout repo ships the plain SD VAE,
@@ -104,7 +106,8 @@ class MotionCloneConfig:
 
     prompt: str = ""
     negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
-    seed: int | None = None
+    # The official text-to-video default; None draws a random seed (recorded in the report).
+    seed: int | None = OFFICIAL_SEED
     preset: str = "camera"
     steps: int | None = None
     guidance_steps: int | None = None

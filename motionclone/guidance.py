@@ -1,4 +1,4 @@
-"""Motion-guidance math on plain tensors: the sparse template, the energy, the semantic loss.
+"""Guidance math on plain tensors: the sparse template, the motion energy, the semantic masks and loss.
 
 Nothing here knows about UNets or files, so each formula can be tested on hand-made tensors.
 """
@@ -33,20 +33,19 @@ def motion_energy(probs: torch.Tensor, values: torch.Tensor, indices: torch.Tens
     return torch.nn.functional.mse_loss(gathered, values.to(probs.device, probs.dtype))
 
 
-def subject_mask(
-    cross_probs: list[torch.Tensor], token_indices: list[int], height: int, width: int, threshold: float
-) -> torch.Tensor:
-    """Per-frame 0/1 mask of where the subject tokens are attended, (frames, height, width).
+def subject_map(cross_probs: list[torch.Tensor], token: int, height: int, width: int) -> torch.Tensor:
+    """Where the subject token is attended, per frame, min-max normalised to [0, 1): (frames, h, w).
 
-    Cross-attention maps of the subject tokens are averaged over heads, layers and tokens, then
-    min-max normalised per frame so the threshold means the same thing in every frame.
+    `cross_probs` are one video's cross-attention maps, (frames, heads, h * w, tokens), of the
+    layers that locate the subject; they are averaged over heads and layers. Normalising each
+    frame on its own (with the official + 1e-5 in the denominator) makes a threshold mean the
+    same in every frame, however strongly the frame attends the word.
     """
-    maps = torch.stack([p[..., token_indices].mean(dim=(1, -1)) for p in cross_probs]).mean(dim=0)
-    maps = maps.reshape(-1, height, width).float()
+    maps = torch.stack([p[..., token].float().mean(dim=1) for p in cross_probs]).mean(dim=0)
+    maps = maps.reshape(-1, height, width)
     low = maps.amin(dim=(1, 2), keepdim=True)
     high = maps.amax(dim=(1, 2), keepdim=True)
-    normalised = (maps - low) / (high - low).clamp_min(1e-8)
-    return (normalised > threshold).float()
+    return (maps - low) / (high - low + 1e-5)
 
 
 def centroid_gaussian(mask: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -60,25 +59,65 @@ def centroid_gaussian(mask: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma**2))
 
 
-def region_weights(mask: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Foreground weights G * mask and background weights (1 - G)(1 - mask), as the paper."""
-    gaussian = centroid_gaussian(mask, sigma)
-    return gaussian * mask, (1.0 - gaussian) * (1.0 - mask)
+def reference_regions(subject: torch.Tensor, threshold: float, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft foreground / background weights of the reference clip, from its `subject_map`.
+
+    Foreground G * B and background (1 - G)(1 - B), B the thresholded map and G a Gaussian at
+    B's centroid: where the reference's subject sits, with the weight fading away from its
+    centre, so the generated subject is pulled to that place rather than to a rough outline.
+    """
+    binary = (subject > threshold).float()
+    gaussian = centroid_gaussian(binary, sigma)
+    return gaussian * binary, (1.0 - gaussian) * (1.0 - binary)
+
+
+def appearance_regions(subject: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard foreground B and background 1 - B of the appearance branch, from its `subject_map`."""
+    binary = (subject > threshold).float()
+    return binary, 1.0 - binary
+
+
+def resize_regions(weights: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Region weights (frames, h, w) on another layer's token grid, by nearest neighbour.
+
+    Masks come from one block's cross-attention; a block at twice the resolution gets every
+    cell repeated 2 x 2, as the official code does.
+    """
+    if tuple(weights.shape[1:]) == (height, width):
+        return weights
+    return torch.nn.functional.interpolate(weights[:, None], size=(height, width), mode="nearest")[:, 0]
 
 
 def region_means(keys: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weighted mean of temporal-attention keys over space, per frame: (frames, channels).
 
-    `keys` is (h * w, frames, channels) for one video; `weights` is (frames, h, w), resampled
-    to the key resolution when the mask came from another layer size.
+    `keys` is (h * w, frames, channels) for one video; `weights` is (frames, h, w) on the same
+    grid. The + 1e-5 is the official one: an empty region gives a zero mean, not a NaN.
     """
     tokens, frames, _channels = keys.shape
-    side_h, side_w = token_grid(tokens, weights.shape[1], weights.shape[2])
-    if (side_h, side_w) != tuple(weights.shape[1:]):
-        weights = torch.nn.functional.interpolate(weights[:, None], size=(side_h, side_w), mode="bilinear")[:, 0]
     flat = weights.reshape(frames, tokens, 1).to(keys.dtype)
     per_frame = keys.permute(1, 0, 2)
-    return (per_frame * flat).sum(dim=1) / flat.sum(dim=1).clamp_min(1e-6)
+    return (per_frame * flat).sum(dim=1) / (flat.sum(dim=1) + 1e-5)
+
+
+def semantic_layer_loss(
+    generated: torch.Tensor,
+    generated_regions: tuple[torch.Tensor, torch.Tensor],
+    appearance: torch.Tensor,
+    appearance_regions: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """MSE between the appearance branch's and the generated video's foreground and background
+    key means; the appearance side is the target (detached), so only the generated side moves.
+
+    The generated keys are masked where the *reference* has its subject, the appearance keys
+    where the appearance branch has it: the generated subject takes the new prompt's look at
+    the reference's place.
+    """
+    loss = torch.zeros((), device=generated.device)
+    for generated_weights, appearance_weights in zip(generated_regions, appearance_regions, strict=True):
+        target = region_means(appearance.detach().float(), appearance_weights)
+        loss = loss + torch.nn.functional.mse_loss(region_means(generated.float(), generated_weights), target)
+    return loss
 
 
 def token_grid(tokens: int, height: int, width: int) -> tuple[int, int]:

@@ -6,8 +6,13 @@ One readable loop, like a diffusers pipeline, but written out because guidance n
 1. unguided step: one batched no-grad UNet pass for [negative, prompt]; the motion energy of the
    prompt half is recorded for the report.
 2. guided step: the negative pass without gradients; the prompt pass with gradients as far as
-   the guided blocks; energy = sum of MSEs between generated and reference primary attention;
+   the guided blocks; motion energy = the per-layer MSEs between generated and reference primary
+   attention, weighted per block and summed (latest release) or averaged (first release);
    g = d(weight * ramp * energy) / d latent; DDIM step with g applied to the direction term.
+3. with semantic guidance (first release), each guided step also advances an unguided appearance
+   branch from the same initial noise: its [negative, prompt] pass joins the negative pass of 2,
+   its cross-attention locates the new subject, and the semantic energy (`semantic.py`) joins
+   the motion energy in the one backward pass. The branch is dropped after the guided steps.
 
 Callers observe progress through `on_step` and stop it through `should_stop` (checked every
 step), so the daemon can stream progress and cancel within one denoising step.
@@ -23,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from motionclone.attention import AttentionStore, GuidedBlockHooks, StopForward, install_recorders
+from motionclone.attention import AttentionStore, GuidedBlockHooks, StopForward, block_of, install_recorders
 from motionclone.config import ResolvedConfig
 from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
-from motionclone.guidance import motion_energy, region_means, region_weights, sparse_template, subject_mask, token_grid
+from motionclone.guidance import appearance_regions, motion_energy, reference_regions, sparse_template
 from motionclone.models import MotionCloneModel
 from motionclone.schedule import (
     NUM_TRAIN_TIMESTEPS,
@@ -36,6 +41,7 @@ from motionclone.schedule import (
     guidance_ramp,
     motionclone_timesteps,
 )
+from motionclone.semantic import MASK_BLOCK, SEMANTIC_BLOCKS, Regions, recorded_subject_map, semantic_energy
 from motionclone.template import MotionTemplate
 
 VAE_CHUNK = 8
@@ -86,15 +92,65 @@ def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
     }
     if config.extraction_mode == "inversion":
         settings["inversion_steps"] = config.inversion_steps
+        settings["recorded_timesteps"] = guided_timesteps(config)
+    if reference_prompt(config):
+        settings["reference_prompt"] = reference_prompt(config)
     if config.semantic_guidance_weight > 0:
-        settings["reference_prompt"] = _reference_prompt(config)
         settings["reference_subject"] = config.reference_subject or config.subject
         settings["mask"] = [config.semantic_mask_threshold, config.semantic_sigma]
     return settings
 
 
-def _reference_prompt(config: ResolvedConfig) -> str:
+def reference_prompt(config: ResolvedConfig) -> str:
+    """The prompt the reference is seen with: the inversion prompt in inversion mode (the first
+    release inverts with it), the one naming the reference subject for semantic guidance, else
+    the empty prompt of the latest release's single-step extraction."""
+    if config.extraction_mode == "single-step" and config.semantic_guidance_weight == 0:
+        return ""
     return config.reference_prompt or config.reference_subject or config.subject or ""
+
+
+def even_timesteps(count: int) -> list[int]:
+    """`count` timesteps evenly over [0, 999], ascending: the first release's spacing."""
+    return [int(t) for t in np.linspace(0, NUM_TRAIN_TIMESTEPS - 1, count).round()]
+
+
+def generation_timesteps(config: ResolvedConfig) -> list[int]:
+    """Descending timesteps of a generation: evenly spaced (first release) or uneven (latest)."""
+    if config.timestep_spacing == "even":
+        return even_timesteps(config.steps)[::-1]
+    return motionclone_timesteps(config.steps, config.guidance_steps, config.guidance_start)
+
+
+def guided_timesteps(config: ResolvedConfig) -> list[int]:
+    """The timesteps generation guides on: what an inversion template records."""
+    return generation_timesteps(config)[: config.guidance_steps]
+
+
+def motion_ramp(index: int, config: ResolvedConfig) -> float:
+    """Motion weight factor of guided step `index`: the shared warm-up, then the preset's cool-down
+    (a linear ramp down, or the first release's cut to zero after step guidance - cooldown)."""
+    guided, warmup, cooldown = config.guidance_steps, config.warmup_steps, config.cooldown_steps
+    if config.motion_cooldown == "linear":
+        return guidance_ramp(index, guided, warmup, cooldown)
+    cut = cooldown > 0 and index > guided - cooldown
+    return 0.0 if cut else guidance_ramp(index, guided, warmup, 0)
+
+
+def semantic_ramp(index: int, config: ResolvedConfig) -> float:
+    """Semantic weight factor: warm-up only; the first release never cools appearance guidance."""
+    return guidance_ramp(index, config.guidance_steps, config.warmup_steps, 0)
+
+
+@dataclass
+class _Prediction:
+    """What one denoising step's UNet passes give the DDIM step and the report."""
+
+    eps: torch.Tensor
+    gradient: torch.Tensor | None
+    motion: float | None
+    semantic: float | None = None
+    appearance_eps: torch.Tensor | None = None
 
 
 class MotionClonePipeline:
@@ -104,8 +160,8 @@ class MotionClonePipeline:
         self.model = model
         self.store = AttentionStore()
         self.schedule = OFFICIAL_SCHEDULE
-        self._blocks: tuple[str, ...] | None = None
-        self._layers: list[str] = []
+        self._blocks: tuple | None = None
+        self._motion_layers: list[str] = []
         self._hooks: GuidedBlockHooks | None = None
         self._latent_hw: tuple[int, int] = (0, 0)
         self._default_processors = dict(model.unet.attn_processors)
@@ -124,16 +180,26 @@ class MotionClonePipeline:
         except ValueError as error:
             raise ConfigError(f"invalid noise_schedule='model': the model's scheduler config: {error}") from None
 
-    def _use_blocks(self, blocks: tuple[str, ...]) -> None:
-        """Install recorders on `blocks` (once per block set; the UNet stays loaded)."""
-        if blocks == self._blocks:
+    def _use_blocks(self, motion: tuple[str, ...], semantic: tuple[str, ...] = ()) -> None:
+        """Install recorders on the motion-guided blocks, plus the `semantic` ones (with the
+        subject's cross-attention in `MASK_BLOCK`), once per block set; the UNet stays loaded.
+
+        The hooks bound every pass to the last of these blocks: extraction stops there and the
+        guided pass cuts its autograd graph there.
+        """
+        if (motion, semantic) == self._blocks:
             return
+        blocks = tuple(dict.fromkeys(motion + semantic))
         try:
             self._hooks = GuidedBlockHooks(self.model.unet, blocks)
-            self._layers = install_recorders(self.model.unet, blocks, self.store, self._default_processors)
+            layers = install_recorders(
+                self.model.unet, blocks, self.store, self._default_processors, (MASK_BLOCK,) if semantic else ()
+            )
         except ValueError as error:
-            raise ConfigError(f"invalid guided_blocks={list(blocks)!r}: {error}") from None
-        self._blocks = blocks
+            why = f" (semantic guidance uses {' and '.join(SEMANTIC_BLOCKS)})" if semantic else ""
+            raise ConfigError(f"invalid guided_blocks={list(blocks)!r}: {error}{why}") from None
+        self._motion_layers = [layer for layer in layers if block_of(layer, motion)]
+        self._blocks = (motion, semantic)
 
     @torch.no_grad()
     def encode_prompt(self, text: str) -> torch.Tensor:
@@ -143,14 +209,15 @@ class MotionClonePipeline:
         ).input_ids
         return self.model.text_encoder(ids.to(self.model.device))[0]
 
-    def subject_tokens(self, prompt: str, subject: str) -> list[int]:
-        """Positions of `subject`'s tokens inside the tokenised `prompt` (for its attention map)."""
+    def subject_token(self, prompt: str, subject: str) -> int:
+        """Position of `subject`'s first sub-token inside the tokenised `prompt`: the token whose
+        cross-attention locates the subject (the first release's `get_object_index`)."""
         tokenizer = self.model.tokenizer
-        words = tokenizer(subject, add_special_tokens=False).input_ids
-        ids = tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
+        words = tokenizer(subject.lower(), add_special_tokens=False).input_ids
+        ids = tokenizer(prompt.lower(), truncation=True, max_length=tokenizer.model_max_length).input_ids
         for start in range(len(ids) - len(words) + 1):
             if words and ids[start : start + len(words)] == words:
-                return list(range(start, start + len(words)))
+                return start
         raise ConfigError(f"invalid subject={subject!r}: it does not occur in the prompt {prompt!r}")
 
     @torch.no_grad()
@@ -180,29 +247,21 @@ class MotionClonePipeline:
         return (1, channels, config.frames, config.height // factor, config.width // factor)
 
     def _unet(self, latents: torch.Tensor, timestep: int, embeddings: torch.Tensor) -> torch.Tensor:
+        """Noise prediction for a batch of videos; `embeddings` has one prompt per video."""
         frames = latents.shape[2]
         per_frame = embeddings.repeat_interleave(frames, dim=0)
         t = torch.tensor(timestep, device=self.model.device)
         return self.model.unet(latents.to(self.model.dtype), t, per_frame.to(self.model.dtype)).sample
-
-    def _record_reference(self, latents: torch.Tensor, timestep: int, embeddings: torch.Tensor, semantic: bool) -> None:
-        """One UNet pass that records the guided layers and stops right after them."""
-        assert self._hooks is not None
-        with (
-            torch.no_grad(),
-            self.store.record(cross=semantic),
-            self._hooks.stop_after_guided(),
-            contextlib.suppress(StopForward),
-        ):
-            self._unet(latents, timestep, embeddings)
 
     # -- extraction ------------------------------------------------------------------------------
 
     def extract(
         self, frames: np.ndarray, config: ResolvedConfig, on_step: StepCallback | None = None
     ) -> MotionTemplate:
-        """Motion template of a clip, by one noised pass (single-step) or by DDIM inversion."""
-        self._use_blocks(tuple(config.guided_blocks))
+        """Motion template of a clip, by one noised pass (single-step) or by DDIM inversion; with
+        semantic guidance on, also the reference subject's regions at each recorded timestep."""
+        semantic = config.semantic_guidance_weight > 0
+        self._use_blocks(tuple(config.guided_blocks), (MASK_BLOCK,) if semantic else ())
         self._use_schedule(config)
         # The noise is drawn first, exactly as generation draws its first latent from the same
         # seed (the official tie); the VAE's posterior sample continues the stream after it.
@@ -210,26 +269,19 @@ class MotionClonePipeline:
         noise = torch.randn(self.latent_shape(config), generator=generator)
         clean = self.encode_frames(frames, generator)
         self._latent_hw = tuple(clean.shape[-2:])
-        semantic = config.semantic_guidance_weight > 0
-        embeddings = self.encode_prompt(_reference_prompt(config) if semantic else "")
-        token_ids = (
-            self.subject_tokens(_reference_prompt(config), config.reference_subject or config.subject)
-            if semantic
-            else []
-        )
+        prompt = reference_prompt(config)
+        embeddings = self.encode_prompt(prompt)
+        token = self.subject_token(prompt, config.reference_subject or config.subject) if semantic else None
         rows: list[tuple[int, dict, dict, dict]] = []
 
-        def record(timestep: int) -> None:
-            values, indices = {}, {}
-            for layer in self._layers:
-                values[layer], indices[layer] = sparse_template(self.store.probs[layer].float())
-            regions = self._semantic_regions(token_ids, config) if semantic else {}
-            rows.append((timestep, values, indices, regions))
+        def record(latents: torch.Tensor, timestep: int) -> None:
+            rows.append(self._reference_row(latents, timestep, embeddings, token, config))
 
         if config.extraction_mode == "single-step":
-            noisy = self._add_noise(clean, noise.to(clean.device, clean.dtype), config.extraction_timestep)
-            self._record_reference(noisy, config.extraction_timestep, embeddings, semantic)
-            record(config.extraction_timestep)
+            record(
+                self._add_noise(clean, noise.to(clean.device, clean.dtype), config.extraction_timestep),
+                config.extraction_timestep,
+            )
             if on_step:
                 on_step(StepInfo("extract", 0, 1, config.extraction_timestep, False, None, 0.0))
         else:
@@ -237,8 +289,8 @@ class MotionClonePipeline:
         height, width = clean.shape[-2:]
         return MotionTemplate(
             timesteps=[row[0] for row in rows],
-            values={k: torch.stack([row[1][k] for row in rows]).cpu() for k in self._layers},
-            indices={k: torch.stack([row[2][k] for row in rows]).cpu() for k in self._layers},
+            values={k: torch.stack([row[1][k] for row in rows]).cpu() for k in self._motion_layers},
+            indices={k: torch.stack([row[2][k] for row in rows]).cpu() for k in self._motion_layers},
             frames=clean.shape[2],
             latent_height=height,
             latent_width=width,
@@ -246,45 +298,69 @@ class MotionClonePipeline:
             semantic={k: torch.stack([row[3][k] for row in rows]).cpu() for k in rows[0][3]},
         )
 
+    def _reference_row(
+        self, latents: torch.Tensor, timestep: int, embeddings: torch.Tensor, token: int | None, config: ResolvedConfig
+    ) -> tuple[int, dict, dict, dict]:
+        """One pass over the reference latents that stops after the recorded blocks; returns the
+        timestep, the sparse attention of every motion layer and (with a subject token) the
+        reference's foreground / background regions."""
+        assert self._hooks is not None
+        with (
+            torch.no_grad(),
+            self.store.record(cross=token is not None),
+            self._hooks.stop_after_guided(),
+            contextlib.suppress(StopForward),
+        ):
+            self._unet(latents, timestep, embeddings)
+        values, indices = {}, {}
+        for layer in self._motion_layers:
+            values[layer], indices[layer] = sparse_template(self.store.probs[layer].float())
+        regions = {}
+        if token is not None:
+            subject = recorded_subject_map(self.store, token, self._latent_hw)
+            regions["fg"], regions["bg"] = reference_regions(
+                subject, config.semantic_mask_threshold, config.semantic_sigma
+            )
+        return timestep, values, indices, regions
+
     def _add_noise(self, clean: torch.Tensor, noise: torch.Tensor, timestep: int) -> torch.Tensor:
         alpha = self.schedule.alphas_cumprod[timestep].item()
         return alpha**0.5 * clean + (1 - alpha) ** 0.5 * noise
 
     @torch.no_grad()
-    def _invert(self, clean: torch.Tensor, embeddings: torch.Tensor, config: ResolvedConfig, record, on_step) -> None:
-        """DDIM inversion of the clip, recording the guided layers at every inversion timestep."""
-        stride = NUM_TRAIN_TIMESTEPS // config.inversion_steps
-        timesteps = list(range(1, NUM_TRAIN_TIMESTEPS, stride))[: config.inversion_steps]
-        latents = clean
+    def _invert(
+        self,
+        clean: torch.Tensor,
+        embeddings: torch.Tensor,
+        config: ResolvedConfig,
+        record: Callable[[torch.Tensor, int], None],
+        on_step: StepCallback | None,
+    ) -> None:
+        """DDIM inversion as the first release does it, recording the guided timesteps only.
+
+        `inversion_steps` timesteps evenly over [0, 999] (every one at 1000), plus any guided
+        timestep off that grid. At each timestep t the prompt-only UNet (no CFG) predicts eps from
+        the latent at the previous timestep (the clean latent before the first: a DDIM step from
+        alpha_bar = 1 is adding that eps as noise) and steps up to t. At the timesteps generation
+        will guide on, the latent x_t is recorded with the same prompt: what the first release's
+        example pass sees at t, without keeping 1000 latents or all 1000 rows of attention.
+        """
+        recorded = set(guided_timesteps(config))
+        if not recorded:
+            raise ConfigError("invalid guidance_steps=0: an inversion template records the guided timesteps")
+        timesteps = sorted(set(even_timesteps(config.inversion_steps)) | recorded)
+        latents, level = clean.float(), None
         for index, timestep in enumerate(timesteps):
-            with self.store.record(cross=config.semantic_guidance_weight > 0):
-                eps = self._unet(latents, timestep, embeddings).float()
-            record(timestep)
-            upper = (
-                timesteps[index + 1] if index + 1 < len(timesteps) else min(timestep + stride, NUM_TRAIN_TIMESTEPS - 1)
-            )
-            latents = ddim_step(self.schedule, eps, timestep, upper, latents.float()).to(clean.dtype)
+            eps = self._unet(latents, timestep, embeddings).float()
+            if level is None:
+                latents = self._add_noise(clean.float(), eps, timestep)
+            else:
+                latents = ddim_step(self.schedule, eps, level, timestep, latents)
+            level = timestep
+            if timestep in recorded:
+                record(latents, timestep)
             if on_step:
                 on_step(StepInfo("invert", index, len(timesteps), timestep, False, None, 0.0))
-
-    def _semantic_regions(self, token_ids: list[int], config: ResolvedConfig) -> dict[str, torch.Tensor]:
-        """Foreground / background means of each guided layer's keys, from the subject's mask."""
-        fg, bg = self._subject_weights(token_ids, config)
-        regions = {}
-        for layer in self._layers:
-            keys = self.store.keys[layer]
-            regions[f"{layer}.fg"] = region_means(keys, fg)
-            regions[f"{layer}.bg"] = region_means(keys, bg)
-        return regions
-
-    def _subject_weights(self, token_ids: list[int], config: ResolvedConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        """Foreground and background weights from the recorded cross-attention of the subject."""
-        cross = list(self.store.cross.values())
-        if not cross:
-            raise ConfigError("semantic guidance needs cross-attention in the guided blocks; this model has none")
-        height, width = token_grid(cross[0].shape[2], *self._latent_hw)
-        mask = subject_mask(cross, token_ids, height, width, config.semantic_mask_threshold)
-        return region_weights(mask, config.semantic_sigma)
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -297,54 +373,48 @@ class MotionClonePipeline:
     ) -> Generation:
         """Denoise from seeded noise, guided towards `template`'s motion on the guided steps."""
         started = time.perf_counter()
-        self._use_blocks(tuple(config.guided_blocks))
-        self._use_schedule(config)
-        shape = self.latent_shape(config)
-        latent_h, latent_w = shape[-2:]
-        self._latent_hw = (latent_h, latent_w)
-        if template is not None:
-            template.check_fits(config.frames, latent_h, latent_w, self._layers)
         if template is not None and config.semantic_guidance_weight > 0 and not template.semantic:
             raise TemplateError("motion template has no subject regions: extract it with semantic guidance on")
-        measure_semantic = template is not None and bool(template.semantic) and bool(config.subject)
-        token_ids = self.subject_tokens(config.prompt, config.subject) if measure_semantic else []
-        semantic_weight = config.semantic_guidance_weight if token_ids else 0.0
+        # The semantic energy is measured (and the appearance branch run) whenever the template has
+        # the reference's regions and a subject is named; it guides when its weight is above 0.
+        semantic = template is not None and bool(template.semantic) and bool(config.subject)
+        self._use_blocks(tuple(config.guided_blocks), SEMANTIC_BLOCKS if semantic else ())
+        self._use_schedule(config)
+        shape = self.latent_shape(config)
+        self._latent_hw = tuple(shape[-2:])
+        if template is not None:
+            template.check_fits(config.frames, *self._latent_hw, self._motion_layers)
+        token = self.subject_token(config.prompt, config.subject) if semantic else None
         cond = self.encode_prompt(config.prompt)
         uncond = self.encode_prompt(config.negative_prompt)
-        both = torch.cat([uncond, cond])
         generator = torch.Generator("cpu").manual_seed(config.seed)
         latents = torch.randn(shape, generator=generator).to(self.model.device)
-        timesteps = motionclone_timesteps(config.steps, config.guidance_steps, config.guidance_start)
-        guiding = template is not None and (config.motion_guidance_weight > 0 or semantic_weight > 0)
+        appearance = latents.clone() if semantic else None
+        timesteps = generation_timesteps(config)
+        guiding = template is not None and (config.motion_guidance_weight > 0 or semantic)
         records: list[StepInfo] = []
         for index, timestep in enumerate(timesteps):
             if should_stop and should_stop():
                 raise Interrupted(f"stopped at step {index} of {len(timesteps)}")
             guided = guiding and index < config.guidance_steps
-            ramp = (
-                guidance_ramp(index, config.guidance_steps, config.warmup_steps, config.cooldown_steps)
-                if guided
-                else 0.0
-            )
+            motion_weight = config.motion_guidance_weight * motion_ramp(index, config) if guided else 0.0
             if guided:
-                weights = (config.motion_guidance_weight * ramp, semantic_weight * ramp)
-                eps_uncond, eps_cond, energies, gradient = self._guided_pass(
-                    latents, timestep, uncond, cond, template, config, token_ids, weights
-                )
+                weights = (motion_weight, config.semantic_guidance_weight * semantic_ramp(index, config))
+                step = self._guided_pass(latents, appearance, timestep, uncond, cond, template, config, token, weights)
             else:
-                eps_uncond, eps_cond, energies = self._plain_pass(latents, timestep, both, template, config, token_ids)
-                gradient = None
-            eps = eps_cond + config.cfg_scale * (eps_cond - eps_uncond)
+                step = self._plain_pass(latents, timestep, torch.cat([uncond, cond]), template, config)
             prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
-            latents = ddim_step(self.schedule, eps.float(), timestep, prev, latents.float(), gradient)
+            latents = ddim_step(self.schedule, step.eps, timestep, prev, latents.float(), step.gradient)
+            if step.appearance_eps is not None:
+                appearance = ddim_step(self.schedule, step.appearance_eps, timestep, prev, appearance.float())
             if not torch.isfinite(latents).all():
                 raise DivergedError(
                     f"the generation diverged at step {index + 1} of {len(timesteps)} (the latents became NaN or "
                     "infinite): lower the motion guidance weight or the cfg scale"
                 )
-            motion, semantic = energies
-            weight = config.motion_guidance_weight * ramp
-            info = StepInfo("denoise", index, len(timesteps), timestep, guided, motion, weight, semantic)
+            info = StepInfo(
+                "denoise", index, len(timesteps), timestep, guided, step.motion, motion_weight, step.semantic
+            )
             records.append(info)
             if on_step:
                 on_step(info)
@@ -356,59 +426,79 @@ class MotionClonePipeline:
             seconds_per_phase={"sample": sampled - started, "decode": time.perf_counter() - sampled},
         )
 
-    def motion_energy(self, template: MotionTemplate, timestep: int) -> torch.Tensor:
-        """Motion energy of the last recorded prompt pass against `template` at `timestep`."""
+    def _cfg(self, eps_uncond: torch.Tensor, eps_cond: torch.Tensor, config: ResolvedConfig) -> torch.Tensor:
+        """The official classifier-free guidance, eps_c + scale (eps_c - eps_u), for both branches."""
+        return eps_cond + config.cfg_scale * (eps_cond - eps_uncond)
+
+    def motion_energy(self, template: MotionTemplate, timestep: int, config: ResolvedConfig) -> torch.Tensor:
+        """Motion energy of the last recorded prompt pass against `template` at `timestep`: each
+        layer's MSE times its block's weight, summed or averaged over layers as the preset says."""
         row = template.nearest(timestep)
-        total = torch.zeros((), device=self.model.device)
-        for layer in self._layers:
+        losses = []
+        for layer in self._motion_layers:
             values = template.values[layer][row].to(self.model.device)
             indices = template.indices[layer][row].to(self.model.device)
-            total = total + motion_energy(self.store.probs[layer].float(), values, indices)
-        return total
-
-    def _energies(
-        self, template: MotionTemplate | None, timestep: int, config: ResolvedConfig, token_ids: list[int]
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Motion and (when a subject is measured) semantic energy of the last recorded pass."""
-        if template is None:
-            return None, None
-        semantic = self.semantic_energy(template, timestep, config, token_ids) if token_ids else None
-        return self.motion_energy(template, timestep), semantic
+            weight = config.block_weight(block_of(layer, tuple(config.guided_blocks)))
+            losses.append(weight * motion_energy(self.store.probs[layer].float(), values, indices))
+        stacked = torch.stack(losses)
+        return stacked.sum() if config.layer_reduction == "sum" else stacked.mean()
 
     @torch.no_grad()
-    def _plain_pass(self, latents, timestep, both, template, config, token_ids):
-        with self.store.record(cross=bool(token_ids)):
+    def _plain_pass(self, latents, timestep, both, template, config) -> _Prediction:
+        with self.store.record():
             eps = self._unet(torch.cat([latents, latents]), timestep, both).float()
         self.store.keep_batch(index=1, batches=2)
-        energies = tuple(None if e is None else e.item() for e in self._energies(template, timestep, config, token_ids))
+        motion = None if template is None else self.motion_energy(template, timestep, config).item()
         eps_uncond, eps_cond = eps.chunk(2)
-        return eps_uncond, eps_cond, energies
+        return _Prediction(self._cfg(eps_uncond, eps_cond, config), None, motion)
 
-    def _guided_pass(self, latents, timestep, uncond, cond, template, config, token_ids, weights):
-        """Negative pass without gradients; prompt pass with gradients up to the guided blocks."""
+    def _guided_pass(
+        self, latents, appearance, timestep, uncond, cond, template, config, token, weights
+    ) -> _Prediction:
+        """Negative pass (with the appearance branch's two passes batched in) without gradients;
+        prompt pass with gradients up to the last guided block; one backward of the weighted
+        motion + semantic energy."""
         assert self._hooks is not None
-        with torch.no_grad():
-            eps_uncond = self._unet(latents, timestep, uncond).float()
+        appearance_eps = appearance_record = None
+        with torch.no_grad(), self.store.record(cross=appearance is not None):
+            if appearance is None:
+                eps_uncond = self._unet(latents, timestep, uncond).float()
+            else:
+                batch = torch.cat([latents, appearance, appearance])
+                eps_uncond, app_uncond, app_cond = (
+                    self._unet(batch, timestep, torch.cat([uncond, uncond, cond])).float().chunk(3)
+                )
+                appearance_eps = self._cfg(app_uncond, app_cond, config)
+                appearance_record = self.store.take_batch(index=2, batches=3)
         with torch.enable_grad():
             z = latents.detach().to(self.model.dtype).requires_grad_(True)
-            with self.store.record(cross=bool(token_ids)), self._hooks.no_graph_after_guided():
+            with self.store.record(), self._hooks.no_graph_after_guided():
                 eps_cond = self._unet(z, timestep, cond).float()
-            motion, semantic = self._energies(template, timestep, config, token_ids)
-            loss = weights[0] * motion + (weights[1] * semantic if semantic is not None else 0.0)
+            motion = self.motion_energy(template, timestep, config)
+            loss = weights[0] * motion
+            semantic = None
+            if appearance_record is not None:
+                semantic = self._semantic_energy(template, timestep, appearance_record, token, config)
+                loss = loss + weights[1] * semantic
             gradient = torch.autograd.grad(loss, z)[0].float()
-        energies = (motion.item(), None if semantic is None else semantic.item())
-        return eps_uncond, eps_cond.detach(), energies, gradient
+        return _Prediction(
+            eps=self._cfg(eps_uncond, eps_cond.detach(), config),
+            gradient=gradient,
+            motion=motion.item(),
+            semantic=None if semantic is None else semantic.item(),
+            appearance_eps=appearance_eps,
+        )
 
-    def semantic_energy(
-        self, template: MotionTemplate, timestep: int, config: ResolvedConfig, token_ids: list[int]
+    def _semantic_energy(
+        self, template: MotionTemplate, timestep: int, appearance: AttentionStore, token: int, config: ResolvedConfig
     ) -> torch.Tensor:
-        """Distance between the subject / background key means of the last pass and the template's."""
+        """Semantic energy of the last prompt pass: the reference's regions at this timestep from
+        the template, the appearance branch's regions from its own cross-attention."""
         row = template.nearest(timestep)
-        foreground, background = self._subject_weights(token_ids, config)
-        loss = torch.zeros((), device=self.model.device)
-        for layer in self._layers:
-            keys = self.store.keys[layer].float()
-            for region, weights in (("fg", foreground), ("bg", background)):
-                reference = template.semantic[f"{layer}.{region}"][row].to(self.model.device)
-                loss = loss + torch.nn.functional.mse_loss(region_means(keys, weights), reference)
-        return loss
+        reference: Regions = (
+            template.semantic["fg"][row].to(self.model.device),
+            template.semantic["bg"][row].to(self.model.device),
+        )
+        subject = recorded_subject_map(appearance, token, self._latent_hw)
+        own = appearance_regions(subject, config.semantic_app_threshold)
+        return semantic_energy(self.store, appearance, reference, own, self._latent_hw)

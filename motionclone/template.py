@@ -1,10 +1,13 @@
 """Motion templates: the extracted representation of a clip's motion, as a reusable file.
 
 A template holds, per guided layer and per recorded timestep, the sparse primary components of
-the temporal attention (values and key-frame indices), plus optional semantic region means. It
-is a few hundred kilobytes at 512 px, so users keep templates of clips they like and apply them
-to any prompt and seed. `TemplateCache` keys templates by clip content and extraction settings
-so a second prompt on the same clip skips extraction.
+the temporal attention (values and key-frame indices), plus, for semantic guidance, where the
+reference's subject is (its foreground / background weights). A single-step template is a few
+hundred kilobytes at 512 px, so users keep templates of clips they like and apply them to any
+prompt and seed. An inversion template holds one row per guided timestep: the inversion preset's
+120 rows of up_blocks.1 and .2 come to about 700 MB at 512 px (the first release kept its 1000
+inverted latents instead, about 500 MB). `TemplateCache` keys templates by clip content and
+extraction settings so a second prompt on the same clip skips extraction.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from safetensors.torch import load_file, save_file
 
 from motionclone.errors import TemplateError
 
-FORMAT_VERSION = 1
+# Version 2: `semantic` holds the reference's region weights (version 1 held key means of another
+# method; those are dropped on load).
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -30,7 +35,8 @@ class MotionTemplate:
     """Sparse temporal attention of a reference clip.
 
     `values` / `indices`: layer -> (timesteps, tokens, heads, frames, top_k).
-    `semantic`: "layer.fg" / "layer.bg" -> (timesteps, frames, channels), when extracted.
+    `semantic`: "fg" / "bg" -> (timesteps, frames, h, w), the reference subject's foreground and
+    background weights on the cross-attention grid of `semantic.MASK_BLOCK`, when extracted.
     `timesteps`: the diffusion timesteps the entries were recorded at (one for single-step).
     """
 
@@ -86,7 +92,8 @@ class MotionTemplate:
             raise TemplateError(f"not a motion template file: {path} ({error})") from None
         if metadata.get("format") != "motionclone-template":
             raise TemplateError(f"not a motion template file: {path}")
-        if int(metadata.get("version", "0")) > FORMAT_VERSION:
+        version = int(metadata.get("version", "0"))
+        if version > FORMAT_VERSION:
             raise TemplateError(f"motion template {path} is from a newer MotionClone; please upgrade")
         groups: dict[str, dict[str, torch.Tensor]] = {"values": {}, "indices": {}, "semantic": {}}
         for key, tensor in tensors.items():
@@ -101,7 +108,7 @@ class MotionTemplate:
             latent_height=height,
             latent_width=width,
             settings=json.loads(metadata["settings"]),
-            semantic=groups["semantic"],
+            semantic=groups["semantic"] if version >= 2 else {},
         )
 
     def check_fits(self, frames: int, latent_height: int, latent_width: int, layers: list[str]) -> None:

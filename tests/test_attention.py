@@ -24,7 +24,7 @@ def test_recording_processor_matches_default_attention_and_records_shapes(fresh_
     with torch.no_grad():
         expected = fresh_unet(latents, 500, text).sample
     store = AttentionStore()
-    layers = install_recorders(fresh_unet, ("up_blocks.1",), store)
+    layers = install_recorders(fresh_unet, ("up_blocks.1",), store, cross_blocks=("up_blocks.1",))
     assert len(layers) == 6 and all(".motion_modules." in name for name in layers)
     with torch.no_grad(), store.record(cross=True):
         actual = fresh_unet(latents, 500, text).sample
@@ -83,3 +83,35 @@ def test_cutting_the_graph_after_guided_blocks_keeps_the_gradient_exact(fresh_un
     assert full.abs().sum() > 0
     assert torch.allclose(full, cut, atol=1e-6)
     assert all(p.grad is None for p in fresh_unet.parameters())
+
+
+def test_cross_attention_is_recorded_only_in_the_cross_blocks(fresh_unet):
+    """Semantic guidance reads the subject's cross-attention of one block; no other is kept."""
+    store = AttentionStore()
+    install_recorders(fresh_unet, ("up_blocks.0", "up_blocks.1"), store)
+    latents, text = _inputs()
+    with torch.no_grad(), store.record(cross=True):
+        fresh_unet(latents, 500, text)
+    assert not store.cross
+    install_recorders(fresh_unet, ("up_blocks.0", "up_blocks.1"), store, cross_blocks=("up_blocks.1",))
+    with torch.no_grad(), store.record(cross=True):
+        fresh_unet(latents, 500, text)
+    assert store.cross and all(name.startswith("up_blocks.1.attentions.") for name in store.cross)
+
+
+def test_take_batch_gives_one_video_and_leaves_the_store_whole(fresh_unet):
+    store = AttentionStore()
+    layers = install_recorders(fresh_unet, ("up_blocks.1",), store, cross_blocks=("up_blocks.1",))
+    latents, text = _inputs()
+    second = torch.randn_like(latents)
+    with torch.no_grad(), store.record(cross=True):
+        fresh_unet(torch.cat([latents, second]), 500, torch.cat([text, text]))
+    taken = store.take_batch(index=1, batches=2)
+    assert store.keys[layers[0]].shape[0] == 2 * taken.keys[layers[0]].shape[0]
+    with torch.no_grad(), store.record(cross=True):
+        fresh_unet(second, 500, text)
+    alone = store
+    assert torch.allclose(taken.keys[layers[0]], alone.keys[layers[0]], atol=1e-5)
+    assert torch.allclose(taken.probs[layers[0]], alone.probs[layers[0]], atol=1e-5)
+    name = next(iter(alone.cross))
+    assert torch.allclose(taken.cross[name], alone.cross[name], atol=1e-5)
