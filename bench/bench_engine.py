@@ -290,7 +290,10 @@ def main() -> None:
     parser.add_argument("--dtype")
     parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its conv algorithms")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     from diffusers.utils import logging as diffusers_logging
 

@@ -10,18 +10,23 @@ import argparse
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from motionclone_client import ClientError
 from motionclone_client.generation_options import add_generation_arguments, settings_from_namespace
+from motionclone_client.previews import save_preview
 
 from motionclone.client_commands import COMMANDS, add_client_commands, run_client_command
 from motionclone.config import MotionCloneConfig, read_yaml_settings
 from motionclone.errors import ConfigError, MotionCloneError
+from motionclone.eval_command import add_eval_command, run_eval
 from motionclone.progress import ProgressBar
 from motionclone.setup_commands import SETUP_COMMANDS, add_setup_commands, run_setup_command
+
+if TYPE_CHECKING:
+    from motionclone.preview import LivePreview
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -66,6 +71,7 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("-o", "--output", type=Path, required=True, help="output .mp4")
     generate.add_argument("--motion", type=Path, help="use a saved motion template instead of a clip")
     generate.add_argument("--report", type=Path, help="write a JSON report here")
+    generate.add_argument("--preview-dir", type=Path, help="write a live preview JPEG here every --preview-every steps")
     add_local_arguments(generate)
     extract = commands.add_parser("extract", help="save the motion of a clip as a reusable template")
     extract.add_argument("reference", type=Path, help="reference clip")
@@ -75,6 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
     for command in (generate, extract):
         add_config_argument(command)
     add_client_commands(commands)
+    add_eval_command(commands)
     add_config_argument(commands.choices["submit"])
     add_setup_commands(commands)
     return parser
@@ -90,7 +97,10 @@ def _run(args: argparse.Namespace) -> None:
         if args.command == "extract":
             outcome = engine.extract(config, args.reference, args.output, on_step=progress)
         else:
-            outcome = engine.generate(config, args.output, args.reference, args.motion, on_step=progress)
+            on_preview = _preview_writer(args.preview_dir) if args.preview_dir else None
+            outcome = engine.generate(
+                config, args.output, args.reference, args.motion, on_step=progress, on_preview=on_preview
+            )
     finally:
         progress.close()
     if args.report:
@@ -98,6 +108,15 @@ def _run(args: argparse.Namespace) -> None:
     print(outcome.output)
     if "note" in outcome.report:
         print(f"note: {outcome.report['note']}", file=sys.stderr)
+
+
+def _preview_writer(folder: Path) -> Callable[[LivePreview], None]:
+    """Write each live preview into `folder` as it is made (the same files `submit --preview-dir` writes)."""
+
+    def write(preview: LivePreview) -> None:
+        save_preview(folder, preview.step, preview.jpeg)
+
+    return write
 
 
 def quiet_libraries() -> None:
@@ -116,7 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in SETUP_COMMANDS:
             return run_setup_command(args)
-        if args.command in COMMANDS:
+        if args.command == "eval":
+            quiet_libraries()
+            run_eval(args)
+        elif args.command in COMMANDS:
             run_client_command(args, settings_from_args(args) if args.command == "submit" else None)
         else:
             quiet_libraries()

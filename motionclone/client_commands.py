@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+from motionclone_api.v1 import jobs_pb2
 from motionclone_client import DaemonClient
 from motionclone_client.client import JobInfo, ProgressEvent
 from motionclone_client.generation_options import add_generation_arguments
+from motionclone_client.previews import save_preview
 
 from motionclone.errors import ConfigError
 from motionclone.progress import ProgressBar
@@ -31,6 +33,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     submit.add_argument("--report", type=Path, help="write the job's JSON report here (implies --wait)")
     submit.add_argument("--by-path", action="store_true", help="send the clip's path, not its bytes")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first")
+    submit.add_argument("--preview-dir", type=Path, help="write live previews here as they arrive (implies --wait)")
     add_generation_arguments(submit)
     jobs = commands.add_parser("jobs", help="list the daemon's jobs")
     jobs.add_argument("--limit", type=int, default=50)
@@ -90,11 +93,13 @@ def _connect(args: argparse.Namespace) -> DaemonClient:
 def _submit(client: DaemonClient, args: argparse.Namespace, settings: dict) -> None:
     job = client.submit(args.reference, settings, by_path=args.by_path, priority=args.priority)
     print(job.id, flush=True)
-    if not (args.wait or args.output or args.report):
+    if not (args.wait or args.output or args.report or args.preview_dir):
         return
     bar = ProgressBar()
 
     def show(event: ProgressEvent) -> None:
+        if event.preview is not None and args.preview_dir:
+            save_preview(args.preview_dir, event.step, event.preview)
         if event.kind == "queued" and event.queue_position > 1:
             print(f"queued at position {event.queue_position}", file=sys.stderr)
         elif event.kind == "step":
@@ -138,6 +143,17 @@ def _print_status(client: DaemonClient) -> None:
     print(f"device: {info.device_name}{memory}")
     print(f"default model: {info.default_model}; loaded: {info.loaded_model or 'none'}")
     print(f"models: {', '.join(info.available_models)}")
+    for worker in info.workers:
+        print(f"worker {worker.device}: {_worker_state(worker)}")
     print(f"queue: {info.queue_length} job(s)")
     for problem in info.problems:
         print(f"problem: {problem}")
+
+
+def _worker_state(worker: jobs_pb2.WorkerInfo) -> str:
+    """A worker's model, loaded (with its resident memory) or unloaded, and when it unloads."""
+    keep = worker.keep_alive_seconds
+    unloads = "never unloads" if keep < 0 else f"unloads after {keep:g} s idle"
+    if not worker.loaded:
+        return f"model unloaded ({unloads})"
+    return f"{worker.model} loaded, {worker.resident_bytes / 2**20:.0f} MiB resident ({unloads})"

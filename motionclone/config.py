@@ -142,6 +142,8 @@ class MotionCloneConfig:
     semantic_sigma: float = 5.0
 
     cache_dir: str | None = None
+    # Every this many denoising steps a live preview is made (when a caller asks for them); 0: never.
+    preview_every: int = 5
 
     def replace(self, **changes: Any) -> MotionCloneConfig:
         """A copy with some fields changed; unknown keys are reported by name."""
@@ -331,6 +333,7 @@ def resolve(
         _require(value % 8 == 0, key, value, "must be a multiple of 8")
     _require_number("cfg_scale", config.cfg_scale, 0, MAX_CFG_SCALE, "any useful strength")
     _require_number("fps", config.fps, MIN_FPS, MAX_FPS, "what editors play")
+    _require_number("preview_every", config.preview_every, 0, MAX_STEPS, "the most steps a run has", integer=True)
     _require_output_span(config.output_fps, config.output_frames)
     extraction_mode = preset.extraction_mode if config.extraction_mode is None else config.extraction_mode
     _require(

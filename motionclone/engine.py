@@ -7,6 +7,7 @@ happened: settings, seed, timings per phase, peak memory and the motion energy o
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -28,6 +29,7 @@ from motionclone.errors import ConfigError, TemplateError
 from motionclone.memory import check_fits, device_memory
 from motionclone.models import MotionCloneModel, defaults_before_loading, load_model
 from motionclone.pipeline import MotionClonePipeline, StepCallback, StepInfo, StopCheck, extraction_settings
+from motionclone.preview import PreviewCallback, preview_hook
 from motionclone.template import MotionTemplate, TemplateCache, file_digest
 from motionclone.video_io import TimePoint, VideoInfo, probe, read_frames, write_resampled_video, write_video
 
@@ -76,13 +78,31 @@ class Engine:
     def loaded_model(self) -> str | None:
         return self._model.model_id if self._model else None
 
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes the loaded model's weights and buffers hold on its device (0 when unloaded)."""
+        if self._model is None:
+            return 0
+        modules = (self._model.unet, self._model.vae, self._model.text_encoder)
+        tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def unload(self) -> bool:
+        """Drop the model so its memory goes back to the system (and, on CUDA, to other programs
+        such as a video editor sharing the GPU); the next job loads it again. True if one was loaded."""
+        if self._model is None:
+            return False
+        self._model = self._pipeline = self._model_key = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return True
+
     def pipeline_for(self, config: MotionCloneConfig, timer: PhaseTimer) -> MotionClonePipeline:
         """The pipeline of `config.model`, loading (and replacing the old one) only when needed."""
         key = (config.model, config.motion_adapter, config.vae, config.single_file_config, config.device, config.dtype)
         if key != self._model_key or self._pipeline is None:
-            self._model = self._pipeline = self._model_key = None
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            self.unload()
             with timer.phase("load_model"):
                 self._model = load_model(
                     config.model,
@@ -176,8 +196,10 @@ class Engine:
         motion: str | Path | None = None,
         on_step: StepCallback | None = None,
         should_stop: StopCheck | None = None,
+        on_preview: PreviewCallback | None = None,
     ) -> Outcome:
-        """Generate `config.prompt` with the motion of `reference` (or of a saved template)."""
+        """Generate `config.prompt` with the motion of `reference` (or of a saved template);
+        `on_preview` gets a live preview every `config.preview_every` denoising steps."""
         if not config.prompt.strip():
             raise ConfigError("the prompt is empty: say what the new video should show")
         if reference is None and motion is None:
@@ -193,7 +215,8 @@ class Engine:
         else:
             pipeline, resolved = self.resolve(config, timer, self._probe(reference, timer))
             template, origin = self._template_for(pipeline, resolved, Path(reference), timer, on_step)
-        result = pipeline.generate(template, resolved, on_step=on_step, should_stop=should_stop)
+        hook = preview_hook(on_preview) if on_preview else None
+        result = pipeline.generate(template, resolved, on_step=on_step, should_stop=should_stop, on_preview=hook)
         timer.seconds.update(result.seconds_per_phase)
         with timer.phase("write"):
             frames_written = _write_output(Path(output), result.frames, resolved)

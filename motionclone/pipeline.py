@@ -33,6 +33,7 @@ from motionclone.config import ResolvedConfig
 from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
 from motionclone.guidance import appearance_regions, motion_energy, reference_regions, sparse_template
 from motionclone.models import MotionCloneModel
+from motionclone.preview import PreviewHook, predicted_clean
 from motionclone.schedule import (
     NUM_TRAIN_TIMESTEPS,
     OFFICIAL_SCHEDULE,
@@ -370,8 +371,12 @@ class MotionClonePipeline:
         config: ResolvedConfig,
         on_step: StepCallback | None = None,
         should_stop: StopCheck | None = None,
+        on_preview: PreviewHook | None = None,
     ) -> Generation:
-        """Denoise from seeded noise, guided towards `template`'s motion on the guided steps."""
+        """Denoise from seeded noise, guided towards `template`'s motion on the guided steps.
+
+        Every `config.preview_every` steps `on_preview(index, x0)` gets the predicted clean latents.
+        """
         started = time.perf_counter()
         if template is not None and config.semantic_guidance_weight > 0 and not template.semantic:
             raise TemplateError("motion template has no subject regions: extract it with semantic guidance on")
@@ -403,6 +408,8 @@ class MotionClonePipeline:
                 step = self._guided_pass(latents, appearance, timestep, uncond, cond, template, config, token, weights)
             else:
                 step = self._plain_pass(latents, timestep, torch.cat([uncond, cond]), template, config)
+            if on_preview and config.preview_every and (index + 1) % config.preview_every == 0:
+                on_preview(index, predicted_clean(self.schedule, latents, step.eps, timestep))
             prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
             latents = ddim_step(self.schedule, step.eps, timestep, prev, latents.float(), step.gradient)
             if step.appearance_eps is not None:

@@ -80,3 +80,5 @@ class JobEvent:
     kind: EventKind
     time: float
     payload: dict[str, Any] = field(default_factory=dict)
+    # A live preview (JPEG) attached on its way to a client; never stored with the event.
+    preview: bytes | None = None

@@ -7,6 +7,7 @@ committed, so an acknowledged job survives any crash.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -299,7 +300,7 @@ class JobService:
         while is_active():
             events = self.store.events_after(job_id, after)
             for event in events:
-                yield event
+                yield self._with_preview(event)
                 after = event.sequence
             if events and events[-1].kind.terminal:
                 return
@@ -308,6 +309,16 @@ class JobService:
                 if job is None:
                     return
                 self.store.wait_for_change(timeout=0.5)
+
+    def _with_preview(self, event: JobEvent) -> JobEvent:
+        """A step event with the running job's latest live preview attached when it was made at that step."""
+        if event.kind is not EventKind.STEP:
+            return event
+        for worker in self.workers:
+            preview = worker.latest_preview(event.job_id)
+            if preview is not None and preview.step == event.payload.get("step"):
+                return dataclasses.replace(event, preview=preview.jpeg)
+        return event
 
     def sweep(self, now: float | None = None) -> int:
         """Delete finished jobs older than the retention; returns how many went."""

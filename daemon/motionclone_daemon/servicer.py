@@ -92,6 +92,8 @@ def event_to_proto(event: JobEvent, queue_position: int = 0) -> jobs_pb2.JobEven
     )
     if "motion_energy" in payload:
         message.motion_energy = payload["motion_energy"]
+    if event.preview is not None:
+        message.preview = event.preview
     return message
 
 
@@ -137,6 +139,16 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
             default_model=self.service.catalog.default(),
             max_upload_bytes=self.service.settings.max_upload_bytes,
             problems=self.service.problems(),
+            workers=[
+                jobs_pb2.WorkerInfo(
+                    device=worker.device or "auto",
+                    model=worker.engine.loaded_model or "",
+                    loaded=worker.engine.loaded_model is not None,
+                    resident_bytes=worker.engine.resident_bytes,
+                    keep_alive_seconds=worker.keep_alive.seconds,
+                )
+                for worker in self.service.workers
+            ],
         )
         if torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()

@@ -60,10 +60,17 @@ class DaemonSettings:
     watch_rescan_seconds: float = field(
         default=10.0, metadata=about("rescan watch folders this often (network shares)")
     )
+    keep_alive: float = field(
+        default=300.0,
+        metadata=about("seconds a worker keeps its model loaded after its last job (0: unload after each; -1: never)"),
+    )
     max_streams: int = field(default=128, metadata=about("progress streams open at once (more are refused)"))
     max_uploads: int = field(default=8, metadata=about("clip uploads in progress at once (more are refused)"))
     upload_stall_seconds: float = field(
         default=30.0, metadata=about("an upload that sends nothing for this long is cancelled")
+    )
+    evaluate: bool = field(
+        default=False, metadata=about("add the motion-fidelity score to each job's report (for ranking batches)")
     )
 
     @classmethod
@@ -91,6 +98,9 @@ class DaemonSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ConfigError(f"invalid daemon setting {name}={value!r}: must be a number >= 0")
+        keep = self.keep_alive
+        if not isinstance(keep, (int, float)) or not (keep == -1 or 0 <= keep < math.inf):
+            raise ConfigError(f"invalid daemon setting keep_alive={keep!r}: must be seconds >= 0, or -1 (never)")
         for name in ("watch_rescan_seconds", "upload_stall_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < math.inf:
@@ -98,6 +108,8 @@ class DaemonSettings:
         for name in ("model_paths", "allowed_roots", "watch"):
             if not isinstance(getattr(self, name), list):
                 raise ConfigError(f"invalid daemon setting {name}: must be a list of folders")
+        if not isinstance(self.evaluate, bool):
+            raise ConfigError(f"invalid daemon setting evaluate={self.evaluate!r}: must be true or false")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("invalid daemon settings: tls_cert and tls_key go together")
         if not self.is_loopback and not self.uses_tls:
@@ -112,6 +124,9 @@ class DaemonSettings:
             options: dict[str, Any] = {"dest": setting.name, "help": setting.metadata["help"]}
             if kind.startswith("list"):
                 options["action"] = "append"
+            elif kind == "bool":
+                options["action"] = "store_true"
+                options["default"] = None
             elif kind in ("int", "float"):
                 options["type"] = int if kind == "int" else float
             parser.add_argument(flag, **options)

@@ -1,11 +1,12 @@
 """The GPU worker: claims jobs in order, runs the engine, turns its callbacks into events.
 
 One worker per GPU, each with its own engine, one job at a time; the engine keeps the model
-loaded between jobs. Workers share the queue: claiming a job is one guarded transaction. Every
-way a job can end is written to the store: success (result renamed into place first), failure
-with a readable reason (the daemon keeps serving), cancel within one denoising step, and, when
-the daemon stops, back to the queue. Nothing ends a worker thread: if the store itself cannot
-write (a full disk), the worker logs, waits and tries again.
+loaded between jobs, and unloads it after `keep_alive` idle seconds (keep_alive.py). Workers
+share the queue: claiming a job is one guarded transaction. Every way a job can end is written
+to the store: success (result renamed into place first), failure with a readable reason (the
+daemon keeps serving), cancel within one denoising step, and, when the daemon stops, back to the
+queue. Nothing ends a worker thread: if the store itself cannot write (a full disk), the worker
+logs, waits and tries again.
 
 Before each allocation-heavy phase (model load and extraction, the first denoising step, the
 decode) the job's `heavy_phase` marker is set, and it is cleared once that phase's first step is
@@ -17,17 +18,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from pathlib import Path
 
 import torch
 
 from motionclone.config import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.errors import Interrupted, MotionCloneError
+from motionclone.evaluation.evaluate import evaluate
 from motionclone.pipeline import StepInfo
+from motionclone.preview import LivePreview
 from motionclone.video_io import probe
 from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.disk import disk_full_message, is_disk_full
 from motionclone_daemon.jobs import EventKind, Job, JobState
+from motionclone_daemon.keep_alive import KeepAlive
 from motionclone_daemon.settings import DaemonSettings
 from motionclone_daemon.store import JobStore, TransitionRefused
 
@@ -74,6 +79,8 @@ class Worker(threading.Thread):
         self._lock = threading.Lock()
         self._current: str | None = None
         self._cancel_requested = False
+        self.keep_alive = KeepAlive(settings.keep_alive)
+        self._preview: LivePreview | None = None  # the running job's latest, kept in memory only
 
     def run(self) -> None:
         """Claim and run jobs until stopped; no error of a job or of the store ends this thread."""
@@ -87,15 +94,22 @@ class Worker(threading.Thread):
     def _run_next(self) -> None:
         job = self.store.claim_next()
         if job is None:
-            self.store.wait_for_change(timeout=1.0)
+            self._unload_if_idle()
+            self.store.wait_for_change(timeout=self.keep_alive.wait_seconds())
             return
         with self._lock:
-            self._current, self._cancel_requested = job.id, False
+            self._current, self._cancel_requested, self._preview = job.id, False, None
         try:
             self._run(job)
         finally:
             with self._lock:
-                self._current = None
+                self._current = self._preview = None
+            self.keep_alive.job_ended()
+
+    def _unload_if_idle(self) -> None:
+        """Give the model's memory back once the worker has been idle for `keep_alive` seconds."""
+        if self.keep_alive.expired() and self.engine.unload():
+            log.info("%s: model unloaded after %g s idle (keep_alive)", self.name, self.keep_alive.seconds)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop after the current step; the running job goes back to the queue."""
@@ -111,6 +125,15 @@ class Worker(threading.Thread):
                 self._cancel_requested = True
                 return True
         return False
+
+    def latest_preview(self, job_id: str) -> LivePreview | None:
+        """The latest live preview of `job_id` while this worker runs it; previews end with their job."""
+        with self._lock:
+            return self._preview if self._current == job_id else None
+
+    def _on_preview(self, preview: LivePreview) -> None:
+        with self._lock:
+            self._preview = preview
 
     def _should_stop(self) -> bool:
         return self._cancel_requested or self._stopping.is_set()
@@ -147,8 +170,11 @@ class Worker(threading.Thread):
                 reference=job.reference_path,
                 on_step=lambda info: self._on_step(job, info),
                 should_stop=self._should_stop,
+                on_preview=self._on_preview,
             )
             result = {"result_path": str(output), "result_size": output.stat().st_size}
+            if self.settings.evaluate:
+                outcome.report["evaluation"] = _evaluation(job, output)
             report_json = json.dumps(outcome.report)
         except Interrupted:
             if self._stopping.is_set() and not self._cancel_requested:
@@ -191,6 +217,22 @@ class Worker(threading.Thread):
                 )
                 if self._stopping.wait(STORE_RETRY_SECONDS):
                     return
+
+
+def _evaluation(job: Job, output: Path) -> dict:
+    """The motion-fidelity report of a finished job; a clip that cannot be scored says why, the job still succeeds."""
+    settings = job.settings
+    try:
+        return evaluate(
+            job.reference_path,
+            output,
+            settings.get("prompt"),
+            settings.get("resize", "crop"),
+            settings.get("start"),
+            settings.get("end"),
+        ).report
+    except MotionCloneError as error:
+        return {"error": str(error)}
 
 
 def _heavy_phase_after(info: StepInfo) -> str | None:

@@ -83,6 +83,7 @@ class ProgressEvent:
     motion_energy: float | None = None
     guided: bool = False
     message: str = ""
+    preview: bytes | None = None  # JPEG of the predicted clean video at this step, when one was made
 
     @property
     def terminal(self) -> bool:
@@ -100,6 +101,7 @@ class ProgressEvent:
             motion_energy=event.motion_energy if event.HasField("motion_energy") else None,
             guided=event.guided,
             message=event.message,
+            preview=event.preview if event.HasField("preview") else None,
         )
 
 

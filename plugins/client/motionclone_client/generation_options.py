@@ -115,6 +115,7 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
         "what the reference shows (the inversion prompt; semantic guidance)",
     ),
     GenerationOption("--semantic-weight", "semantic_guidance_weight", float, "semantic guidance weight (0 = off)"),
+    GenerationOption("--preview-every", "preview_every", int, "a live preview every N denoising steps (5; 0 = off)"),
 )
 
 

@@ -46,7 +46,7 @@ EVENT_KIND_CANCELLED: EventKind
 EVENT_KIND_REQUEUED: EventKind
 
 class GenerationSettings(_message.Message):
-    __slots__ = ("prompt", "negative_prompt", "seed", "preset", "steps", "guidance_steps", "motion_guidance_weight", "cfg_scale", "frames", "width", "height", "fps", "start", "end", "resize", "model", "motion_adapter", "extraction_mode", "inversion_steps", "subject", "reference_prompt", "semantic_guidance_weight", "output_fps", "output_frames", "extraction_seed", "noise_schedule", "vae", "reference_subject", "semantic_mask_threshold", "semantic_app_threshold", "semantic_sigma")
+    __slots__ = ("prompt", "negative_prompt", "seed", "preset", "steps", "guidance_steps", "motion_guidance_weight", "cfg_scale", "frames", "width", "height", "fps", "start", "end", "resize", "model", "motion_adapter", "extraction_mode", "inversion_steps", "subject", "reference_prompt", "semantic_guidance_weight", "output_fps", "output_frames", "extraction_seed", "noise_schedule", "vae", "reference_subject", "semantic_mask_threshold", "semantic_app_threshold", "semantic_sigma", "preview_every")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,7 @@ class GenerationSettings(_message.Message):
     SEMANTIC_MASK_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_APP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_SIGMA_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_EVERY_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     negative_prompt: str
     seed: int
@@ -109,7 +110,8 @@ class GenerationSettings(_message.Message):
     semantic_mask_threshold: float
     semantic_app_threshold: float
     semantic_sigma: float
-    def __init__(self, prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., preset: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_steps: _Optional[int] = ..., motion_guidance_weight: _Optional[float] = ..., cfg_scale: _Optional[float] = ..., frames: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., resize: _Optional[str] = ..., model: _Optional[str] = ..., motion_adapter: _Optional[str] = ..., extraction_mode: _Optional[str] = ..., inversion_steps: _Optional[int] = ..., subject: _Optional[str] = ..., reference_prompt: _Optional[str] = ..., semantic_guidance_weight: _Optional[float] = ..., output_fps: _Optional[float] = ..., output_frames: _Optional[int] = ..., extraction_seed: _Optional[int] = ..., noise_schedule: _Optional[str] = ..., vae: _Optional[str] = ..., reference_subject: _Optional[str] = ..., semantic_mask_threshold: _Optional[float] = ..., semantic_app_threshold: _Optional[float] = ..., semantic_sigma: _Optional[float] = ...) -> None: ...
+    preview_every: int
+    def __init__(self, prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., preset: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_steps: _Optional[int] = ..., motion_guidance_weight: _Optional[float] = ..., cfg_scale: _Optional[float] = ..., frames: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., resize: _Optional[str] = ..., model: _Optional[str] = ..., motion_adapter: _Optional[str] = ..., extraction_mode: _Optional[str] = ..., inversion_steps: _Optional[int] = ..., subject: _Optional[str] = ..., reference_prompt: _Optional[str] = ..., semantic_guidance_weight: _Optional[float] = ..., output_fps: _Optional[float] = ..., output_frames: _Optional[int] = ..., extraction_seed: _Optional[int] = ..., noise_schedule: _Optional[str] = ..., vae: _Optional[str] = ..., reference_subject: _Optional[str] = ..., semantic_mask_threshold: _Optional[float] = ..., semantic_app_threshold: _Optional[float] = ..., semantic_sigma: _Optional[float] = ..., preview_every: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
     __slots__ = ("settings", "idempotency_key", "priority", "reference_path", "reference_name", "motion_from_job")
@@ -168,7 +170,7 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., queue_position: _Optional[int] = ..., phase: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., result_size: _Optional[int] = ..., report_json: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("job_id", "sequence", "kind", "time", "queue_position", "step", "total_steps", "guided", "motion_energy", "message")
+    __slots__ = ("job_id", "sequence", "kind", "time", "queue_position", "step", "total_steps", "guided", "motion_energy", "message", "preview")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +181,7 @@ class JobEvent(_message.Message):
     GUIDED_FIELD_NUMBER: _ClassVar[int]
     MOTION_ENERGY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     sequence: int
     kind: EventKind
@@ -189,14 +192,15 @@ class JobEvent(_message.Message):
     guided: bool
     motion_energy: float
     message: str
-    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., time: _Optional[float] = ..., queue_position: _Optional[int] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., guided: _Optional[bool] = ..., motion_energy: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+    preview: bytes
+    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., time: _Optional[float] = ..., queue_position: _Optional[int] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., guided: _Optional[bool] = ..., motion_energy: _Optional[float] = ..., message: _Optional[str] = ..., preview: _Optional[bytes] = ...) -> None: ...
 
 class GetServerInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "api_version", "device", "device_name", "memory_total", "memory_free", "loaded_model", "available_models", "queue_length", "default_model", "max_upload_bytes", "problems")
+    __slots__ = ("version", "api_version", "device", "device_name", "memory_total", "memory_free", "loaded_model", "available_models", "queue_length", "default_model", "max_upload_bytes", "problems", "workers")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +213,7 @@ class ServerInfo(_message.Message):
     DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_UPLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
     version: str
     api_version: str
     device: str
@@ -221,7 +226,22 @@ class ServerInfo(_message.Message):
     default_model: str
     max_upload_bytes: int
     problems: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., device: _Optional[str] = ..., device_name: _Optional[str] = ..., memory_total: _Optional[int] = ..., memory_free: _Optional[int] = ..., loaded_model: _Optional[str] = ..., available_models: _Optional[_Iterable[str]] = ..., queue_length: _Optional[int] = ..., default_model: _Optional[str] = ..., max_upload_bytes: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
+    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., device: _Optional[str] = ..., device_name: _Optional[str] = ..., memory_total: _Optional[int] = ..., memory_free: _Optional[int] = ..., loaded_model: _Optional[str] = ..., available_models: _Optional[_Iterable[str]] = ..., queue_length: _Optional[int] = ..., default_model: _Optional[str] = ..., max_upload_bytes: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...
+
+class WorkerInfo(_message.Message):
+    __slots__ = ("device", "model", "loaded", "resident_bytes", "keep_alive_seconds")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ALIVE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    model: str
+    loaded: bool
+    resident_bytes: int
+    keep_alive_seconds: float
+    def __init__(self, device: _Optional[str] = ..., model: _Optional[str] = ..., loaded: _Optional[bool] = ..., resident_bytes: _Optional[int] = ..., keep_alive_seconds: _Optional[float] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
     __slots__ = ("job_id", "after_sequence")

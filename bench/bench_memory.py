@@ -1,0 +1,155 @@
+"""Peak memory per phase of one run: extraction, guided steps, plain steps, decode.
+
+On CUDA the peak is measured: `torch.cuda.max_memory_allocated`, reset at every phase boundary.
+On CPU the process's RSS only grows, so it cannot be split by phase; the peak is modelled from
+tensor sizes instead, so that a regression (a tensor kept alive, a graph not cut) shows on CPU too:
+
+  weights          bytes of the model's parameters and buffers
+  saved            bytes autograd keeps for the backward in one step (saved-tensor hooks, each
+                   storage counted once): what the guided step adds, and what the graph cut bounds
+  working          the largest single operation's inputs plus outputs (a dispatch mode)
+  modelled_peak    weights + saved + working, the largest over the phase's steps
+
+  python bench/bench_memory.py --configs tiny,medium
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import platform
+import sys
+
+import numpy as np
+import torch
+from bench_engine import RESULTS, SHAPES, _device_name, _random_model, _table
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from motionclone.config import MotionCloneConfig, resolve
+from motionclone.pipeline import MotionClonePipeline, StepInfo
+
+PHASES = ("extraction", "guided steps", "plain steps", "decode")
+MB = 2**20
+
+
+def _bytes(tensors: list[torch.Tensor]) -> int:
+    """Bytes of the distinct storages behind `tensors` (views of one storage count once)."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
+
+
+class TensorSizeModel(TorchDispatchMode):
+    """Since the last `take()`: the largest operation's working set and the bytes saved for backward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.working = 0
+        self.saved: dict[int, int] = {}
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        tensors = [t for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor)]
+        self.working = max(self.working, _bytes(tensors))
+        return out
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        self.saved[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    def __enter__(self):
+        self.hooks.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        return self.hooks.__exit__(*exc)
+
+    def take(self) -> dict[str, int]:
+        taken = {"saved": sum(self.saved.values()), "working": self.working}
+        self.working, self.saved = 0, {}
+        return taken
+
+
+class PhasePeaks:
+    """Folds what was measured since the last step into the phase that step belonged to."""
+
+    def __init__(self, device: torch.device, weights: int) -> None:
+        self.device = device
+        self.weights = weights
+        self.model = TensorSizeModel() if device.type != "cuda" else None
+        self.peaks: dict[str, dict[str, int]] = {}
+
+    def fold(self, phase: str) -> None:
+        if self.model is None:
+            sample = {"cuda_peak": torch.cuda.max_memory_allocated(self.device)}
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            sample = self.model.take()
+            sample["modelled_peak"] = self.weights + sample["saved"] + sample["working"]
+        kept = self.peaks.setdefault(phase, {})
+        for key, value in sample.items():
+            kept[key] = max(kept.get(key, 0), value)
+
+    def on_step(self, info: StepInfo) -> None:
+        if info.phase == "denoise":
+            self.fold("guided steps" if info.guided else "plain steps")
+
+
+def bench_memory(name: str, steps: int, device: str | None, dtype: str | None) -> list[dict]:
+    model = _random_model(name, device, dtype)
+    pipeline = MotionClonePipeline(model)
+    frames_count, size = SHAPES[name]
+    config = resolve(
+        MotionCloneConfig(prompt="a boat", steps=steps, frames=frames_count, width=size, height=size),
+        model.defaults,
+        seed=0,
+    )
+    clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
+    modules = (model.unet, model.vae, model.text_encoder)
+    weights = _bytes([t for m in modules for t in (*m.parameters(), *m.buffers())])
+    meter = PhasePeaks(model.device, weights)
+    if model.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(model.device)
+    with meter.model if meter.model is not None else contextlib.nullcontext():
+        template = pipeline.extract(clip, config)
+        meter.fold("extraction")
+        pipeline.generate(template, config, on_step=meter.on_step)
+        meter.fold("decode")
+    rows = []
+    for phase in PHASES:
+        row = {"config": name, "device": _device_name(model.device), "phase": phase, "weights_mb": weights / MB}
+        rows.append(row | {f"{k}_mb": v / MB for k, v in meter.peaks[phase].items()})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="tiny,medium", help="comma list of tiny, medium, sd15")
+    parser.add_argument("--steps", type=int, default=4, help="steps of the run (half guided)")
+    parser.add_argument("--device")
+    parser.add_argument("--dtype")
+    parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    rows = [
+        row
+        for name in args.configs.split(",")
+        if name
+        for row in bench_memory(name, args.steps, args.device, args.dtype)
+    ]
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = f"## {stamp}: `bench_memory.py {' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})"
+    text = "\n\n".join([header, _table(rows)]) + "\n"
+    print(text)
+    if not args.no_append:
+        with RESULTS.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
