@@ -21,7 +21,6 @@ after a job (kept) and once it has unloaded, and the next job's reported load ti
 from __future__ import annotations
 
 import argparse
-import datetime
 import platform
 import statistics
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_engine import publish
 from motionclone_client import DaemonClient
 from motionclone_client.client import ProgressEvent
 from motionclone_daemon.main import Daemon
@@ -172,14 +172,9 @@ def main() -> None:
         overhead, loaded = bench_overhead(folder, clip, args.repeats)
         idle = bench_idle(folder, clip, loaded)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = f"## {stamp}: `bench_daemon.py {' '.join(sys.argv[1:])}` on {device} (torch {torch.__version__}, "
-    header += f"{platform.machine()}), {JOB['model']}, {JOB['steps']} steps"
-    text = "\n\n".join([header, _table(overhead), _table(idle)]) + "\n"
-    print(text)
-    if not args.no_append:
-        with RESULTS.open("a", encoding="utf-8") as handle:
-            handle.write("\n" + text)
+    title = f"`bench_daemon.py {' '.join(sys.argv[1:])}` on {device} (torch {torch.__version__}, "
+    title += f"{platform.machine()}), {JOB['model']}, {JOB['steps']} steps"
+    publish(title, [_table(overhead), _table(idle)], args.no_append)
 
 
 if __name__ == "__main__":

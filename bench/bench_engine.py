@@ -312,11 +312,16 @@ def main() -> None:
     ]
     if semantic_rows:
         sections.append(_table(semantic_rows))
+    publish(f"`{' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})", sections, args.no_append)
+
+
+def publish(title: str, sections: list[str], no_append: bool) -> None:
+    """Print the tables under a dated heading and, unless told not to, append them to RESULTS.md
+    (every bench script records its runs the same way)."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = f"## {stamp}: `{' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})"
-    text = "\n\n".join([header, *sections]) + "\n"
+    text = "\n\n".join([f"## {stamp}: {title}", *sections]) + "\n"
     print(text)
-    if not args.no_append:
+    if not no_append:
         with RESULTS.open("a", encoding="utf-8") as handle:
             handle.write("\n" + text)
 

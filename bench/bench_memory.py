@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import platform
 import sys
 
 import numpy as np
 import torch
-from bench_engine import RESULTS, SHAPES, _device_name, _random_model, _table
+from bench_engine import SHAPES, _device_name, _random_model, _table, publish
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -142,13 +141,8 @@ def main() -> None:
         if name
         for row in bench_memory(name, args.steps, args.device, args.dtype)
     ]
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = f"## {stamp}: `bench_memory.py {' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})"
-    text = "\n\n".join([header, _table(rows)]) + "\n"
-    print(text)
-    if not args.no_append:
-        with RESULTS.open("a", encoding="utf-8") as handle:
-            handle.write("\n" + text)
+    title = f"`bench_memory.py {' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})"
+    publish(title, [_table(rows)], args.no_append)
 
 
 if __name__ == "__main__":

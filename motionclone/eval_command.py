@@ -65,7 +65,7 @@ def _evaluate_pair(args: argparse.Namespace) -> None:
 
 def evaluate_folder(folder: Path) -> list[dict[str, Any]]:
     """Evaluate each result in `folder/output/` whose reference is still in the watch folder."""
-    from motionclone.evaluation.evaluate import evaluate
+    from motionclone.evaluation.evaluate import evaluate_job
 
     outputs = sorted((folder / "output").glob("*.mp4"))
     if not outputs:
@@ -84,15 +84,7 @@ def evaluate_folder(folder: Path) -> list[dict[str, Any]]:
         if reference is None:
             evaluated.append({"result": str(output), "skipped": "its reference clip is no longer in the folder"})
             continue
-        settings = job_report.get("settings", {})
-        report = evaluate(
-            reference,
-            output,
-            settings.get("prompt"),
-            settings.get("resize", "crop"),
-            settings.get("start"),
-            settings.get("end"),
-        ).report
+        report = evaluate_job(reference, output, job_report.get("settings", {})).report
         output.with_suffix(".eval.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         evaluated.append(report)
     return evaluated

@@ -25,7 +25,7 @@ import torch
 from motionclone.config import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.errors import Interrupted, MotionCloneError
-from motionclone.evaluation.evaluate import evaluate
+from motionclone.evaluation.evaluate import evaluate_job
 from motionclone.pipeline import StepInfo
 from motionclone.preview import LivePreview
 from motionclone.video_io import probe
@@ -221,16 +221,8 @@ class Worker(threading.Thread):
 
 def _evaluation(job: Job, output: Path) -> dict:
     """The motion-fidelity report of a finished job; a clip that cannot be scored says why, the job still succeeds."""
-    settings = job.settings
     try:
-        return evaluate(
-            job.reference_path,
-            output,
-            settings.get("prompt"),
-            settings.get("resize", "crop"),
-            settings.get("start"),
-            settings.get("end"),
-        ).report
+        return evaluate_job(job.reference_path, output, job.settings).report
     except MotionCloneError as error:
         return {"error": str(error)}
 

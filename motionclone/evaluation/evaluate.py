@@ -105,3 +105,15 @@ def evaluate(
         "clip": clip_scores(result_frames, prompt),
     }
     return Evaluation(report, reference_frames, result_frames, tracks["reference"], tracks["result"])
+
+
+def evaluate_job(reference: str | Path, result: str | Path, settings: dict) -> Evaluation:
+    """`evaluate` with the prompt, fit and range a job ran with (its settings or its report's)."""
+    return evaluate(
+        reference,
+        result,
+        settings.get("prompt"),
+        settings.get("resize", "crop"),
+        settings.get("start"),
+        settings.get("end"),
+    )
