@@ -61,7 +61,7 @@ class StallingEngine(Engine):
         self.stalled.set()
         self.release.wait(60)
 
-    def generate(self, config, output, reference=None, motion=None, on_step=None, should_stop=None):
+    def generate(self, config, output, reference=None, motion=None, on_step=None, should_stop=None, **hooks):
         if self.after_step == 0:
             self._stall()
 
@@ -70,7 +70,7 @@ class StallingEngine(Engine):
             if info.phase == "denoise" and info.index + 1 == self.after_step:
                 self._stall()
 
-        return super().generate(config, output, reference, motion, step, should_stop)
+        return super().generate(config, output, reference, motion, step, should_stop, **hooks)
 
 
 def killed_while_stalled(tmp_path: Path, engine: StallingEngine, job_id: str | None = None, **submit) -> str:
