@@ -191,10 +191,7 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None) -
     pipeline._hooks = FullGraphHooks(model.unet, tuple(config.guided_blocks))
     naive_guided, _, naive_peak, _ = _step_times(pipeline, template, config)
     return {
-        "config": name,
-        "device": _device_name(model.device),
-        "dtype": str(model.dtype).removeprefix("torch."),
-        "shape": f"{frames_count}x{size}x{size}",
+        **_row_head(name, model),
         "plain_step_s": float(np.mean(plain)),
         "guided_step_s": float(np.mean(guided)),
         "ratio": float(np.mean(guided) / np.mean(plain)),
@@ -205,6 +202,17 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None) -
         "extract_peak_mb": extract_peak,
         "peak_mb": peak,
         "naive_peak_mb": naive_peak,
+    }
+
+
+def _row_head(name: str, model) -> dict:
+    """The columns that say what ran: config, device, dtype and video shape."""
+    frames_count, size = SHAPES[name]
+    return {
+        "config": name,
+        "device": _device_name(model.device),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "shape": f"{frames_count}x{size}x{size}",
     }
 
 
@@ -225,10 +233,7 @@ def bench_semantic(name: str, steps: int, weight: float, device: str | None, dty
     # Weight 0 with the semantic template: the same passes, the energy measured but not followed.
     *_, unguided_energy = _step_times(pipeline, semantic_template, motion_only, "semantic_energy")
     return {
-        "config": name,
-        "device": _device_name(model.device),
-        "dtype": str(model.dtype).removeprefix("torch."),
-        "shape": f"{frames_count}x{size}x{size}",
+        **_row_head(name, model),
         "guided_step_s": float(np.mean(guided)),
         "semantic_step_s": float(np.mean(semantic_times)),
         "semantic_ratio": float(np.mean(semantic_times) / np.mean(guided)),
