@@ -204,3 +204,54 @@ class GuidedBlockHooks:
         finally:
             for handle in handles:
                 handle.remove()
+
+
+class _ContiguousGradient(torch.autograd.Function):
+    """The identity, whose backward hands on its gradient laid out contiguously."""
+
+    @staticmethod
+    def forward(ctx: object, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx: object, gradient: torch.Tensor) -> torch.Tensor:
+        return gradient.contiguous()
+
+
+def _contiguous_input(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    return tuple(a.contiguous() for a in args), {k: v.contiguous() for k, v in kwargs.items()}
+
+
+def _contiguous_gradient(_module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+    return _ContiguousGradient.apply(output) if output.requires_grad else None
+
+
+class TemporalLayoutHooks:
+    """Keeps the matrix products of AnimateDiff's temporal transformers plain ones.
+
+    Each temporal transformer reshapes (batch * frames, channels, h, w) to (batch * h * w,
+    frames, channels) around `proj_in` and back after `proj_out`. For one video (batch 1: every
+    pass but the plain CFG pair) that reshape is a strided view, and in the backward so is the
+    gradient reaching `proj_out`. matmul cannot fold such a tensor into one matrix product: it
+    copies the weight once per token and runs a batched product, 10-50x slower on CPU; a medium
+    guided step spent most of its time there. A contiguous copy in front of `proj_in`, and of
+    the gradient behind `proj_out`, makes every one of them a plain product; the values are the
+    same.
+    """
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        transformers = [name for name, _ in unet.named_modules() if ".motion_modules." in name]
+        modules = dict(unet.named_modules())
+        self._inputs = [modules[n] for n in transformers if n.endswith(".proj_in")]
+        self._outputs = [modules[n] for n in transformers if n.endswith(".proj_out")]
+
+    @contextmanager
+    def contiguous(self) -> Iterator[None]:
+        """Apply the layout during the enclosed UNet pass only."""
+        handles = [m.register_forward_pre_hook(_contiguous_input, with_kwargs=True) for m in self._inputs]
+        handles += [m.register_forward_hook(_contiguous_gradient) for m in self._outputs]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
