@@ -89,16 +89,16 @@ def test_every_setting_has_a_serve_flag():
     assert all(hasattr(args, f.name) for f in fields(DaemonSettings))
 
 
-def test_clips_longer_than_the_limit_fail_with_the_reason(clip_files, tmp_path, shared_engine):
-    from motionclone_client import JobFailed
+def test_clips_longer_than_the_limit_are_refused_at_submit_with_the_reason(clip_files, tmp_path, shared_engine):
+    from motionclone_client import ClientError
 
     with (
         running_daemon(tmp_path, engine=shared_engine, max_clip_seconds=1) as daemon,
         DaemonClient(f"127.0.0.1:{daemon.port}", token=daemon.token) as client,
     ):
-        job = client.submit(clip_files["right"], {**FAST, "prompt": "x"})
-        with pytest.raises(JobFailed, match="clip is 2 s long; this daemon accepts at most 1 s"):
-            client.wait(job.id)
+        with pytest.raises(ClientError, match=r"^clip is 2 s long; this daemon accepts at most 1 s"):
+            client.submit(clip_files["right"], {**FAST, "prompt": "x"})
+        assert client.list() == []
 
 
 def test_a_busy_port_gives_a_clear_error(tmp_path, shared_engine):

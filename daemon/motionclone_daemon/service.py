@@ -226,15 +226,18 @@ class JobService:
         with open(source, "rb") as handle:
             return self._receive(iter(lambda: handle.read(COPY_CHUNK), b""), job_id, source.name, probed=True)
 
-    @staticmethod
-    def _check_video(path: Path, name: str) -> None:
-        """Refuse an empty or unreadable clip at submit, naming it as the client knows it."""
+    def _check_video(self, path: Path, name: str) -> None:
+        """Refuse an empty, unreadable or too long clip at submit, naming it as the client knows
+        it: the one probe of the clip the daemon makes (the engine reads it again anyway)."""
         if path.stat().st_size == 0:
             raise InvalidRequest(f"the clip is empty (0 bytes): {name}" if name else NO_CLIP_SENT)
         try:
-            probe(path)
+            duration = probe(path).duration
         except VideoError as error:
             raise InvalidRequest(str(error).replace(str(path), name or "the uploaded clip")) from None
+        longest = self.settings.max_clip_seconds
+        if longest and duration > longest:
+            raise InvalidRequest(f"clip is {duration:.0f} s long; this daemon accepts at most {longest:.0f} s")
 
     def _disk_error(self, error: Exception) -> Exception:
         """A full disk as the one clear message; any other error as it is."""

@@ -28,7 +28,6 @@ from motionclone.errors import Interrupted, MotionCloneError
 from motionclone.evaluation.evaluate import evaluate_job
 from motionclone.pipeline import StepInfo
 from motionclone.preview import LivePreview
-from motionclone.video_io import probe
 from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.disk import disk_full_message, is_disk_full
 from motionclone_daemon.jobs import EventKind, Job, JobState
@@ -159,11 +158,6 @@ class Worker(threading.Thread):
         try:
             self.store.progress(job.id, None, heavy_phase="model load and extraction")
             config = job_config(job.settings, self.settings, self.catalog, self.device)
-            duration = probe(job.reference_path).duration
-            if self.settings.max_clip_seconds and duration > self.settings.max_clip_seconds:
-                raise MotionCloneError(
-                    f"clip is {duration:.0f} s long; this daemon accepts at most {self.settings.max_clip_seconds:.0f} s"
-                )
             outcome = self.engine.generate(
                 config,
                 output,
