@@ -26,7 +26,7 @@ import torch
 
 from motionclone.config import MotionCloneConfig, ResolvedConfig, resolve
 from motionclone.errors import ConfigError, TemplateError
-from motionclone.memory import check_fits, device_memory
+from motionclone.memory import device_memory, fitting_config
 from motionclone.models import MotionCloneModel, defaults_before_loading, load_model
 from motionclone.pipeline import MotionClonePipeline, StepCallback, StepInfo, StopCheck, extraction_settings
 from motionclone.preview import PreviewCallback, preview_hook
@@ -132,7 +132,7 @@ class Engine:
         model = pipeline.model
         resolved = resolve(config, model.defaults, seed, source_size)
         free, _total = device_memory(model.device)
-        check_fits(model.defaults, resolved, model.device, model.dtype, free, weights_loaded=True)
+        resolved = fitting_config(model.defaults, resolved, model.device, model.dtype, free, weights_loaded=True)
         if model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(model.device)
         return pipeline, resolved

@@ -7,6 +7,7 @@ one clear line instead. The estimate comes from the model's measured cost (`Mode
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -62,22 +63,38 @@ def cgroup_limit() -> tuple[int, int] | None:
     return None
 
 
-def check_fits(
+def needed_bytes(
+    defaults: ModelDefaults, config: ResolvedConfig, dtype: torch.dtype, weights_loaded: bool, low_memory: bool
+) -> int:
+    """Estimated peak bytes of a run of `config`'s size, beyond the weights when they are loaded."""
+    value_bytes = torch.finfo(dtype).bits // 8
+    size = (config.frames, config.width, config.height, value_bytes, low_memory)
+    weights, run = defaults.estimated_peak_bytes(*size)
+    return run if weights_loaded else weights + run
+
+
+def fitting_config(
     defaults: ModelDefaults,
     config: ResolvedConfig,
     device: torch.device,
     dtype: torch.dtype,
     available: int,
     weights_loaded: bool,
-) -> None:
-    """Raise `ResourceError` when a run of `config`'s size would need more than `available` bytes."""
-    value_bytes = torch.finfo(dtype).bits // 8
-    weights, run = defaults.estimated_peak_bytes(config.frames, config.width, config.height, value_bytes)
-    needed = run if weights_loaded else weights + run
-    if needed > available:
-        where = "GPU memory" if device.type == "cuda" else "RAM"
-        raise ResourceError(
-            f"{config.frames} frames at {config.width}x{config.height} need about {needed / GIB:.1f} GiB of {where}, "
-            f"and only {available / GIB:.1f} GiB {'are free' if weights_loaded else 'exist'} on {device}: "
-            "try fewer frames or a smaller size"
-        )
+) -> ResolvedConfig:
+    """`config` as it fits in `available` bytes: with `low_memory: auto`, turned on when only the
+    low-memory run fits (an 8-12 GB card, the editor holding part of it). Raises `ResourceError`,
+    one clear line before any work, when even the run it settles on would not fit."""
+    needed = needed_bytes(defaults, config, dtype, weights_loaded, config.low_memory)
+    if needed <= available:
+        return config
+    tried_low = config.low_memory or config.base.low_memory == "auto"
+    if tried_low:
+        needed = needed_bytes(defaults, config, dtype, weights_loaded, low_memory=True)
+        if needed <= available:
+            return dataclasses.replace(config, low_memory=True)
+    where = "GPU memory" if device.type == "cuda" else "RAM"
+    raise ResourceError(
+        f"{config.frames} frames at {config.width}x{config.height} need about {needed / GIB:.1f} GiB of {where}"
+        f"{' even with low_memory' if tried_low else ''}, and only {available / GIB:.1f} GiB "
+        f"{'are free' if weights_loaded else 'exist'} on {device}: try fewer frames or a smaller size"
+    )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,6 +161,25 @@ class _Prediction:
     appearance_eps: torch.Tensor | None = None
 
 
+@contextlib.contextmanager
+def recomputed_activations(unet: torch.nn.Module, enabled: bool) -> Iterator[None]:
+    """Activation checkpointing for the enclosed guided pass, when `enabled` (low memory).
+
+    The guided pass's backward is what sets the peak: autograd keeps every resnet's and spatial
+    transformer's activations before the cut. diffusers' own checkpointing (non-reentrant) keeps
+    their inputs only and recomputes the rest in the backward: the same values, one more forward
+    of those layers. It acts only where autograd records, so passes without gradients never pay.
+    """
+    if not enabled:
+        yield
+        return
+    unet.enable_gradient_checkpointing()
+    try:
+        yield
+    finally:
+        unet.disable_gradient_checkpointing()
+
+
 class MotionClonePipeline:
     """Extraction and guided generation on one loaded model."""
 
@@ -216,7 +235,8 @@ class MotionClonePipeline:
         ids = tokenizer(
             text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
         ).input_ids
-        return self.model.text_encoder(ids.to(self.model.device))[0]
+        encoder = self.model.text_encoder.to(self.model.device)  # back from a low-memory run's offload
+        return encoder(ids.to(self.model.device))[0]
 
     def subject_token(self, prompt: str, subject: str) -> int:
         """Position of `subject`'s first sub-token inside the tokenised `prompt`: the token whose
@@ -401,6 +421,8 @@ class MotionClonePipeline:
         token = self.subject_token(config.prompt, config.subject) if semantic else None
         cond = self.encode_prompt(config.prompt)
         uncond = self.encode_prompt(config.negative_prompt)
+        if config.low_memory:
+            self.model.text_encoder.to("cpu")  # its weights are not needed again until the next run
         generator = torch.Generator("cpu").manual_seed(config.seed)
         latents = torch.randn(shape, generator=generator).to(self.model.device)
         appearance = latents.clone() if semantic else None
@@ -488,7 +510,11 @@ class MotionClonePipeline:
                 appearance_record = self.store.take_batch(index=2, batches=3)
         with torch.enable_grad():
             z = latents.detach().to(self.model.dtype).requires_grad_(True)
-            with self.store.record(), self._hooks.no_graph_after_guided():
+            with (
+                self.store.record(),
+                self._hooks.no_graph_after_guided(),
+                recomputed_activations(self.model.unet, config.low_memory),
+            ):
                 eps_cond = self._unet(z, timestep, cond).float()
             motion = self.motion_energy(template, timestep, config)
             loss = weights[0] * motion

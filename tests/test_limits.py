@@ -123,7 +123,7 @@ def test_a_job_too_big_for_the_machine_is_refused_at_submit_and_before_it_runs(c
     import motionclone.engine
 
     monkeypatch.setattr(motionclone_daemon.service, "device_memory", lambda device: (2**20, 64 * 2**20))
-    too_big = r"8 frames at 256x256 need about 0\.\d GiB of RAM, and only 0\.1 GiB exist"
+    too_big = r"8 frames at 256x256 need about 0\.\d GiB of RAM even with low_memory, and only 0\.1 GiB exist"
     with (
         running_daemon(tmp_path, engine=Engine()) as daemon,
         client_for(daemon) as client,
@@ -181,6 +181,9 @@ def test_a_container_memory_limit_is_the_memory_there_is(tmp_path, monkeypatch):
     limit.write_text(f"{4 * 2**30}\n")
     usage.write_text(f"{3 * 2**30}\n")
     assert memory.system_memory() == (min(machine[0], 2**30), min(machine[1], 4 * 2**30))
-    config = resolve(MotionCloneConfig(prompt="x", width=512, height=512, frames=32), TINY_DEFAULTS, seed=0)
+    config = MotionCloneConfig(prompt="x", width=512, height=512, frames=32, low_memory="off")
+    resolved = resolve(config, TINY_DEFAULTS, seed=0)
     with pytest.raises(ResourceError, match=r"need about 10\.9 GiB of RAM, and only 1\.0 GiB are free"):
-        memory.check_fits(TINY_DEFAULTS, config, torch.device("cpu"), torch.float32, memory.system_memory()[0], True)
+        memory.fitting_config(
+            TINY_DEFAULTS, resolved, torch.device("cpu"), torch.float32, memory.system_memory()[0], True
+        )

@@ -20,7 +20,7 @@ from typing import Any
 
 from motionclone.config import require_text, resolve
 from motionclone.errors import MotionCloneError, VideoError
-from motionclone.memory import check_fits, device_memory
+from motionclone.memory import device_memory, fitting_config
 from motionclone.models import choose_device, defaults_before_loading
 from motionclone.video_io import probe
 from motionclone_daemon.catalog import ModelCatalog
@@ -124,7 +124,7 @@ class JobService:
             resolved = resolve(config, defaults, seed=0)
             device, dtype = choose_device(config.device or self._device, config.dtype)
             _free, total = device_memory(device)
-            check_fits(defaults, resolved, device, dtype, total, weights_loaded=False)
+            fitting_config(defaults, resolved, device, dtype, total, weights_loaded=False)
         except MotionCloneError as error:
             raise InvalidRequest(str(error)) from None
         except TypeError as error:

@@ -16,6 +16,7 @@ PRESET_NAMES = ("camera", "object", "inversion")
 RESIZE_MODES = ("crop", "pad", "stretch")
 EXTRACTION_MODES = ("single-step", "inversion")
 NOISE_SCHEDULES = ("official", "model")
+LOW_MEMORY_MODES = ("auto", "on", "off")
 AUTO_SIZE = "auto"
 OFFICIAL_SEED = 2025  # the official text-to-video script's --default-seed
 # The official release's negative prompt: the default every front end shows and sends.
@@ -116,6 +117,13 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
     ),
     GenerationOption("--semantic-weight", "semantic_guidance_weight", float, "semantic guidance weight (0 = off)"),
     GenerationOption("--preview-every", "preview_every", int, "a live preview every N denoising steps (5; 0 = off)"),
+    GenerationOption(
+        "--low-memory",
+        "low_memory",
+        str,
+        "trade time for GPU memory: auto (only when the run would not fit otherwise, default), on or off",
+        LOW_MEMORY_MODES,
+    ),
 )
 
 
