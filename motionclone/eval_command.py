@@ -3,7 +3,8 @@
 Pair mode prints the JSON report (or writes it with --report) and can draw a contact sheet and a
 side-by-side video. Folder mode finds each `output/*.mp4` of a watch folder, its report beside
 it and, by the reference digest that report records, the original clip in done/; it writes
-`NAME.eval.json` beside each result and prints the results ranked by motion fidelity.
+`NAME.eval.json` beside each result (the scores, or why it could not be scored) and prints the
+results ranked by motion fidelity.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from motionclone.errors import ConfigError
+from motionclone.errors import ConfigError, MotionCloneError
 from motionclone.template import file_digest
 
 
@@ -84,7 +85,10 @@ def evaluate_folder(folder: Path) -> list[dict[str, Any]]:
         if reference is None:
             evaluated.append({"result": str(output), "skipped": "its reference clip is no longer in the folder"})
             continue
-        report = evaluate_job(reference, output, job_report.get("settings", {})).report
+        try:
+            report = evaluate_job(reference, output, job_report.get("settings", {})).report
+        except MotionCloneError as error:  # one result that cannot be scored must not stop the batch
+            report = {"result": str(output), "error": str(error)}
         output.with_suffix(".eval.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         evaluated.append(report)
     return evaluated
@@ -97,5 +101,6 @@ def _print_ranking(reports: list[dict[str, Any]]) -> None:
     for report in scored:
         print(f"{report['motion_fidelity']['score']:15.3f}  {report['result']}")
     for report in reports:
-        if "skipped" in report:
-            print(f"{'skipped':>15}  {report['result']}: {report['skipped']}")
+        for reason in ("skipped", "error"):
+            if reason in report:
+                print(f"{reason:>15}  {report['result']}: {report[reason]}")

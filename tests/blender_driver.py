@@ -11,6 +11,7 @@ in a loop (timers never fire headless), and prints one line `RESULT {json}` of w
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -98,6 +99,35 @@ def summary() -> dict[str, Any]:
     }
 
 
+def watch_previews(addon: Any, timeout: float, keep: Path) -> dict[str, Any]:
+    """Tick until the job is done, noting each live preview the panel has for it while it runs.
+
+    Each preview file is copied to `keep` (the add-on deletes them when the job ends) so the test
+    can decode it and compare with the size Blender loaded.
+    """
+    previews = sys.modules[f"{ADDON_MODULE}.live_previews"]
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not records()[0].done:
+        addon.tick()
+        record = records()[0]
+        shown = previews.preview_of(record.key)
+        if shown is not None:
+            newest = max(previews.job_folder(record.key).glob("*.jpg"))
+            sighting = {"state": record.state, "step": record.step, "size": list(shown.image_size), "file": str(newest)}
+            if not seen or seen[-1]["file"] != sighting["file"]:
+                sighting["copy"] = str(shutil.copy(newest, keep / newest.name))
+                seen.append(sighting)
+        time.sleep(0.05)
+    record = records()[0]
+    return {
+        "finished": record.done,
+        "previews": seen,
+        "preview_after_done": previews.preview_of(record.key) is not None,
+        "folder_after_done": previews.job_folder(record.key).exists(),
+    }
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     addon = install(spec["zip"])
     scenario = spec["scenario"]
@@ -113,6 +143,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         outcome["finished"] = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
         outcome["round_trip_seconds"] = time.perf_counter() - started + outcome["seconds"]
+    elif scenario == "previews":
+        outcome.update(watch_previews(addon, spec["timeout"], Path(spec["keep_previews"])))
     elif scenario == "cancel":
         tick_until(addon, lambda: records()[0].state == "running", spec["timeout"])
         bpy.ops.motionclone.cancel(key=records()[0].key)

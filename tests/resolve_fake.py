@@ -17,13 +17,23 @@ whatever its own rate, so an item shows `duration x clip fps / timeline fps` cli
 `AppendToTimeline`'s `endFrame` is exclusive, as users measured recent releases to behave; a
 timeline made with `end_inclusive=True` behaves as older guides describe.
 
-Test-only helpers are module functions (`new_resolve`, `add_clip`, `snapshot`), never methods.
+The UIManager part (`fusion.UIManager`, `bmd.UIDispatcher`) follows the element and event
+conventions of Blackmagic's UIManager examples and the community's UIManager reference: elements
+made as `ui.Kind({props}, [children])` with their properties as attributes, `ui.Icon({'File':
+path})` as a Button's `Icon`, handlers set as `window.On.<ID>.<Event>`, timer ticks on
+`dispatcher.On.Timeout`; the dispatcher's `RunLoop` hands the window to a scripted `DialogUser`.
+
+Test-only helpers are module functions (`new_resolve`, `add_clip`, `snapshot`, `with_dialogs`), never
+methods.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from motionclone.video_io import probe
@@ -395,22 +405,160 @@ class ProjectManager(_ResolveObject):
 
 
 class Fusion(_ResolveObject):
-    """Resolve's Fusion object; its UIManager is unavailable, as in the free edition since 19.1."""
+    """Resolve's Fusion object; its UIManager is unavailable (as in the free edition since 19.1)
+    unless a test gives it one with `with_dialogs`."""
+
+    def __init__(self, ui_manager: UIManager | None = None) -> None:
+        self._id = f"fusion-{next(_ids)}"
+        self.UIManager = ui_manager
+
+
+# -- UIManager (Fusion's UI toolkit), the part the documented examples use ----------------------------
+
+
+class _Handlers:
+    """`window.On.<ID>.<Event> = function` and `window.On[ID]`: a handler table per element ID."""
 
     def __init__(self) -> None:
-        self._id = f"fusion-{next(_ids)}"
+        object.__setattr__(self, "_by_id", {})
+
+    def __getattr__(self, element_id: str) -> SimpleNamespace:
+        return self[element_id]
+
+    def __getitem__(self, element_id: str) -> SimpleNamespace:
+        return self._by_id.setdefault(element_id, SimpleNamespace())
+
+    def __setattr__(self, event: str, handler: Any) -> None:  # dispatcher-wide: `disp.On.Timeout = f`
+        setattr(self[""], event, handler)
+
+    def fire(self, element_id: str, event: str) -> None:
+        handler = getattr(self._by_id.get(element_id), event, None)
+        if handler is not None:
+            handler({"who": element_id, "what": event})
+
+
+class Widget:
+    """An element made by `ui.<Kind>({props}, [children])`; attributes read and write its properties."""
+
+    def __init__(self, kind: str, props: dict | list | None = None, children: list | None = None) -> None:
+        if isinstance(props, list):
+            props, children = {}, props
+        defaults = {"Text": "", "Checked": False}  # what Qt reports for an untouched field
+        self.__dict__.update(_kind=kind, _props={**defaults, **(props or {})}, _children=list(children or []))
+        self.__dict__["_items"] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return self._props.get(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._props[name] = value
+
+    def AddItems(self, items: list[str]) -> None:  # ComboBox
+        self._items.extend(items)
+        if self._props.get("CurrentText") is None and items:
+            self._props["CurrentText"] = items[0]
+
+    def walk(self):
+        yield self
+        for child in self._children:
+            yield from child.walk()
+
+
+class UIManager:
+    """`fusion.UIManager`: `ui.VGroup(...)`, `ui.Button(...)`, ... make elements; `ui.Icon({'File': path})`
+    an icon; `ui.Timer({'ID', 'Interval'})` a timer whose ticks reach `dispatcher.On.Timeout`."""
+
+    def __init__(self, user: Callable[[DialogUser], None]) -> None:
+        self._user = user
+        self.timers: list[Widget] = []
+
+    def __getattr__(self, kind: str) -> Callable[..., Widget]:
+        if kind.startswith("_"):
+            raise AttributeError(kind)
+        return lambda props=None, children=None: Widget(kind, props, children)
+
+    def Timer(self, props: dict) -> Widget:
+        timer = Widget("Timer", {**props, "active": False})
+        timer.__dict__.update(
+            Start=lambda: setattr(timer, "active", True), Stop=lambda: setattr(timer, "active", False)
+        )
+        self.timers.append(timer)
+        return timer
+
+
+class Window:
+    def __init__(self, props: dict, layout: Widget) -> None:
+        self.props, self.layout = props, layout
+        self.On = _Handlers()
+        self.shown = False
+
+    def GetItems(self) -> dict[str, Widget]:
+        return {w.ID: w for w in self.layout.walk() if w.ID}
+
+    def Show(self) -> None:
+        self.shown = True
+
+    def Hide(self) -> None:
+        self.shown = False
+
+
+class UIDispatcher:
+    """`bmd.UIDispatcher(ui)`: makes windows and runs the event loop, here on behalf of a scripted user."""
+
+    def __init__(self, ui: UIManager) -> None:
+        self._ui = ui
+        self.On = _Handlers()
+        self.windows: list[Window] = []
+        self.looping = False
+
+    def AddWindow(self, props: dict, layout: Widget) -> Window:
+        self.windows.append(Window(props, layout))
+        return self.windows[-1]
+
+    def RunLoop(self) -> None:
+        self.looping = True
+        self._ui._user(DialogUser(self))
+        assert not self.looping, "the scripted user left the dialog open"
+
+    def ExitLoop(self) -> None:
+        self.looping = False
+
+
+class DialogUser:
+    """What a person does with the dialog, as UIManager delivers it: edits, clicks, timer ticks, closing."""
+
+    def __init__(self, dispatcher: UIDispatcher) -> None:
+        self._dispatcher = dispatcher
+        self.window = dispatcher.windows[-1]
+        self.items = self.window.GetItems()
+
+    def click(self, element_id: str) -> None:
+        self.window.On.fire(element_id, "Clicked")
+
+    def wait_while_timer_runs(self, after_tick: Callable[[], None], timeout: float = 300.0) -> None:
+        """Let the active timers tick (each tick is a `dispatcher.On.Timeout`) until all stop."""
+        deadline = time.monotonic() + timeout
+        while any(t.active for t in self._dispatcher._ui.timers):
+            assert time.monotonic() < deadline, "the dialog's timer never stopped"
+            time.sleep(min(t.Interval for t in self._dispatcher._ui.timers if t.active) / 1000)
+            self._dispatcher.On.fire("", "Timeout")
+            after_tick()
+
+    def close(self) -> None:
+        self.window.On.fire(self.window.props["ID"], "Close")
 
 
 class Resolve(_ResolveObject):
     def __init__(self, project: Project | None) -> None:
         self._id = f"resolve-{next(_ids)}"
         self._manager = ProjectManager(project)
+        self._ui_manager: UIManager | None = None
 
     def GetProjectManager(self) -> ProjectManager:
         return self._manager
 
     def Fusion(self) -> Fusion:
-        return Fusion()
+        return Fusion(self._ui_manager)
 
     def GetProductName(self) -> str:
         return "DaVinci Resolve"
@@ -476,6 +624,12 @@ def add_generator(resolve: Resolve, name: str, track: int, record: int, duration
     item = TimelineItem(timeline, None, name, track, record, (0, duration))
     assert timeline._place(item)
     return item
+
+
+def with_dialogs(resolve: Resolve, user: Callable[[DialogUser], None]) -> SimpleNamespace:
+    """Give `resolve` a UIManager (as Studio has) whose dialogs `user` works; returns the `bmd` global."""
+    resolve._ui_manager = UIManager(user)
+    return SimpleNamespace(UIDispatcher=UIDispatcher, scriptapp=lambda name: resolve)
 
 
 def select(timeline: Resolve21Timeline, items: list[TimelineItem]) -> None:

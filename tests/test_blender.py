@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 from daemon_helpers import running_daemon
 
@@ -204,3 +205,32 @@ def test_built_zip_passes_blenders_validate(extension_zip):
         text=True,
     )
     assert validated.returncode == 0, validated.stdout + validated.stderr
+
+
+def test_job_panel_shows_the_latest_live_preview_while_the_job_runs(extension_zip, tmp_path, shared_engine):
+    """The daemon's default preview_every (5) over 20 steps: the panel's image follows the steps, then goes."""
+    kept = tmp_path / "kept-previews"
+    kept.mkdir()
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        spec = scenario(
+            tmp_path,
+            extension_zip,
+            "previews",
+            f"127.0.0.1:{daemon.port}",
+            daemon.token,
+            settings={**SETTINGS, "steps": 20},
+            keep_previews=str(kept),
+        )
+        outcome = run_driver(tmp_path, spec)
+    assert outcome["finished"] and outcome["records"][0]["state"] == "succeeded", outcome
+    previews = outcome["previews"]
+    assert len(previews) >= 2, "the preview must be replaced as new ones arrive"
+    steps = [int(Path(p["file"]).stem.removeprefix("preview-step-")) for p in previews]
+    assert steps == sorted(steps) and all(step % 5 == 0 for step in steps), steps
+    for sighting in previews:
+        assert sighting["state"] == "running" and sighting["step"] >= int(Path(sighting["file"]).stem[-4:])
+        image = cv2.imread(sighting["copy"])
+        assert image is not None, "the panel's preview file is not a readable image"
+        assert sighting["size"] == [image.shape[1], image.shape[0]], "Blender loaded the file at its own size"
+        assert max(image.shape[:2]) <= 256 and image.shape[1] == 4 * image.shape[0]  # 4 frames side by side
+    assert not outcome["preview_after_done"] and not outcome["folder_after_done"], "previews outlive the job"

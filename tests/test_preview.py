@@ -64,13 +64,29 @@ def test_pipeline_calls_the_preview_hook_every_k_steps_only(pipeline, tiny_model
     assert seen == []
 
 
+def _assert_previews_of_steps_3_and_6(folder) -> None:
+    """Every 3 of 7 steps: one whole JPEG per preview, named by its step, at most 256 px."""
+    assert sorted(p.name for p in folder.iterdir()) == ["preview-step-0003.jpg", "preview-step-0006.jpg"]
+    for path in folder.iterdir():
+        image = _decoded(path.read_bytes())
+        assert image.shape == (8, 32, 3)  # 4 frames of the tiny model's 8x8 latents, side by side
+
+
 def test_generate_writes_previews_into_the_preview_dir(clip_files, tmp_path):
     folder = tmp_path / "previews"
     argv = [str(clip_files["right"]), "--prompt", "a boat", "-o", str(tmp_path / "out.mp4")]
     fast = ["--model", "tiny-random", "--steps", "7", "--preview-every", "3", "--cache-dir", str(tmp_path / "c")]
     assert main(["generate", *argv, *fast, "--preview-dir", str(folder)]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["preview-step-0003.jpg", "preview-step-0006.jpg"]
-    assert _decoded((folder / "preview-step-0006.jpg").read_bytes()).shape[2] == 3
+    _assert_previews_of_steps_3_and_6(folder)
+
+
+def test_submit_writes_previews_into_the_preview_dir_as_they_arrive(clip_files, tmp_path, shared_engine):
+    folder = tmp_path / "previews"
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        argv = ["submit", str(clip_files["right"]), "--prompt", "a boat", "--address", f"127.0.0.1:{daemon.port}"]
+        fast = ["--model", "tiny-random", "--steps", "7", "--preview-every", "3", "--seed", "3"]
+        assert main([*argv, *fast, "--preview-dir", str(folder)]) == 0
+    _assert_previews_of_steps_3_and_6(folder)
 
 
 def test_daemon_streams_previews_every_k_steps_and_none_when_off(clip_files, tmp_path, shared_engine):

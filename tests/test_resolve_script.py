@@ -7,6 +7,7 @@ import socket
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 from daemon_helpers import running_daemon
 from resolve_fake import (
@@ -18,6 +19,7 @@ from resolve_fake import (
     new_resolve,
     snapshot,
     timeline_of,
+    with_dialogs,
 )
 
 from motionclone.video_io import probe
@@ -171,3 +173,41 @@ def test_wrong_token_and_failed_job_leave_the_project_unchanged(clip_files, tmp_
     assert "Traceback" not in output.out + output.err
     assert snapshot(resolve) == before and snapshot(broken) == broken_before
     assert not list((tmp_path / "media" / "MotionClone").glob("*"))
+
+
+def test_dialog_shows_the_latest_preview_of_the_running_job(clip_files, tmp_path, shared_engine):
+    """Resolve Studio's dialog (a UIManager): type a prompt, Generate, watch, close. The daemon's
+    default preview_every (5) over the camera preset's steps; tiny-random is the CPU default model."""
+    resolve = _playhead_clip(clip_files["right"], tmp_path)
+    shown: list[dict] = []
+
+    def user(dialog) -> None:
+        dialog.items["Prompt"].Text = "a red fox running"
+        dialog.click("Generate")
+
+        def look() -> None:
+            icon = dialog.items["Preview"].Icon
+            path = Path(icon.File) if icon is not None and icon.File else None
+            image = cv2.imread(str(path)) if path else None
+            shown.append({"path": path, "size": None if image is None else image.shape[:2]})
+
+        dialog.wait_while_timer_runs(look)
+        look()
+        dialog.close()
+
+    with running_daemon(tmp_path, engine=shared_engine):
+        status = main(resolve=resolve, bmd=with_dialogs(resolve, user), menu=True)
+
+    assert status == 0
+    previews = [sight for sight in shown if sight["path"]]
+    assert len({sight["path"] for sight in previews}) >= 2, "the preview must follow the job"
+    steps = [int(sight["path"].stem.removeprefix("preview-step-")) for sight in previews]
+    assert steps == sorted(steps) and all(step % 5 == 0 for step in steps), steps
+    for sight in previews:
+        assert sight["size"] is not None, f"{sight['path']} was not a readable image when shown"
+        height, width = sight["size"]
+        assert max(height, width) <= 256 and width == 4 * height  # 4 square frames side by side
+    assert shown[-1]["path"] is None, "the preview must go when the job ends"
+    assert not previews[-1]["path"].parent.exists(), "previews are not kept after the job"
+    [placed] = timeline_of(resolve).GetItemListInTrack("video", 2)
+    assert result_file(placed).is_file()

@@ -18,7 +18,7 @@ import numpy as np
 from motionclone.errors import VideoError
 from motionclone.evaluation.clip_scores import clip_scores
 from motionclone.evaluation.fidelity import STILL_PX, motion_fidelity
-from motionclone.evaluation.tracking import TRACKER_NAME, lucas_kanade_tracks
+from motionclone.evaluation.tracking import choose_tracker
 from motionclone.video_io import TimePoint, probe, read_frames
 
 MAX_TRACKING_SIDE = 512
@@ -84,9 +84,10 @@ def evaluate(
 ) -> Evaluation:
     """Motion fidelity of `result` against `reference`, with CLIP scores when a CLIP model is cached."""
     reference_frames, result_frames = read_pair(Path(reference), Path(result), resize, start, end)
+    tracker = choose_tracker()
     tracks = {}
     for name, frames, path in (("reference", reference_frames, reference), ("result", result_frames, result)):
-        tracks[name] = lucas_kanade_tracks(frames)
+        tracks[name] = tracker.track(frames)
         if len(tracks[name]) < MIN_TRACKS:
             raise VideoError(f"cannot evaluate: only {len(tracks[name])} points could be tracked through {path}")
     height, width = result_frames.shape[1:3]
@@ -97,9 +98,11 @@ def evaluate(
         "tracking_size": [width, height],
         "motion_fidelity": {
             "score": motion_fidelity(tracks["reference"], tracks["result"]),
-            "tracker": TRACKER_NAME,
+            "tracker": tracker.name,
+            "tracker_choice": tracker.why,
             "definition": "DMT (Yatim et al. 2024), symmetric; steps under "
-            f"{STILL_PX} px count as still (agree with still, not with motion)",
+            f"{STILL_PX} px count as still (agree with still, not with motion); tracks covering part of "
+            "the clip agree over the steps both cover, divided by the steps either covers",
             "tracks": {"reference": len(tracks["reference"]), "result": len(tracks["result"])},
         },
         "clip": clip_scores(result_frames, prompt),

@@ -2,7 +2,7 @@
 
 The sheet puts reference frames above result frames, each with every track drawn up to that
 frame (a coloured trail ending in a dot; one colour per track), so a person sees at a glance what
-moved where in each clip.
+moved where in each clip. A track shows in the frames it covers.
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ def _row(frames: np.ndarray, tracks: np.ndarray, picks: np.ndarray) -> np.ndarra
     for index in picks:
         cell = np.ascontiguousarray(cv2.resize(frames[index], (width, height), interpolation=cv2.INTER_AREA))
         for track, colour in zip(tracks, colours, strict=True):
-            trail = np.round(track[: index + 1] * scale).astype(np.int32)
+            seen = track[: index + 1]
+            if np.isnan(seen[-1]).any():  # not tracked in this frame (a track is one unbroken run)
+                continue
+            trail = np.round(seen[~np.isnan(seen).any(axis=-1)] * scale).astype(np.int32)
             shade = tuple(int(c) for c in colour)
             cv2.polylines(cell, [trail.reshape(-1, 1, 2)], False, shade, 1, cv2.LINE_AA)
             cv2.circle(cell, tuple(int(v) for v in trail[-1]), 2, shade, -1, cv2.LINE_AA)

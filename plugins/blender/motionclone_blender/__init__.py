@@ -11,7 +11,7 @@ import logging
 
 import bpy
 
-from . import job_records, job_sync, ui
+from . import job_records, job_sync, live_previews, ui
 from .connection_operator import MOTIONCLONE_OT_test_connection
 from .generate_operator import MOTIONCLONE_OT_generate
 from .job_operators import MOTIONCLONE_OT_cancel, MOTIONCLONE_OT_clear_finished, MOTIONCLONE_OT_show_report
@@ -46,6 +46,7 @@ def tick() -> float:
 
 def register() -> None:
     start_runner()
+    live_previews.open_previews()
     job_records.register()
     for cls in CLASSES:
         bpy.utils.register_class(cls)
@@ -60,3 +61,4 @@ def unregister() -> None:
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
     job_records.unregister()
+    live_previews.close_previews()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from motionclone_client import ClientError, DaemonClient, DaemonUnavailable, ProgressEvent
+from motionclone_client.previews import save_preview
 from motionclone_client.result_names import reserve_result_path
 
 from .preferences import Connection
@@ -41,16 +42,22 @@ class Ticket:
     connection: Connection
     folder: Path
     file_stem: str
+    preview_folder: Path
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
 class JobUpdate:
-    """Changes to one record; `retry` means the follower stopped on a passing problem (start it again later)."""
+    """Changes to one record; `retry` means the follower stopped on a passing problem (start it again later).
+
+    `preview` is the path of a live preview the event brought, written by the follower: loading it
+    into the panel is Blender data, so it waits for the main thread like the record's changes.
+    """
 
     key: str
     changes: dict[str, Any]
     retry: bool = False
+    preview: str = ""
 
 
 Post = Callable[[JobUpdate], None]
@@ -82,7 +89,7 @@ def _follow(client: DaemonClient, ticket: Ticket, post: Post) -> None:
         client.cancel(job_id)
     for event in client.events(job_id):
         if not event.terminal:
-            post(JobUpdate(ticket.key, changes_from_event(event)))
+            post(JobUpdate(ticket.key, changes_from_event(event), preview=_saved_preview(ticket, event)))
     job = client.get(job_id)
     if job.state != "succeeded":
         post(JobUpdate(ticket.key, {"state": job.state, "message": job.error or f"job {job.state}"}))
@@ -118,6 +125,13 @@ def changes_from_event(event: ProgressEvent) -> dict[str, Any]:
     if event.motion_energy is not None:
         changes.update(motion_energy=event.motion_energy, has_motion_energy=True)
     return changes
+
+
+def _saved_preview(ticket: Ticket, event: ProgressEvent) -> str:
+    """The file the event's preview was written to, or "" when it brought none."""
+    if event.preview is None:
+        return ""
+    return str(save_preview(ticket.preview_folder, event.step, event.preview))
 
 
 def _save_failure(error: OSError, folder: Path) -> str:

@@ -41,6 +41,11 @@ class MotionCloneJob(bpy.types.PropertyGroup):
         return not self.done and not self.result_path
 
     @property
+    def in_progress(self) -> bool:
+        """Submitted, queued or generating: the panel shows its progress and live preview."""
+        return self.state in ACTIVE_STATES and not self.done
+
+    @property
     def ready_to_place(self) -> bool:
         return not self.done and bool(self.result_path)
 

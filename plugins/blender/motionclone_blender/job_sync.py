@@ -14,6 +14,7 @@ from pathlib import Path
 import bpy
 from motionclone_client import ClientError
 
+from . import live_previews
 from .job_follower import Ticket
 from .job_records import FINISHED_STATES, MotionCloneJob, all_records, find_record
 from .job_runner import JobRunner
@@ -35,6 +36,7 @@ def sync(runner: JobRunner, context: bpy.types.Context) -> float:
             changed = True
         elif record.needs_follower and runner.may_follow(record.key):
             start_follower(runner, context, record)
+    live_previews.keep_only({record.key for _scene, record in all_records() if record.in_progress})
     if changed:
         _redraw_sequencers(context)
     pending = any(not record.done for _scene, record in all_records())
@@ -56,6 +58,7 @@ def start_follower(runner: JobRunner, context: bpy.types.Context, record: Motion
         connection=daemon,
         folder=results_folder(context),
         file_stem=record.file_stem,
+        preview_folder=live_previews.job_folder(record.key),
     )
     runner.follow(ticket)
 
@@ -75,6 +78,8 @@ def _apply_updates(runner: JobRunner) -> bool:
             continue
         for name, value in update.changes.items():
             setattr(record, name, value)
+        if update.preview:
+            live_previews.show(update.key, update.preview)
         if record.state in FINISHED_STATES and record.state != "succeeded":
             record.done = True
         if update.retry:

@@ -2,8 +2,8 @@
 
 import bpy
 
-from . import compat
-from .job_records import ACTIVE_STATES, MotionCloneJob
+from . import compat, live_previews
+from .job_records import MotionCloneJob
 
 STATE_ICONS = {
     "submitting": "EXPORT",
@@ -13,6 +13,7 @@ STATE_ICONS = {
     "failed": "ERROR",
     "cancelled": "CANCEL",
 }
+PREVIEW_SCALE = 8  # in units of an icon's 20 px: a 160 px square the preview strip is fitted into
 
 
 def draw_context_menu_entry(self, _context: bpy.types.Context) -> None:
@@ -43,12 +44,15 @@ def draw_job(box: bpy.types.UILayout, record: MotionCloneJob) -> None:
     header = box.row()
     header.label(text=record.prompt or "(no prompt)", icon=STATE_ICONS.get(record.state, "QUESTION"))
     header.label(text=record.state)
-    if record.state in ACTIVE_STATES and not record.done:
+    if record.in_progress:
         box.progress(factor=record.step / record.total_steps if record.total_steps else 0.0, text=progress_text(record))
+        preview = live_previews.preview_of(record.key)
+        if preview is not None:
+            box.template_icon(icon_value=preview.icon_id, scale=PREVIEW_SCALE)
     if record.message:
         box.label(text=record.message)
     buttons = box.row(align=True)
-    if record.state in ACTIVE_STATES and not record.done:
+    if record.in_progress:
         buttons.operator("motionclone.cancel", icon="CANCEL").key = record.key
     if record.job_id:
         buttons.operator("motionclone.show_report", icon="TEXT").key = record.key

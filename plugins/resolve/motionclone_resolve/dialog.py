@@ -1,14 +1,17 @@
-"""The UIManager dialog: prompt, negative prompt, seed, preset, all marked clips, a progress bar, Cancel.
+"""The UIManager dialog: prompt, negative prompt, seed, preset, all marked clips, a progress bar,
+the live preview of a running job, Cancel.
 
 UIManager is Fusion's UI toolkit, the only one a Resolve script may use. The free edition blocks
 its dialogs since 19.1 (`fusion.UIManager` is then unavailable): `open_dialog` returns None and the
 caller works from markers. The dispatcher's timer drives the session's `poll()`, so the window
-keeps answering (Cancel) while jobs run.
+keeps answering (Cancel) while jobs run. UIManager shows an image file only as a widget's icon,
+so the preview is a flat, icon-only button.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from motionclone_client.generation_options import OFFICIAL_SEED, PRESET_NAMES
@@ -20,6 +23,7 @@ from motionclone_resolve.session import ClipJob
 WINDOW = "MotionCloneWindow"
 POLL_MS = 200
 MAX_SEED = 2**31 - 1
+PREVIEW_SIZE = [256, 96]  # the preview strip (at most 256 px wide) is scaled to fit, keeping its shape
 
 
 def request_from_fields(prompt: str, negative: str, seed: int, preset: str, all_marked: bool) -> Request:
@@ -68,6 +72,7 @@ class Dialog:
                 ui.CheckBox({"ID": "AllMarked", "Text": "All marked clips (prompt from each 'motionclone:' marker)"}),
                 ui.Slider({"ID": "Progress", "Minimum": 0, "Maximum": 100, "Value": 0, "Enabled": False}),
                 ui.Label({"ID": "Status", "Text": "Selected clips, or the clip under the playhead.", "WordWrap": True}),
+                ui.Button({"ID": "Preview", "Flat": True, "IconSize": PREVIEW_SIZE, "MinimumSize": PREVIEW_SIZE}),
                 ui.HGroup(
                     {"Weight": 0},
                     [ui.Button({"ID": "Generate", "Text": "Generate"}), ui.Button({"ID": "Cancel", "Text": "Cancel"})],
@@ -120,9 +125,14 @@ class Dialog:
     def status(self, text: str) -> None:
         self.items["Status"].Text = text
 
+    def show_preview(self, path: Path | None) -> None:
+        """Show the preview image at `path`, or none."""
+        self.items["Preview"].Icon = self._ui.Icon({"File": str(path)} if path else {})
+
 
 class DialogReporter:
-    """Progress in the dialog: the bar shows all jobs together, the label the latest change."""
+    """Progress in the dialog: the bar shows all jobs together, the label the latest change, the
+    image the latest preview of the job that changed (else of any running job)."""
 
     def __init__(self, dialog: Dialog) -> None:
         self._dialog = dialog
@@ -133,3 +143,4 @@ class DialogReporter:
     def changed(self, number: int, jobs: list[ClipJob]) -> None:
         self._dialog.items["Progress"].Value = round(100 * sum(job.fraction for job in jobs) / len(jobs))
         self._dialog.status(f"[{number + 1}/{len(jobs)}] {jobs[number].source.name}: {jobs[number].status}")
+        self._dialog.show_preview(next((job.preview for job in [jobs[number], *jobs] if job.preview), None))

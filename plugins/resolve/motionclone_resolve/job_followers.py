@@ -13,18 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from motionclone_client import ClientError, DaemonClient, ProgressEvent
+from motionclone_client.previews import save_preview
 
 FINISHED_KINDS = ("done", "failed")
 
 
 @dataclass(frozen=True)
 class JobNews:
-    """A change in one clip's job: `kind` is progress, done or failed; `text` says what happened."""
+    """A change in one clip's job: `kind` is progress, done or failed; `text` says what happened.
+
+    `preview` is the file of a live preview the change brought (written by the follower thread).
+    """
 
     clip: int
     kind: str
     text: str
     fraction: float = 0.0
+    preview: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class JobOrder:
     source: Path
     settings: dict[str, Any]
     destination: Path
+    preview_folder: Path
 
 
 class JobFollowers:
@@ -79,7 +85,7 @@ class JobFollowers:
             self._job_ids[order.clip] = job.id
             if self._cancelled.is_set():
                 self._client.cancel(job.id)
-            self._client.wait(job.id, on_event=lambda event: post(progress_news(order.clip, event)))
+            self._client.wait(job.id, on_event=lambda event: post(progress_news(order, event)))
             self._client.download(job.id, order.destination)
         except ClientError as error:
             post(JobNews(order.clip, "failed", str(error)))
@@ -90,9 +96,13 @@ class JobFollowers:
         post(JobNews(order.clip, "done", f"saved {order.destination}", 1.0))
 
 
-def progress_news(clip: int, event: ProgressEvent) -> JobNews:
+def progress_news(order: JobOrder, event: ProgressEvent) -> JobNews:
+    """The news of one event; a live preview it carries is saved into the order's preview folder."""
+    clip = order.clip
     if event.kind == "step" and event.total_steps:
-        return JobNews(clip, "progress", f"step {event.step}/{event.total_steps}", event.step / event.total_steps)
+        preview = save_preview(order.preview_folder, event.step, event.preview) if event.preview else None
+        text = f"step {event.step}/{event.total_steps}"
+        return JobNews(clip, "progress", text, event.step / event.total_steps, preview)
     if event.kind == "queued" and event.queue_position:
         return JobNews(clip, "progress", f"queued ({event.queue_position} ahead)")
     return JobNews(clip, "progress", event.kind)

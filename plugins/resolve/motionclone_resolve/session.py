@@ -6,6 +6,8 @@ daemon, and every Resolve call happens on the caller's thread.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +36,7 @@ class ClipJob:
     fraction: float = 0.0
     finished: bool = False
     placed: bool = False
+    preview: Path | None = None  # the newest live preview, while the job runs
 
 
 class Reporter(Protocol):
@@ -52,6 +55,7 @@ class GenerationSession:
         self.jobs: list[ClipJob] = []
         self.skipped = 0
         self._followers = JobFollowers(client)
+        self._previews: Path | None = None  # made by start(), removed when every job has ended
 
     def plan(self, items: list[Any]) -> None:
         """Turn the chosen items into jobs; skipped clips are reported; `ScriptError` if none is left."""
@@ -84,14 +88,19 @@ class GenerationSession:
         return ClipJob(source, prompt, settings, destination)
 
     def start(self) -> None:
+        self._previews = Path(tempfile.mkdtemp(prefix="motionclone-previews-"))
         for number, job in enumerate(self.jobs):
             self.reporter.message(f"sending {job.source.describe()}: {job.prompt!r}")
-            self._followers.start(JobOrder(number, job.source.file, job.settings, job.destination))
+            previews = self._previews / f"clip-{number}"
+            self._followers.start(JobOrder(number, job.source.file, job.settings, job.destination, previews))
 
     def poll(self, timeout: float = 0.2) -> bool:
         """Take in what the jobs did (placing finished results); True once every job has ended."""
         for news in self._followers.news(timeout):
             self._take(news)
+        if self.done and self._previews is not None:
+            shutil.rmtree(self._previews, ignore_errors=True)
+            self._previews = None
         return self.done
 
     @property
@@ -113,15 +122,23 @@ class GenerationSession:
     def _take(self, news: JobNews) -> None:
         job = self.jobs[news.clip]
         if news.kind == "progress":
-            if news.text == job.status:
+            if news.text == job.status and news.preview is None:
                 return
             job.status, job.fraction = news.text, news.fraction
-        elif news.kind == "failed":
+            job.preview = news.preview or job.preview
+        else:
+            self._finish(job, news)
+        self.reporter.changed(news.clip, self.jobs)
+
+    def _finish(self, job: ClipJob, news: JobNews) -> None:
+        """Place a done job's result or note its failure; its live previews go, they are for watching it run."""
+        job.preview = None
+        shutil.rmtree(self._previews / f"clip-{news.clip}", ignore_errors=True)
+        if news.kind == "failed":
             job.status, job.finished = f"failed: {news.text}", True
             job.destination.unlink(missing_ok=True)
         else:
             self._place(job)
-        self.reporter.changed(news.clip, self.jobs)
 
     def _place(self, job: ClipJob) -> None:
         job.finished, job.fraction = True, 1.0
