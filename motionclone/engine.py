@@ -149,13 +149,14 @@ class Engine:
         pipeline: MotionClonePipeline,
         config: ResolvedConfig,
         reference: Path,
+        info: VideoInfo,
         timer: PhaseTimer,
         on_step: StepCallback | None,
     ) -> tuple[MotionTemplate, dict[str, Any]]:
-        """The reference's template from the cache, else extracted (and cached)."""
+        """The reference's template from the cache, else extracted (and cached); `info` is the
+        reference's probe, made once per run."""
         cache = TemplateCache(config.cache_dir or Path(platformdirs.user_cache_dir("motionclone")) / "templates")
         with timer.phase("read_clip"):
-            info = probe(reference)
             digest = file_digest(reference)
             settings = extraction_settings(config, pipeline.model.model_id)
             cached = cache.get(digest, settings)
@@ -182,8 +183,9 @@ class Engine:
     ) -> Outcome:
         """Extract (or fetch from cache) the motion template of `reference` and save it."""
         timer = PhaseTimer()
-        pipeline, resolved = self.resolve(config, timer, self._probe(reference, timer))
-        template, origin = self._template_for(pipeline, resolved, Path(reference), timer, on_step)
+        info = self._probe(reference, timer)
+        pipeline, resolved = self.resolve(config, timer, info)
+        template, origin = self._template_for(pipeline, resolved, Path(reference), info, timer, on_step)
         template.save(output)
         report = self._report(pipeline, resolved, timer, [], origin | {"path": str(output)})
         return Outcome(report=report, output=Path(output))
@@ -213,8 +215,9 @@ class Engine:
             _check_template_model(template, pipeline.model.model_id)
             origin = {"source": "file", "path": str(motion)}
         else:
-            pipeline, resolved = self.resolve(config, timer, self._probe(reference, timer))
-            template, origin = self._template_for(pipeline, resolved, Path(reference), timer, on_step)
+            info = self._probe(reference, timer)
+            pipeline, resolved = self.resolve(config, timer, info)
+            template, origin = self._template_for(pipeline, resolved, Path(reference), info, timer, on_step)
         hook = preview_hook(on_preview) if on_preview else None
         result = pipeline.generate(template, resolved, on_step=on_step, should_stop=should_stop, on_preview=hook)
         timer.seconds.update(result.seconds_per_phase)
