@@ -141,7 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in COMMANDS:
             run_client_command(args, settings_from_args(args) if args.command == "submit" else None)
         else:
+            from motionclone.cpu_threads import use_usable_cores  # torch only for the engine's commands
+
             quiet_libraries()
+            use_usable_cores()
             _run(args)
     except (MotionCloneError, ClientError) as error:
         print(f"motionclone: error: {error}", file=sys.stderr)

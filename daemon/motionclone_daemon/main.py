@@ -24,6 +24,7 @@ import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from motionclone_client.locations import ENDPOINT_FILE, config_dir, join_address
 
+from motionclone.cpu_threads import use_usable_cores
 from motionclone.engine import Engine
 from motionclone.errors import MotionCloneError
 from motionclone_daemon.auth import TokenInterceptor, ensure_token, fingerprint
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     from motionclone.cli import quiet_libraries
 
     quiet_libraries()
+    use_usable_cores()
     overrides = {f.name: getattr(args, f.name) for f in fields(DaemonSettings)}
     try:
         daemon = Daemon(DaemonSettings.load(args.config, **overrides))
