@@ -28,14 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from motionclone.attention import (
-    AttentionStore,
-    GuidedBlockHooks,
-    StopForward,
-    TemporalLayoutHooks,
-    block_of,
-    install_recorders,
-)
+from motionclone.attention import AttentionStore, GuidedBlockHooks, StopForward, block_of, install_recorders
 from motionclone.config import ResolvedConfig
 from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
 from motionclone.guidance import appearance_regions, motion_energy, reference_regions, sparse_template
@@ -192,7 +185,6 @@ class MotionClonePipeline:
         self._hooks: GuidedBlockHooks | None = None
         self._latent_hw: tuple[int, int] = (0, 0)
         self._default_processors = dict(model.unet.attn_processors)
-        self._layout = TemporalLayoutHooks(model.unet)
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -280,8 +272,7 @@ class MotionClonePipeline:
         frames = latents.shape[2]
         per_frame = embeddings.repeat_interleave(frames, dim=0)
         t = torch.tensor(timestep, device=self.model.device)
-        with self._layout.contiguous():
-            return self.model.unet(latents.to(self.model.dtype), t, per_frame.to(self.model.dtype)).sample
+        return self.model.unet(latents.to(self.model.dtype), t, per_frame.to(self.model.dtype)).sample
 
     # -- extraction ------------------------------------------------------------------------------
 
