@@ -143,17 +143,31 @@ def _print_status(client: DaemonClient) -> None:
     print(f"device: {info.device_name}{memory}")
     print(f"default model: {info.default_model}; loaded: {info.loaded_model or 'none'}")
     print(f"models: {', '.join(info.available_models)}")
+    if info.executor == "ray":
+        _print_cluster(info)
     for worker in info.workers:
-        print(f"worker {worker.device}: {_worker_state(worker)}")
+        print(f"worker {worker.device}: {_worker_state(worker, info.executor == 'ray')}")
     print(f"queue: {info.queue_length} job(s)")
     for problem in info.problems:
         print(f"problem: {problem}")
 
 
-def _worker_state(worker: jobs_pb2.WorkerInfo) -> str:
-    """A worker's model, loaded (with its resident memory) or unloaded, and when it unloads."""
+def _print_cluster(info: jobs_pb2.ServerInfo) -> None:
+    """The Ray cluster behind a daemon with `executor: ray`: its nodes and what they offer."""
+    alive = [node for node in info.cluster_nodes if node.alive]
+    gpus = sum(node.gpus for node in alive)
+    print(f"executor: ray, {len(alive)} node(s) up, {gpus:g} GPU(s)")
+    for node in info.cluster_nodes:
+        state = "up" if node.alive else "down"
+        print(f"node {node.hostname or node.address} ({node.address}): {state}, {node.cpus:g} CPUs, {node.gpus:g} GPUs")
+
+
+def _worker_state(worker: jobs_pb2.WorkerInfo, on_cluster: bool) -> str:
+    """A worker's model, loaded (with its resident memory) or unloaded, and when it unloads; a Ray
+    actor's worker also says where it runs and whether it is running, idle or starting."""
     keep = worker.keep_alive_seconds
     unloads = "never unloads" if keep < 0 else f"unloads after {keep:g} s idle"
+    where = f"{worker.state} on {worker.node or 'no node yet'}, " if on_cluster else ""
     if not worker.loaded:
-        return f"model unloaded ({unloads})"
-    return f"{worker.model} loaded, {worker.resident_bytes / 2**20:.0f} MiB resident ({unloads})"
+        return f"{where}model unloaded ({unloads})"
+    return f"{where}{worker.model} loaded, {worker.resident_bytes / 2**20:.0f} MiB resident ({unloads})"

@@ -12,7 +12,7 @@ if [ ! -f "$STAMP" ]; then
     # No NVIDIA GPU: the CPU build of torch (an unpinned torch would pull GBs of CUDA wheels).
     "$VENV/bin/python" -m pip install -q "torch==2.13.0"
   fi
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev,ray]"
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi

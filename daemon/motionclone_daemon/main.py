@@ -18,6 +18,7 @@ import threading
 from concurrent import futures
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import torch
@@ -29,6 +30,7 @@ from motionclone.engine import Engine
 from motionclone.errors import MotionCloneError
 from motionclone_daemon.auth import TokenInterceptor, ensure_token, fingerprint
 from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.dispatch import Dispatcher
 from motionclone_daemon.privacy import PRIVATE_UMASK, make_private
 from motionclone_daemon.service import JobService
 from motionclone_daemon.servicer import MotionCloneServicer, add_to_server
@@ -36,6 +38,9 @@ from motionclone_daemon.settings import DaemonSettings
 from motionclone_daemon.store import JobStore
 from motionclone_daemon.watch import WatchFolder
 from motionclone_daemon.worker import Worker
+
+if TYPE_CHECKING:
+    from motionclone_daemon.ray_executor import RayExecutor
 
 log = logging.getLogger("motionclone_daemon")
 MAX_MESSAGE = 4 << 20
@@ -60,15 +65,24 @@ class Daemon:
         make_private(settings.data_path)
         self.store = JobStore(settings.data_path / "jobs.sqlite3")
         self.catalog = ModelCatalog(settings)
-        devices = worker_devices(settings.device)
-        self.engines = engines or [Engine() for _ in devices]
+        self.cluster = ray_executor(settings) if settings.executor == "ray" else None
+        if self.cluster is None:
+            devices = worker_devices(settings.device)
+            self.engines = engines or [Engine() for _ in devices]
+            names = [""] * len(self.engines)
+            dispatcher = Dispatcher(self.store, self.catalog.default)
+        else:
+            self.engines = self.cluster.engines
+            devices, names = [None] * len(self.engines), [engine.name for engine in self.cluster.engines]
+            dispatcher = Dispatcher(self.store, self.catalog.default, self.cluster.unavailable)
         if len(self.engines) != len(devices):
             raise ValueError(f"{len(devices)} worker devices but {len(self.engines)} engines")
         self.workers = [
-            Worker(self.store, engine, settings, self.catalog, device)
-            for engine, device in zip(self.engines, devices, strict=True)
+            Worker(self.store, engine, settings, self.catalog, device, dispatcher, name)
+            for engine, device, name in zip(self.engines, devices, names, strict=True)
         ]
-        self.service = JobService(self.store, self.workers, settings, self.catalog)
+        problems = self.cluster.problems if self.cluster else list
+        self.service = JobService(self.store, self.workers, settings, self.catalog, problems)
         # A thread for every stream and upload place plus some for short calls, so those always answer.
         threads = settings.max_streams + settings.max_uploads + SHORT_CALL_THREADS
         self.server = grpc.server(
@@ -80,7 +94,7 @@ class Daemon:
                 *KEEPALIVE,
             ],
         )
-        add_to_server(self.server, MotionCloneServicer(self.service, self.engines))
+        add_to_server(self.server, MotionCloneServicer(self.service, self.engines, self.cluster))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.watchers = [
@@ -118,6 +132,8 @@ class Daemon:
             watcher.stop()
         for worker in self.workers:
             worker.stop()
+        if self.cluster:
+            self.cluster.shutdown()
         stopped.wait()
         self._release()
         endpoint = config_dir() / ENDPOINT_FILE
@@ -176,6 +192,15 @@ def bind_error(host: str, port: int) -> str:
                 hint = " (another daemon?)" if error.errno == errno.EADDRINUSE else ""
                 return f"{error.strerror}{hint}"
     return "gRPC could not bind it, though the address is free"
+
+
+def ray_executor(settings: DaemonSettings) -> RayExecutor:
+    """The Ray executor, imported only when chosen: Ray is an optional extra."""
+    try:
+        from motionclone_daemon.ray_executor import RayExecutor
+    except ImportError:
+        raise MotionCloneError("executor: ray needs Ray: pip install 'motionclone-studio[ray]'") from None
+    return RayExecutor(settings)
 
 
 def worker_devices(device: str | None) -> list[str | None]:

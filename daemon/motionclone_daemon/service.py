@@ -24,6 +24,7 @@ from motionclone.memory import device_memory, fitting_config
 from motionclone.models import choose_device, defaults_before_loading
 from motionclone.video_io import probe
 from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.crashes import requeue_or_fail
 from motionclone_daemon.disk import disk_full_message, is_disk_full, is_full
 from motionclone_daemon.errors import Conflict, Forbidden, InvalidRequest, NotFound, TooLarge
 from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
@@ -35,9 +36,7 @@ from motionclone_daemon.worker import Worker, job_config
 log = logging.getLogger(__name__)
 COPY_CHUNK = 1 << 20
 NO_CLIP_SENT = "no clip was sent: upload its bytes or give a path"
-DIED_ALLOCATING = (
-    "the daemon died while allocating memory for this job (likely out of memory): try fewer frames or a smaller size"
-)
+DAEMON_RESTARTED = "daemon restarted: job put back in the queue"
 
 
 @dataclass
@@ -53,8 +52,16 @@ class Submission:
 
 
 class JobService:
-    def __init__(self, store: JobStore, workers: list[Worker], settings: DaemonSettings, catalog: ModelCatalog) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        workers: list[Worker],
+        settings: DaemonSettings,
+        catalog: ModelCatalog,
+        executor_problems: Callable[[], list[str]] = list,
+    ) -> None:
         self.store = store
+        self.executor_problems = executor_problems
         self.workers = workers
         self.settings = settings
         self.catalog = catalog
@@ -79,16 +86,8 @@ class JobService:
                 continue
 
     def _recover_job(self, job: Job) -> None:
-        """Fail a job the daemon died in too often, or in a phase where that means out of memory."""
-        crashes = job.crashes + 1
-        if job.heavy_phase:
-            self.store.transition(job.id, JobState.FAILED, EventKind.FAILED, DIED_ALLOCATING, crashes=crashes)
-        elif crashes >= self.settings.max_attempts:
-            reason = f"the daemon died {crashes} times while running this job; giving up"
-            self.store.transition(job.id, JobState.FAILED, EventKind.FAILED, reason, crashes=crashes)
-        else:
-            reason = "daemon restarted: job put back in the queue"
-            self.store.transition(job.id, JobState.QUEUED, EventKind.REQUEUED, reason, crashes=crashes)
+        """Requeue a job the daemon died in, or fail it when that keeps happening (crashes.py)."""
+        requeue_or_fail(self.store, job, self.settings.max_attempts, "the daemon", DAEMON_RESTARTED)
 
     def _remove_leftovers(self) -> None:
         """Uploads and results a kill left half-written, and clips no job refers to (a failed submit's)."""
@@ -251,7 +250,8 @@ class JobService:
         """What keeps this daemon from running jobs right now (shown by `motionclone status`)."""
         found = [disk_full_message(self.settings.data_path)] if is_full(self.settings.data_path) else []
         stopped = [w for w in self.workers if w.ident is not None and not w.is_alive()]
-        return found + [f"{worker.name} has stopped: restart the daemon" for worker in stopped]
+        found += [f"{worker.name} has stopped: restart the daemon" for worker in stopped]
+        return found + self.executor_problems()
 
     def get(self, job_id: str) -> Job:
         check_job_id(job_id)

@@ -7,6 +7,7 @@ import inspect
 import json
 import threading
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import grpc
 import torch
@@ -19,6 +20,9 @@ from motionclone_daemon.errors import InvalidRequest, UploadAborted, abort_with
 from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
 from motionclone_daemon.limits import Slots
 from motionclone_daemon.service import JobService, Submission
+
+if TYPE_CHECKING:
+    from motionclone_daemon.ray_executor import RayExecutor
 
 API_VERSION = "motionclone.v1"
 RESULT_CHUNK = 1 << 20
@@ -121,9 +125,10 @@ def _mapping_errors(method: Callable) -> Callable:
 
 
 class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
-    def __init__(self, service: JobService, engines: list[Engine]) -> None:
+    def __init__(self, service: JobService, engines: list[Engine], cluster: RayExecutor | None = None) -> None:
         self.service = service
         self.engines = engines
+        self.cluster = cluster
         settings = service.settings
         self.streams = Slots("progress streams", settings.max_streams)
         self.uploads = Slots("uploads", settings.max_uploads)
@@ -141,14 +146,18 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
             problems=self.service.problems(),
             workers=[
                 jobs_pb2.WorkerInfo(
-                    device=worker.device or "auto",
+                    device=worker.label,
                     model=worker.engine.loaded_model or "",
                     loaded=worker.engine.loaded_model is not None,
                     resident_bytes=worker.engine.resident_bytes,
                     keep_alive_seconds=worker.keep_alive.seconds,
+                    state=worker.state,
+                    node=self.cluster.node_of(worker.engine) if self.cluster else "",
                 )
                 for worker in self.service.workers
             ],
+            executor=self.service.settings.executor,
+            cluster_nodes=[jobs_pb2.ClusterNode(**vars(node)) for node in self.cluster.nodes()] if self.cluster else [],
         )
         if torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()

@@ -19,6 +19,8 @@ from motionclone.errors import ConfigError
 
 # Threads are cheap but not free: streams and uploads beyond this are a configuration mistake.
 MAX_CONCURRENT = 4096
+# Where jobs run: this machine's worker threads, or actors on a Ray cluster (ray_executor.py).
+EXECUTORS = ("local", "ray")
 
 
 def about(text: str) -> dict[str, str]:
@@ -72,6 +74,20 @@ class DaemonSettings:
     evaluate: bool = field(
         default=False, metadata=about("add the motion-fidelity score to each job's report (for ranking batches)")
     )
+    executor: str = field(
+        default="local", metadata=about("where jobs run: local (this machine's workers) or ray (a Ray cluster)")
+    )
+    ray_address: str = field(
+        default="auto", metadata=about("the Ray cluster (executor: ray): auto (the one `ray start` made), HOST:PORT")
+    )
+    ray_cpu_actors: int = field(
+        default=1, metadata=about("engine actors on a Ray cluster without GPUs (with GPUs: one actor per GPU)")
+    )
+    ray_cpus_per_actor: int = field(default=1, metadata=about("CPU cores each Ray engine actor reserves"))
+    ray_shared_data_dir: bool = field(
+        default=False,
+        metadata=about("every Ray node sees data_dir at the same path: clips and results go by path, not object store"),
+    )
 
     @classmethod
     def load(cls, path: Path | None = None, **overrides: Any) -> DaemonSettings:
@@ -90,7 +106,7 @@ class DaemonSettings:
     def validate(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port < 65536:
             raise ConfigError(f"invalid daemon setting port={self.port!r}: must be 0-65535")
-        for name in ("max_attempts", "max_streams", "max_uploads"):
+        for name in ("max_attempts", "max_streams", "max_uploads", "ray_cpu_actors", "ray_cpus_per_actor"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENT:
                 raise ConfigError(f"invalid daemon setting {name}={value!r}: must be 1-{MAX_CONCURRENT}")
@@ -108,8 +124,13 @@ class DaemonSettings:
         for name in ("model_paths", "allowed_roots", "watch"):
             if not isinstance(getattr(self, name), list):
                 raise ConfigError(f"invalid daemon setting {name}: must be a list of folders")
-        if not isinstance(self.evaluate, bool):
-            raise ConfigError(f"invalid daemon setting evaluate={self.evaluate!r}: must be true or false")
+        for name in ("evaluate", "ray_shared_data_dir"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"invalid daemon setting {name}={getattr(self, name)!r}: must be true or false")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"invalid daemon setting executor={self.executor!r}: must be one of {', '.join(EXECUTORS)}"
+            )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("invalid daemon settings: tls_cert and tls_key go together")
         if not self.is_loopback and not self.uses_tls:

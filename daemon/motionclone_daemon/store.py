@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -269,12 +269,16 @@ class JobStore:
         assert job is not None
         return job
 
-    def claim_next(self) -> Job | None:
-        """Take the first queued job (highest priority, then oldest) and mark it running."""
+    def claim_next(self, accept: Callable[[Job], bool] | None = None) -> Job | None:
+        """Take the first queued job (highest priority, then oldest) that `accept` (when given)
+        takes, and mark it running; the dispatcher uses `accept` to leave a job to a better worker."""
         with self._transaction() as db:
-            row = db.execute(
-                "select id from jobs where state = 'queued' order by priority desc, seq asc limit 1"
-            ).fetchone()
+            order = "from jobs where state = 'queued' order by priority desc, seq asc"
+            if accept is None:
+                row = db.execute(f"select id {order} limit 1").fetchone()
+            else:
+                rows = db.execute(f"select {', '.join(_COLUMNS)} {order}")
+                row = next(((job.id,) for job in map(self._job, rows) if accept(job)), None)
             if row is None:
                 return None
             db.execute(

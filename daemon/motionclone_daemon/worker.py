@@ -1,5 +1,8 @@
 """The GPU worker: claims jobs in order, runs the engine, turns its callbacks into events.
 
+With `executor: ray` its engine is a `RayEngine` (ray_executor.py): the same interface, running
+the job on a Ray actor; the worker still owns the job, and which job it claims is dispatch.py's rule.
+
 One worker per GPU, each with its own engine, one job at a time; the engine keeps the model
 loaded between jobs, and unloads it after `keep_alive` idle seconds (keep_alive.py). Workers
 share the queue: claiming a job is one guarded transaction. Every way a job can end is written
@@ -29,7 +32,9 @@ from motionclone.evaluation.evaluate import evaluate_job
 from motionclone.pipeline import StepInfo
 from motionclone.preview import LivePreview
 from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.crashes import ExecutorLost, requeue_or_fail
 from motionclone_daemon.disk import disk_full_message, is_disk_full
+from motionclone_daemon.dispatch import Dispatcher
 from motionclone_daemon.jobs import EventKind, Job, JobState
 from motionclone_daemon.keep_alive import KeepAlive
 from motionclone_daemon.settings import DaemonSettings
@@ -65,9 +70,14 @@ class Worker(threading.Thread):
         settings: DaemonSettings,
         catalog: ModelCatalog,
         device: str | None = None,
+        dispatcher: Dispatcher | None = None,
+        name: str = "",
     ) -> None:
-        super().__init__(name=f"motionclone-worker-{device or 'auto'}", daemon=True)
+        self.label = name or device or "auto"
+        super().__init__(name=f"motionclone-worker-{self.label}", daemon=True)
         self.store = store
+        self.dispatcher = dispatcher or Dispatcher(store, catalog.default)
+        self.dispatcher.register(self)
         self.engine = engine
         self.device = device
         self.settings = settings
@@ -91,7 +101,7 @@ class Worker(threading.Thread):
                 self._stopping.wait(STORE_RETRY_SECONDS)
 
     def _run_next(self) -> None:
-        job = self.store.claim_next()
+        job = self.dispatcher.claim(self)
         if job is None:
             self._unload_if_idle()
             self.store.wait_for_change(timeout=self.keep_alive.wait_seconds())
@@ -104,6 +114,7 @@ class Worker(threading.Thread):
             with self._lock:
                 self._current = self._preview = None
             self.keep_alive.job_ended()
+            self.dispatcher.released(self)
 
     def _unload_if_idle(self) -> None:
         """Give the model's memory back once the worker has been idle for `keep_alive` seconds."""
@@ -124,6 +135,14 @@ class Worker(threading.Thread):
                 self._cancel_requested = True
                 return True
         return False
+
+    @property
+    def state(self) -> str:
+        """What `motionclone status` shows: running, idle, or why its engine cannot take a job now."""
+        with self._lock:
+            if self._current is not None:
+                return "running"
+        return self.dispatcher.unavailable(self.engine) or "idle"
 
     def latest_preview(self, job_id: str) -> LivePreview | None:
         """The latest live preview of `job_id` while this worker runs it; previews end with their job."""
@@ -170,6 +189,9 @@ class Worker(threading.Thread):
             if self.settings.evaluate:
                 outcome.report["evaluation"] = _evaluation(job, output)
             report_json = json.dumps(outcome.report)
+        except ExecutorLost as lost:
+            self._requeue_lost(job, str(lost))
+            return
         except Interrupted:
             if self._stopping.is_set() and not self._cancel_requested:
                 self._finish(job, JobState.QUEUED, EventKind.REQUEUED, "daemon stopping: job put back in the queue")
@@ -182,6 +204,20 @@ class Worker(threading.Thread):
             self._finish(job, JobState.FAILED, EventKind.FAILED, self._reason(job, error))
             return
         self._finish(job, JobState.SUCCEEDED, EventKind.SUCCEEDED, report_json=report_json, phase="done", **result)
+
+    def _requeue_lost(self, job: Job, who: str) -> None:
+        """The process running `job` died (a Ray actor, its node): run it again elsewhere, counted
+        as a crash (crashes.py), unless it was being cancelled anyway."""
+        if self._cancel_requested:
+            self._finish(job, JobState.CANCELLED, EventKind.CANCELLED, "cancelled")
+            return
+        log.warning("job %s: %s died; putting it back in the queue", job.id, who)
+        try:
+            latest = self.store.get(job.id) or job
+            requeued = f"{who} died: job put back in the queue"
+            requeue_or_fail(self.store, latest, self.settings.max_attempts, who, requeued)
+        except TransitionRefused:
+            log.warning("job %s changed state while running; not requeued", job.id)
 
     def _reason(self, job: Job, error: Exception) -> str:
         """What to tell the user about why `job` failed; the trace is logged when it is our bug."""

@@ -202,7 +202,7 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "api_version", "device", "device_name", "memory_total", "memory_free", "loaded_model", "available_models", "queue_length", "default_model", "max_upload_bytes", "problems", "workers")
+    __slots__ = ("version", "api_version", "device", "device_name", "memory_total", "memory_free", "loaded_model", "available_models", "queue_length", "default_model", "max_upload_bytes", "problems", "workers", "executor", "cluster_nodes")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,8 @@ class ServerInfo(_message.Message):
     MAX_UPLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_NODES_FIELD_NUMBER: _ClassVar[int]
     version: str
     api_version: str
     device: str
@@ -229,21 +231,41 @@ class ServerInfo(_message.Message):
     max_upload_bytes: int
     problems: _containers.RepeatedScalarFieldContainer[str]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
-    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., device: _Optional[str] = ..., device_name: _Optional[str] = ..., memory_total: _Optional[int] = ..., memory_free: _Optional[int] = ..., loaded_model: _Optional[str] = ..., available_models: _Optional[_Iterable[str]] = ..., queue_length: _Optional[int] = ..., default_model: _Optional[str] = ..., max_upload_bytes: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...
+    executor: str
+    cluster_nodes: _containers.RepeatedCompositeFieldContainer[ClusterNode]
+    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., device: _Optional[str] = ..., device_name: _Optional[str] = ..., memory_total: _Optional[int] = ..., memory_free: _Optional[int] = ..., loaded_model: _Optional[str] = ..., available_models: _Optional[_Iterable[str]] = ..., queue_length: _Optional[int] = ..., default_model: _Optional[str] = ..., max_upload_bytes: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., executor: _Optional[str] = ..., cluster_nodes: _Optional[_Iterable[_Union[ClusterNode, _Mapping]]] = ...) -> None: ...
+
+class ClusterNode(_message.Message):
+    __slots__ = ("address", "hostname", "alive", "cpus", "gpus")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    hostname: str
+    alive: bool
+    cpus: float
+    gpus: float
+    def __init__(self, address: _Optional[str] = ..., hostname: _Optional[str] = ..., alive: _Optional[bool] = ..., cpus: _Optional[float] = ..., gpus: _Optional[float] = ...) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("device", "model", "loaded", "resident_bytes", "keep_alive_seconds")
+    __slots__ = ("device", "model", "loaded", "resident_bytes", "keep_alive_seconds", "state", "node")
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LOADED_FIELD_NUMBER: _ClassVar[int]
     RESIDENT_BYTES_FIELD_NUMBER: _ClassVar[int]
     KEEP_ALIVE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
     device: str
     model: str
     loaded: bool
     resident_bytes: int
     keep_alive_seconds: float
-    def __init__(self, device: _Optional[str] = ..., model: _Optional[str] = ..., loaded: _Optional[bool] = ..., resident_bytes: _Optional[int] = ..., keep_alive_seconds: _Optional[float] = ...) -> None: ...
+    state: str
+    node: str
+    def __init__(self, device: _Optional[str] = ..., model: _Optional[str] = ..., loaded: _Optional[bool] = ..., resident_bytes: _Optional[int] = ..., keep_alive_seconds: _Optional[float] = ..., state: _Optional[str] = ..., node: _Optional[str] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
     __slots__ = ("job_id", "after_sequence")

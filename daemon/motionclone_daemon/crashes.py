@@ -1,0 +1,32 @@
+"""What happens to a job whose process died under it: back to the queue, or failed when that keeps happening.
+
+The daemon dying mid-job (seen at the next start) and a Ray actor or node dying mid-job (seen at
+once by the worker) are the same event for the job: it did not end, so it runs again, unless it
+has died `max_attempts` times or died while allocating memory (likely out of memory, so it would
+only die again). One rule for both keeps `attempts`, `crashes` and the reasons consistent.
+"""
+
+from __future__ import annotations
+
+from motionclone_daemon.jobs import EventKind, Job, JobState
+from motionclone_daemon.store import JobStore
+
+SMALLER = "try fewer frames or a smaller size"
+
+
+class ExecutorLost(Exception):
+    """The process running a job (a Ray actor, or its node) died before the job ended."""
+
+
+def requeue_or_fail(store: JobStore, job: Job, max_attempts: int, who: str, requeued: str) -> None:
+    """Record that `who` ("the daemon", "its Ray actor") died running `job`: requeue it with the
+    message `requeued`, or fail it. Raises `TransitionRefused` if the job moved meanwhile."""
+    crashes = job.crashes + 1
+    if job.heavy_phase:
+        reason = f"{who} died while allocating memory for this job (likely out of memory): {SMALLER}"
+        store.transition(job.id, JobState.FAILED, EventKind.FAILED, reason, crashes=crashes)
+    elif crashes >= max_attempts:
+        reason = f"{who} died {crashes} times while running this job; giving up"
+        store.transition(job.id, JobState.FAILED, EventKind.FAILED, reason, crashes=crashes)
+    else:
+        store.transition(job.id, JobState.QUEUED, EventKind.REQUEUED, requeued, crashes=crashes)
