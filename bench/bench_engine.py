@@ -13,7 +13,10 @@ The semantic table times a guided step with location-aware semantic guidance (th
 branch's two passes batched into the negative pass, the graph kept through up_blocks.2) against
 a motion-only guided step; semantic_energy_ratio is its energy, guided / weight 0 (same seed).
 "ours" cuts the autograd graph after the guided blocks (up_blocks.1); "naive" back-propagates
-through the whole UNet, as a straightforward implementation would. Ratios come from one run.
+through the whole UNet, as a straightforward implementation would. low_memory_cost is a guided
+step with `low_memory` on (activations recomputed in the backward) over one without; on CPU its
+peak_mb (the process's RSS high-water mark) cannot show the saving, bench_memory.py does.
+Ratios come from one run.
 
   python bench/bench_engine.py --configs tiny,medium
   python bench/bench_engine.py --configs sd15 --presets camera,object
@@ -188,6 +191,7 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None) -
     extract_peak = _peak_mb(model.device)
     guided, plain, peak, guided_energy = _step_times(pipeline, template, config)
     *_, unguided_energy = _step_times(pipeline, template, dataclasses.replace(config, motion_guidance_weight=0.0))
+    low_guided, _, low_peak, _ = _step_times(pipeline, template, dataclasses.replace(config, low_memory=True))
     pipeline._hooks = FullGraphHooks(model.unet, tuple(config.guided_blocks))
     naive_guided, _, naive_peak, _ = _step_times(pipeline, template, config)
     return {
@@ -197,11 +201,14 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None) -
         "ratio": float(np.mean(guided) / np.mean(plain)),
         "naive_guided_step_s": float(np.mean(naive_guided)),
         "naive_ratio": float(np.mean(naive_guided) / np.mean(plain)),
+        "low_memory_guided_step_s": float(np.mean(low_guided)),
+        "low_memory_cost": float(np.mean(low_guided) / np.mean(guided)),
         "energy_ratio": guided_energy / unguided_energy,
         "extract_s": extract_s,
         "extract_peak_mb": extract_peak,
         "peak_mb": peak,
         "naive_peak_mb": naive_peak,
+        "low_memory_peak_mb": low_peak,
     }
 
 

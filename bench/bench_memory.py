@@ -10,6 +10,9 @@ tensor sizes instead, so that a regression (a tensor kept alive, a graph not cut
   working          the largest single operation's inputs plus outputs (a dispatch mode)
   modelled_peak    weights + saved + working, the largest over the phase's steps
 
+Each config runs with `low_memory` off and on (`--low-memory` picks one), so the table shows what
+recomputing the guided pass's activations saves in each phase.
+
   python bench/bench_memory.py --configs tiny,medium
 """
 
@@ -97,12 +100,15 @@ class PhasePeaks:
             self.fold("guided steps" if info.guided else "plain steps")
 
 
-def bench_memory(name: str, steps: int, device: str | None, dtype: str | None) -> list[dict]:
+def bench_memory(name: str, steps: int, device: str | None, dtype: str | None, low_memory: bool) -> list[dict]:
     model = _random_model(name, device, dtype)
     pipeline = MotionClonePipeline(model)
     frames_count, size = SHAPES[name]
+    low_memory_mode = "on" if low_memory else "off"
     config = resolve(
-        MotionCloneConfig(prompt="a boat", steps=steps, frames=frames_count, width=size, height=size),
+        MotionCloneConfig(
+            prompt="a boat", steps=steps, frames=frames_count, width=size, height=size, low_memory=low_memory_mode
+        ),
         model.defaults,
         seed=0,
     )
@@ -119,7 +125,8 @@ def bench_memory(name: str, steps: int, device: str | None, dtype: str | None) -
         meter.fold("decode")
     rows = []
     for phase in PHASES:
-        row = {"config": name, "device": _device_name(model.device), "phase": phase, "weights_mb": weights / MB}
+        row = {"config": name, "device": _device_name(model.device), "low_memory": low_memory_mode, "phase": phase}
+        row["weights_mb"] = weights / MB
         rows.append(row | {f"{k}_mb": v / MB for k, v in meter.peaks[phase].items()})
     return rows
 
@@ -130,8 +137,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="steps of the run (half guided)")
     parser.add_argument("--device")
     parser.add_argument("--dtype")
+    parser.add_argument("--low-memory", choices=("off", "on", "both"), default="both", help="low_memory runs")
     parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
+    modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.low_memory]
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()
@@ -139,7 +148,8 @@ def main() -> None:
         row
         for name in args.configs.split(",")
         if name
-        for row in bench_memory(name, args.steps, args.device, args.dtype)
+        for low_memory in modes
+        for row in bench_memory(name, args.steps, args.device, args.dtype, low_memory)
     ]
     title = f"`bench_memory.py {' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})"
     publish(title, [_table(rows)], args.no_append)
