@@ -189,6 +189,9 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None) -
     _sync(model.device)
     extract_s = time.perf_counter() - started
     extract_peak = _peak_mb(model.device)
+    # One untimed generation first: the first run's allocations (on CPU, fresh pages from the
+    # kernel until malloc's thresholds adapt) made whichever variant ran first look 20-40% slower.
+    _step_times(pipeline, template, config)
     guided, plain, peak, guided_energy = _step_times(pipeline, template, config)
     *_, unguided_energy = _step_times(pipeline, template, dataclasses.replace(config, motion_guidance_weight=0.0))
     low_guided, _, low_peak, _ = _step_times(pipeline, template, dataclasses.replace(config, low_memory=True))
