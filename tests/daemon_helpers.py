@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from motionclone_client import DaemonClient
 from motionclone_daemon.main import Daemon
 from motionclone_daemon.settings import DaemonSettings
@@ -39,3 +42,13 @@ def self_signed_certificate(folder: Path, name: str = "DNS:localhost") -> tuple[
     names = ["-addext", f"subjectAltName={name}"]
     subprocess.run([*request, *names, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     return key, cert
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 90.0, what: str = "the condition") -> object:
+    """Poll `condition` until it returns something truthy and return that; fail (not hang) if it never does."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+    return result

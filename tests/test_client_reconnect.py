@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Callable
 
-from daemon_helpers import FAST, client_for, running_daemon
+from daemon_helpers import FAST, client_for, running_daemon, wait_until
 from motionclone_client import DaemonClient, ProgressEvent
 
 
@@ -15,13 +13,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 class Follower(threading.Thread):

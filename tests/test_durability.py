@@ -19,21 +19,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from daemon_helpers import FAST, client_for, running_daemon
+from daemon_helpers import FAST, client_for, running_daemon, wait_until
 from motionclone_client import ClientError, DaemonClient
 from motionclone_daemon.store import JobStore
 
 from motionclone.engine import Engine
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> object:
-    """Poll `condition` until it returns something truthy; fail (not hang) if it never does."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s")
-        time.sleep(0.05)
-    return result
 
 
 def wait_for_step(client: DaemonClient, job_id: str, run: int) -> None:

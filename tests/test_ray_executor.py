@@ -9,15 +9,14 @@ ones that kill actors come last.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from daemon_helpers import FAST, client_for, running_daemon
+from daemon_helpers import FAST, client_for, running_daemon, wait_until
 from motionclone_client import DaemonClient
 from motionclone_daemon.engine_actor import EngineActor
 from motionclone_daemon.jobs import EventKind
@@ -69,16 +68,6 @@ def client(daemon):
 
 def job_ids(daemon: Daemon) -> set[str]:
     return {job.id for job in daemon.service.list()}
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 90.0) -> object:
-    """Poll `condition` until it returns something truthy; fail (not hang) if it never does."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s")
-        time.sleep(0.05)
-    return result
 
 
 def wait_for_step(client: DaemonClient, job_id: str, step: int) -> None:

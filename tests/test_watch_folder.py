@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_helpers import running_daemon
+from daemon_helpers import running_daemon, wait_until
 from motionclone_daemon.watch import WatchFolder, is_ignored
 from motionclone_daemon.watch_params import ParamsError, combinations, read_params
 
@@ -24,16 +24,6 @@ def inbox(tmp_path) -> Path:
     folder.mkdir()
     (folder / "motionclone.yaml").write_text(PARAMS)
     return folder
-
-
-def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def names(folder: Path) -> list[str]:
