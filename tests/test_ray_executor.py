@@ -183,6 +183,17 @@ def test_a_job_whose_actor_dies_every_time_fails_after_max_attempts(cluster, dae
     assert failed.error == "its Ray actor died 2 times while running this job; giving up"
 
 
+def test_actors_that_died_idle_cost_the_next_job_no_attempt(cluster, daemon, client, clip_files):
+    """Before, the next job ran into the dead actor and was failed as 'likely out of memory' (its
+    model-load marker was set): it now waits for a new actor without being charged a crash."""
+    wait_until(lambda: all(worker.state == "idle" for worker in daemon.workers))
+    for worker in daemon.workers:
+        cluster.kill(worker.engine._actor)
+    finished = client.wait(client.submit(clip_files["right"], {**FAST, "prompt": "x"}).id)
+    assert finished.state == "succeeded", finished.error
+    assert daemon.store.get(finished.id).crashes == 0
+
+
 def test_the_actor_runs_a_job_by_path_or_by_bytes_with_the_same_result(tmp_path, clip_files):
     """The actor's side in-process (no Ray): a shared data dir sends paths, the object store bytes."""
     config = MotionCloneConfig(

@@ -15,7 +15,15 @@ SMALLER = "try fewer frames or a smaller size"
 
 
 class ExecutorLost(Exception):
-    """The process running a job (a Ray actor, or its node) died before the job ended."""
+    """The process running a job (a Ray actor, or its node) died before the job ended.
+
+    `started` is False when it was found dead before the job reached it (it died while idle): the
+    job did nothing, so it goes back to the queue without counting as a crash.
+    """
+
+    def __init__(self, who: str, started: bool = True) -> None:
+        super().__init__(who)
+        self.started = started
 
 
 def requeue_or_fail(store: JobStore, job: Job, max_attempts: int, who: str, requeued: str) -> None:

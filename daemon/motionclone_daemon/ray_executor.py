@@ -250,7 +250,16 @@ class RayEngine:
         ends up at `output`, complete or not at all."""
         actor, node = self._actor, self.node
         if actor is None or not node:
-            raise ExecutorLost(WHO)
+            raise ExecutorLost(WHO, started=False)
+        try:  # an actor that died while idle is noticed here, before the job is charged for it
+            ray.get(actor.holding.remote(), timeout=CALL_TIMEOUT_SECONDS)
+        except LOST as error:
+            with self._lock:
+                if self._actor is actor:
+                    self._forget(f"it died while idle: {type(error).__name__}")
+            raise ExecutorLost(WHO, started=False) from error
+        except ray.exceptions.GetTimeoutError:
+            pass  # alive but slow to answer: the run below finds out
         output, run_id = Path(output), uuid.uuid4().hex
         shared = self.executor.shared_data_dir
         clip = str(reference) if shared else ray.put(Path(reference).read_bytes())

@@ -190,7 +190,7 @@ class Worker(threading.Thread):
                 outcome.report["evaluation"] = _evaluation(job, output)
             report_json = json.dumps(outcome.report)
         except ExecutorLost as lost:
-            self._requeue_lost(job, str(lost))
+            self._requeue_lost(job, str(lost), lost.started)
             return
         except Interrupted:
             if self._stopping.is_set() and not self._cancel_requested:
@@ -205,11 +205,15 @@ class Worker(threading.Thread):
             return
         self._finish(job, JobState.SUCCEEDED, EventKind.SUCCEEDED, report_json=report_json, phase="done", **result)
 
-    def _requeue_lost(self, job: Job, who: str) -> None:
+    def _requeue_lost(self, job: Job, who: str, started: bool) -> None:
         """The process running `job` died (a Ray actor, its node): run it again elsewhere, counted
-        as a crash (crashes.py), unless it was being cancelled anyway."""
+        as a crash (crashes.py) when the job had reached it, unless it was being cancelled anyway."""
         if self._cancel_requested:
             self._finish(job, JobState.CANCELLED, EventKind.CANCELLED, "cancelled")
+            return
+        if not started:
+            gone = f"{who} was gone before the job started: queued again"
+            self._finish(job, JobState.QUEUED, EventKind.REQUEUED, gone)
             return
         log.warning("job %s: %s died; putting it back in the queue", job.id, who)
         try:
