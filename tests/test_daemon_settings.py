@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
 from daemon_helpers import FAST, running_daemon, self_signed_certificate
 from motionclone_client import ClientError, DaemonClient
@@ -115,3 +118,11 @@ def test_a_busy_port_gives_a_clear_error(tmp_path, shared_engine):
         busy_port = rf"cannot listen on 127\.0\.0\.1:{port}: Address already in use \(another daemon\?\)"
         with pytest.raises(MotionCloneError, match=busy_port):
             daemon.start()
+
+
+def test_the_readme_lists_every_configuration_key():
+    """The README's configuration list is where users look for a key; a new setting must show there."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    listed = readme.split("keys `", 1)[1].split("`", 1)[0]
+    keys = {key.strip() for key in listed.replace("\n", " ").split(",")}
+    assert keys == {setting.name for setting in fields(DaemonSettings)}
