@@ -149,11 +149,6 @@ class RayExecutor:
         waiting = [(engine.name, engine.unavailable()) for engine in self.engines]
         return [f"{name}: {why}" for name, why in waiting if why]
 
-    @staticmethod
-    def node_of(engine: RayEngine) -> str:
-        """The node `engine`'s actor runs on ("" while it has none)."""
-        return engine.node
-
     def unavailable(self, engine: RayEngine) -> str | None:
         """The dispatcher's gate: why `engine` cannot take a job now, None when it can."""
         if not self.reachable():

@@ -152,7 +152,7 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
                     resident_bytes=worker.engine.resident_bytes,
                     keep_alive_seconds=worker.keep_alive.seconds,
                     state=worker.state,
-                    node=self.cluster.node_of(worker.engine) if self.cluster else "",
+                    node=worker.engine.node if self.cluster else "",  # a RayEngine's actor's node
                 )
                 for worker in self.service.workers
             ],
