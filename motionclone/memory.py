@@ -68,8 +68,7 @@ def needed_bytes(
 ) -> int:
     """Estimated peak bytes of a run of `config`'s size, beyond the weights when they are loaded."""
     value_bytes = torch.finfo(dtype).bits // 8
-    size = (config.frames, config.width, config.height, value_bytes, low_memory)
-    weights, run = defaults.estimated_peak_bytes(*size)
+    weights, run = defaults.estimated_peak_bytes(config.frames, config.width, config.height, value_bytes, low_memory)
     return run if weights_loaded else weights + run
 
 
