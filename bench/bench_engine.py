@@ -16,11 +16,16 @@ a motion-only guided step; semantic_energy_ratio is its energy, guided / weight 
 through the whole UNet, as a straightforward implementation would. low_memory_cost is a guided
 step with `low_memory` on (activations recomputed in the backward) over one without; on CPU its
 peak_mb (the process's RSS high-water mark) cannot show the saving, bench_memory.py does.
+`--compile` adds the same run with the UNet compiled (`compile_unet`): compile_s (the first
+run's compilation, from its report), its steps, compiled_speedup (uncompiled guided + plain step
+over compiled) and compiled_max_pixel_diff (the video's largest difference, 0-255, against the
+uncompiled one); on CPU inductor needs minutes per graph even for tiny, so it is meant for CUDA.
 Ratios come from one run.
 
   python bench/bench_engine.py --configs tiny,medium
   python bench/bench_engine.py --configs sd15 --presets camera,object
   python bench/bench_engine.py --configs tiny --semantic tiny3
+  python bench/bench_engine.py --configs sd15 --compile --compile-mode max-autotune-no-cudagraphs
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import torch
 from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from motionclone import compilation
 from motionclone.attention import GuidedBlockHooks
 from motionclone.config import ModelDefaults, MotionCloneConfig, resolve
 from motionclone.models import MotionCloneModel, choose_device, load_model
@@ -148,12 +154,21 @@ def _reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _step_times(
-    pipeline: MotionClonePipeline, template, config, energy: str = "motion_energy"
-) -> tuple[list[float], list[float], float, float]:
-    """Seconds of each guided and each plain step of one generation (the first of each kind is
-    warm-up and dropped), its peak memory, and its mean `energy` (a StepInfo field) over the
-    guided steps."""
+@dataclasses.dataclass
+class _Run:
+    """One timed generation: seconds of each guided and each plain step (the first of each kind
+    is warm-up and dropped), its peak memory, the mean of a StepInfo energy over the guided
+    steps, and the video (to check that a faster or leaner variant made the same one)."""
+
+    guided: list[float]
+    plain: list[float]
+    peak_mb: float
+    energy: float
+    frames: np.ndarray
+    seconds_per_phase: dict[str, float]
+
+
+def _timed_run(pipeline: MotionClonePipeline, template, config, energy: str = "motion_energy") -> _Run:
     device = pipeline.model.device
     stamps: list[tuple[float, bool]] = []
     energies: list[float] = []
@@ -167,14 +182,19 @@ def _step_times(
     _reset_peak(device)
     _sync(device)
     start = time.perf_counter()
-    pipeline.generate(template, config, on_step=on_step)
+    generation = pipeline.generate(template, config, on_step=on_step)
     durations = np.diff([start] + [t for t, _ in stamps])
     guided = [d for d, (_, g) in zip(durations, stamps, strict=True) if g]
     plain = [d for d, (_, g) in zip(durations, stamps, strict=True) if not g]
-    return guided[1:], plain[1:], _peak_mb(device), float(np.mean(energies))
+    mean_energy = float(np.mean(energies))
+    return _Run(guided[1:], plain[1:], _peak_mb(device), mean_energy, generation.frames, generation.seconds_per_phase)
 
 
-def bench_config(name: str, steps: int, device: str | None, dtype: str | None) -> dict:
+def _max_pixel_diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+def bench_config(name: str, steps: int, device: str | None, dtype: str | None, compiled: bool = False) -> dict:
     model = _random_model(name, device, dtype)
     pipeline = MotionClonePipeline(model)
     frames_count, size = SHAPES[name]
@@ -191,27 +211,50 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None) -
     extract_peak = _peak_mb(model.device)
     # One untimed generation first: the first run's allocations (on CPU, fresh pages from the
     # kernel until malloc's thresholds adapt) made whichever variant ran first look 20-40% slower.
-    _step_times(pipeline, template, config)
-    guided, plain, peak, guided_energy = _step_times(pipeline, template, config)
-    *_, unguided_energy = _step_times(pipeline, template, dataclasses.replace(config, motion_guidance_weight=0.0))
-    low_guided, _, low_peak, _ = _step_times(pipeline, template, dataclasses.replace(config, low_memory=True))
+    _timed_run(pipeline, template, config)
+    ours = _timed_run(pipeline, template, config)
+    unguided = _timed_run(pipeline, template, dataclasses.replace(config, motion_guidance_weight=0.0))
+    low = _timed_run(pipeline, template, dataclasses.replace(config, low_memory=True))
     pipeline._hooks = FullGraphHooks(model.unet, tuple(config.guided_blocks))
-    naive_guided, _, naive_peak, _ = _step_times(pipeline, template, config)
-    return {
+    naive = _timed_run(pipeline, template, config)
+    plain = float(np.mean(ours.plain))
+    row = {
         **_row_head(name, model),
-        "plain_step_s": float(np.mean(plain)),
-        "guided_step_s": float(np.mean(guided)),
-        "ratio": float(np.mean(guided) / np.mean(plain)),
-        "naive_guided_step_s": float(np.mean(naive_guided)),
-        "naive_ratio": float(np.mean(naive_guided) / np.mean(plain)),
-        "low_memory_guided_step_s": float(np.mean(low_guided)),
-        "low_memory_cost": float(np.mean(low_guided) / np.mean(guided)),
-        "energy_ratio": guided_energy / unguided_energy,
+        "plain_step_s": plain,
+        "guided_step_s": float(np.mean(ours.guided)),
+        "ratio": float(np.mean(ours.guided)) / plain,
+        "naive_guided_step_s": float(np.mean(naive.guided)),
+        "naive_ratio": float(np.mean(naive.guided)) / plain,
+        "low_memory_guided_step_s": float(np.mean(low.guided)),
+        "low_memory_cost": float(np.mean(low.guided) / np.mean(ours.guided)),
+        "low_memory_max_pixel_diff": _max_pixel_diff(low.frames, ours.frames),
+        "energy_ratio": ours.energy / unguided.energy,
         "extract_s": extract_s,
         "extract_peak_mb": extract_peak,
-        "peak_mb": peak,
-        "naive_peak_mb": naive_peak,
-        "low_memory_peak_mb": low_peak,
+        "peak_mb": ours.peak_mb,
+        "naive_peak_mb": naive.peak_mb,
+        "low_memory_peak_mb": low.peak_mb,
+    }
+    if compiled:
+        row |= _compiled_columns(model, template, config, ours)
+    return row
+
+
+def _compiled_columns(model: MotionCloneModel, template, config, eager: _Run) -> dict:
+    """The same run with the UNet compiled (`compile_unet`): the first generation's compile
+    seconds (from its report), then a timed one, against the uncompiled run of this config."""
+    pipeline = MotionClonePipeline(model, compile_unet=True)
+    first = _timed_run(pipeline, template, config)
+    fast = _timed_run(pipeline, template, config)
+    plain = float(np.mean(fast.plain))
+    return {
+        "compile_s": first.seconds_per_phase["compile"],
+        "compiled_plain_step_s": plain,
+        "compiled_guided_step_s": float(np.mean(fast.guided)),
+        "compiled_ratio": float(np.mean(fast.guided)) / plain,
+        "compiled_speedup": float(np.mean(eager.guided) + np.mean(eager.plain)) / (float(np.mean(fast.guided)) + plain),
+        "compiled_max_pixel_diff": _max_pixel_diff(fast.frames, eager.frames),
+        "compiled_peak_mb": fast.peak_mb,
     }
 
 
@@ -238,17 +281,17 @@ def bench_semantic(name: str, steps: int, weight: float, device: str | None, dty
     clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
     motion_template = pipeline.extract(clip, motion_only)
     semantic_template = pipeline.extract(clip, semantic)
-    guided, *_ = _step_times(pipeline, motion_template, motion_only)
-    semantic_times, _, _, guided_energy = _step_times(pipeline, semantic_template, semantic, "semantic_energy")
+    guided = _timed_run(pipeline, motion_template, motion_only).guided
+    with_semantic = _timed_run(pipeline, semantic_template, semantic, "semantic_energy")
     # Weight 0 with the semantic template: the same passes, the energy measured but not followed.
-    *_, unguided_energy = _step_times(pipeline, semantic_template, motion_only, "semantic_energy")
+    unguided = _timed_run(pipeline, semantic_template, motion_only, "semantic_energy")
     return {
         **_row_head(name, model),
         "guided_step_s": float(np.mean(guided)),
-        "semantic_step_s": float(np.mean(semantic_times)),
-        "semantic_ratio": float(np.mean(semantic_times) / np.mean(guided)),
+        "semantic_step_s": float(np.mean(with_semantic.guided)),
+        "semantic_ratio": float(np.mean(with_semantic.guided) / np.mean(guided)),
         "semantic_weight": weight,
-        "semantic_energy_ratio": guided_energy / unguided_energy,
+        "semantic_energy_ratio": with_semantic.energy / unguided.energy,
     }
 
 
@@ -306,15 +349,19 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its conv algorithms")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    parser.add_argument("--compile", action="store_true", help="also time the compiled UNet (compile_unet)")
+    parser.add_argument("--compile-mode", help="torch.compile mode for --compile (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    compilation.MODE = args.compile_mode
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()
     sections = []
-    step_rows = [bench_config(name, args.steps, args.device, args.dtype) for name in args.configs.split(",") if name]
+    names = [name for name in args.configs.split(",") if name]
+    step_rows = [bench_config(name, args.steps, args.device, args.dtype, args.compile) for name in names]
     sections.append(_table(step_rows))
     if args.presets:
         big = args.configs.split(",")[-1]

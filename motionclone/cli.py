@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 # Settings of the engine in this process only: a daemon has its own device and cache.
-LOCAL_KEYS = ("device", "dtype", "cache_dir")
+LOCAL_KEYS = ("device", "dtype", "cache_dir", "compile_unet")
 
 
 def add_local_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +40,13 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
     parser.add_argument("--dtype", help="float32, float16 or bfloat16 (default: float16 on CUDA)")
     parser.add_argument("--cache-dir", help="where extracted templates are cached")
+    parser.add_argument(
+        "--compile",
+        dest="compile_unet",
+        action="store_true",
+        default=None,
+        help="compile the UNet with torch.compile (minutes once per size, then cached; faster steps on a GPU)",
+    )
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:

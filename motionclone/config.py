@@ -151,6 +151,9 @@ class MotionCloneConfig:
     # "on": recompute the guided pass's activations in its backward and keep the text encoder off
     # the GPU while sampling; "auto": only when the run would not fit otherwise.
     low_memory: str = "auto"
+    # Compile the whole UNet (`compilation.py`): paid once per model load and video size, cached on
+    # disk across restarts; the video may then differ from an uncompiled run's in the last bits.
+    compile_unet: bool = False
 
     def replace(self, **changes: Any) -> MotionCloneConfig:
         """A copy with some fields changed; unknown keys are reported by name."""

@@ -100,7 +100,15 @@ class Engine:
 
     def pipeline_for(self, config: MotionCloneConfig, timer: PhaseTimer) -> MotionClonePipeline:
         """The pipeline of `config.model`, loading (and replacing the old one) only when needed."""
-        key = (config.model, config.motion_adapter, config.vae, config.single_file_config, config.device, config.dtype)
+        key = (
+            config.model,
+            config.motion_adapter,
+            config.vae,
+            config.single_file_config,
+            config.device,
+            config.dtype,
+            config.compile_unet,
+        )
         if key != self._model_key or self._pipeline is None:
             self.unload()
             with timer.phase("load_model"):
@@ -112,7 +120,7 @@ class Engine:
                     config.single_file_config,
                     config.vae,
                 )
-            self._pipeline = MotionClonePipeline(self._model)
+            self._pipeline = MotionClonePipeline(self._model, config.compile_unet)
             self._model_key = key
         return self._pipeline
 
@@ -243,6 +251,7 @@ class Engine:
             "model": model.model_id,
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
+            "compiled": pipeline.compiled,
             "seed": config.seed,
             "settings": config.to_dict(),
             "template": template,

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from motionclone.attention import AttentionStore, GuidedBlockHooks, StopForward, block_of, install_recorders
+from motionclone.compilation import compile_in_place
 from motionclone.config import ResolvedConfig
 from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
 from motionclone.guidance import appearance_regions, motion_energy, reference_regions, sparse_template
@@ -174,10 +175,18 @@ def recomputed_activations(unet: torch.nn.Module, enabled: bool) -> Iterator[Non
 
 
 class MotionClonePipeline:
-    """Extraction and guided generation on one loaded model."""
+    """Extraction and guided generation on one loaded model.
 
-    def __init__(self, model: MotionCloneModel) -> None:
+    With `compile_unet` the UNet is compiled (`compilation.py`) for generation's passes;
+    extraction's single pass, which a hook ends early, stays eager.
+    """
+
+    def __init__(self, model: MotionCloneModel, compile_unet: bool = False) -> None:
         self.model = model
+        self.compiled = compile_unet
+        if compile_unet:
+            compile_in_place(model.unet)
+        self._compiled_kinds: set[tuple] = set()
         self.store = AttentionStore()
         self.schedule = OFFICIAL_SCHEDULE
         self._blocks: tuple | None = None
@@ -328,6 +337,7 @@ class MotionClonePipeline:
         assert self._hooks is not None
         with (
             torch.no_grad(),
+            torch.compiler.set_stance("force_eager"),
             self.store.record(cross=token is not None),
             self._hooks.stop_after_guided(),
             contextlib.suppress(StopForward),
@@ -419,6 +429,7 @@ class MotionClonePipeline:
         appearance = latents.clone() if semantic else None
         timesteps = generation_timesteps(config)
         guiding = template is not None and (config.motion_guidance_weight > 0 or semantic)
+        compiling = self._compile_passes(latents, appearance, timesteps, uncond, cond, template, config, token, guiding)
         records: list[StepInfo] = []
         for index, timestep in enumerate(timesteps):
             if should_stop and should_stop():
@@ -449,11 +460,31 @@ class MotionClonePipeline:
                 on_step(info)
         sampled = time.perf_counter()
         frames = self.decode_latents(latents)
-        return Generation(
-            frames=frames,
-            steps=records,
-            seconds_per_phase={"sample": sampled - started, "decode": time.perf_counter() - sampled},
-        )
+        seconds = {"sample": sampled - started - compiling, "decode": time.perf_counter() - sampled}
+        if self.compiled:
+            seconds["compile"] = compiling
+        return Generation(frames=frames, steps=records, seconds_per_phase=seconds)
+
+    def _compile_passes(self, latents, appearance, timesteps, uncond, cond, template, config, token, guiding) -> float:
+        """With a compiled UNet, run once (results dropped) each kind of pass this generation
+        uses that has not run at this size, so that compiling it, or fetching it from the cache,
+        happens here and is timed apart from sampling. Returns the seconds spent (0: none ran)."""
+        if not self.compiled:
+            return 0.0
+        size = tuple(latents.shape)
+        passes = {
+            ("guided", size, appearance is not None, config.low_memory): guiding and config.guidance_steps > 0,
+            ("plain", size): not guiding or len(timesteps) > config.guidance_steps,
+        }
+        missing = [kind for kind, used in passes.items() if used and kind not in self._compiled_kinds]
+        started = time.perf_counter()
+        for kind in missing:
+            if kind[0] == "guided":
+                self._guided_pass(latents, appearance, timesteps[0], uncond, cond, template, config, token, (1.0, 1.0))
+            else:
+                self._plain_pass(latents, timesteps[-1], torch.cat([uncond, cond]), template, config)
+            self._compiled_kinds.add(kind)
+        return time.perf_counter() - started if missing else 0.0
 
     def _cfg(self, eps_uncond: torch.Tensor, eps_cond: torch.Tensor, config: ResolvedConfig) -> torch.Tensor:
         """The official classifier-free guidance, eps_c + scale (eps_c - eps_u), for both branches."""

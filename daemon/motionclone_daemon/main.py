@@ -25,6 +25,7 @@ import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from motionclone_client.locations import ENDPOINT_FILE, config_dir, join_address
 
+from motionclone.compilation import use_compile_cache
 from motionclone.cpu_threads import use_usable_cores
 from motionclone.engine import Engine
 from motionclone.errors import MotionCloneError
@@ -63,6 +64,7 @@ class Daemon:
         self.token = ensure_token()
         self._umask = os.umask(PRIVATE_UMASK)
         make_private(settings.data_path)
+        use_compile_cache(settings.data_path / "torch_compile")
         self.store = JobStore(settings.data_path / "jobs.sqlite3")
         self.catalog = ModelCatalog(settings)
         self.cluster = ray_executor(settings) if settings.executor == "ray" else None

@@ -74,6 +74,10 @@ class DaemonSettings:
     evaluate: bool = field(
         default=False, metadata=about("add the motion-fidelity score to each job's report (for ranking batches)")
     )
+    compile_unet: bool = field(
+        default=False,
+        metadata=about("compile the UNet (torch.compile): minutes per model load and video size, cached in data_dir"),
+    )
     executor: str = field(
         default="local", metadata=about("where jobs run: local (this machine's workers) or ray (a Ray cluster)")
     )

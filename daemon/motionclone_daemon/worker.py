@@ -59,6 +59,7 @@ def job_config(
         motion_adapter=catalog.resolve(config.motion_adapter, "motion adapter"),
         vae=catalog.resolve(config.vae, "VAE") if config.vae else None,
         cache_dir=cache,
+        compile_unet=settings.compile_unet,
     )
 
 
