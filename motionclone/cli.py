@@ -45,7 +45,7 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
         dest="compile_unet",
         action="store_true",
         default=None,
-        help="compile the UNet with torch.compile (minutes once per size, then cached; faster steps on a GPU)",
+        help="compile the UNet with torch.compile (minutes once per video size, then cached on disk)",
     )
 
 
