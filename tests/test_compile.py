@@ -11,7 +11,9 @@ reports the largest pixel difference against the uncompiled run.
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,18 @@ def _unset_cache_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in compilation.CACHE_VARIABLES:
         monkeypatch.setenv(variable, "")
         monkeypatch.delenv(variable)
+
+
+def test_unloading_a_compiled_model_frees_it(monkeypatch):
+    """keep_alive's promise (an idle daemon gives the model's memory back) holds when compiled:
+    dynamo's caches keep no reference to the UNet once the engine drops it."""
+    monkeypatch.setattr(compilation, "BACKEND", "eager")
+    engine = Engine()
+    config = MotionCloneConfig(model="tiny-random", prompt="a boat", steps=1, compile_unet=True)
+    pipeline = engine.pipeline_for(config, PhaseTimer())
+    pipeline.generate(None, resolve(config, pipeline.model.defaults, seed=1))
+    unet = weakref.ref(pipeline.model.unet)
+    del pipeline
+    assert engine.unload()
+    gc.collect()
+    assert unet() is None, "something still holds the compiled UNet after unloading"
