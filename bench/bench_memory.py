@@ -6,14 +6,24 @@ tensor sizes instead, so that a regression (a tensor kept alive, a graph not cut
 
   weights          bytes of the model's parameters and buffers
   saved            bytes autograd keeps for the backward in one step (saved-tensor hooks, each
-                   storage counted once): what the guided step adds, and what the graph cut bounds
-  working          the largest single operation's inputs plus outputs (a dispatch mode)
-  modelled_peak    weights + saved + working, the largest over the phase's steps
+                   storage counted once, the weights it keeps left out): what the guided step
+                   adds, and what the graph cut bounds
+  working          the largest single operation's inputs plus outputs, weights left out (a
+                   dispatch mode)
+  live             the most bytes held at once by tensors made since the run began, weights
+                   left out (each storage counted from the operation that made it until it is
+                   freed): the CPU's counterpart of max_memory_allocated, recomputed
+                   activations and gradients included, which `saved` misses
+  modelled_peak    weights + live
+
+SD1.5 itself does not fit a CPU at 512 px, but its architecture does at a smaller `--size`; the
+run's bytes grow with the pixel count, so two sizes give SD1.5's bytes at 512 px (bench/RESULTS.md).
 
 Each config runs with `low_memory` off and on (`--low-memory` picks one), so the table shows what
 recomputing the guided pass's activations saves in each phase.
 
   python bench/bench_memory.py --configs tiny,medium
+  python bench/bench_memory.py --configs sd15 --size 128 --steps 2
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import argparse
 import contextlib
 import platform
 import sys
+import weakref
 
 import numpy as np
 import torch
@@ -36,29 +47,54 @@ PHASES = ("extraction", "guided steps", "plain steps", "decode")
 MB = 2**20
 
 
-def _bytes(tensors: list[torch.Tensor]) -> int:
-    """Bytes of the distinct storages behind `tensors` (views of one storage count once)."""
-    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
-    return sum(storages.values())
+def _storages(tensors: list[torch.Tensor]) -> dict[int, int]:
+    """Bytes of each distinct storage behind `tensors` (views of one storage count once)."""
+    return {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
 
 
 class TensorSizeModel(TorchDispatchMode):
-    """Since the last `take()`: the largest operation's working set and the bytes saved for backward."""
+    """Since the last `take()`: the largest operation's working set and the bytes saved for backward,
+    both without the weights (`resident`): autograd saves a layer's weight for its backward, and
+    counting it again made the saved bytes of SD1.5 at 128 px mostly weights."""
 
-    def __init__(self) -> None:
+    def __init__(self, resident: set[int]) -> None:
         super().__init__()
+        self.resident = resident
         self.working = 0
         self.saved: dict[int, int] = {}
+        self.live: dict[int, int] = {}
+        self.live_bytes = self.live_peak = 0
         self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         tensors = [t for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor)]
-        self.working = max(self.working, _bytes(tensors))
+        sizes = _storages(tensors)
+        self.working = max(self.working, sum(n for ptr, n in sizes.items() if ptr not in self.resident))
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, torch.Tensor):
+                self._track(tensor.untyped_storage())
         return out
 
+    def _track(self, storage: torch.UntypedStorage) -> None:
+        """Count a new storage as live until it is freed: torch keeps one Python object per
+        storage for as long as the storage lives (autograd's saved tensors included), so its
+        finalizer runs exactly when the memory goes back."""
+        pointer, size = storage.data_ptr(), storage.nbytes()
+        if not size or pointer in self.live or pointer in self.resident:
+            return
+        self.live[pointer] = size
+        self.live_bytes += size
+        self.live_peak = max(self.live_peak, self.live_bytes)
+        weakref.finalize(storage, self._release, pointer)
+
+    def _release(self, pointer: int) -> None:
+        self.live_bytes -= self.live.pop(pointer)
+
     def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        self.saved[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self.resident:
+            self.saved[storage.data_ptr()] = storage.nbytes()
         return tensor
 
     def __enter__(self):
@@ -70,18 +106,18 @@ class TensorSizeModel(TorchDispatchMode):
         return self.hooks.__exit__(*exc)
 
     def take(self) -> dict[str, int]:
-        taken = {"saved": sum(self.saved.values()), "working": self.working}
-        self.working, self.saved = 0, {}
+        taken = {"saved": sum(self.saved.values()), "working": self.working, "live": self.live_peak}
+        self.working, self.saved, self.live_peak = 0, {}, self.live_bytes
         return taken
 
 
 class PhasePeaks:
     """Folds what was measured since the last step into the phase that step belonged to."""
 
-    def __init__(self, device: torch.device, weights: int) -> None:
+    def __init__(self, device: torch.device, weights: dict[int, int]) -> None:
         self.device = device
-        self.weights = weights
-        self.model = TensorSizeModel() if device.type != "cuda" else None
+        self.weights = sum(weights.values())
+        self.model = TensorSizeModel(set(weights)) if device.type != "cuda" else None
         self.peaks: dict[str, dict[str, int]] = {}
 
     def fold(self, phase: str) -> None:
@@ -90,7 +126,7 @@ class PhasePeaks:
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
             sample = self.model.take()
-            sample["modelled_peak"] = self.weights + sample["saved"] + sample["working"]
+            sample["modelled_peak"] = self.weights + sample["live"]
         kept = self.peaks.setdefault(phase, {})
         for key, value in sample.items():
             kept[key] = max(kept.get(key, 0), value)
@@ -100,10 +136,14 @@ class PhasePeaks:
             self.fold("guided steps" if info.guided else "plain steps")
 
 
-def bench_memory(name: str, steps: int, device: str | None, dtype: str | None, low_memory: bool) -> list[dict]:
+def bench_memory(
+    name: str, steps: int, device: str | None, dtype: str | None, low_memory: bool, side: int | None = None
+) -> list[dict]:
+    """One run of config `name` (at `side` px square instead of its own size, when given)."""
     model = _random_model(name, device, dtype)
     pipeline = MotionClonePipeline(model)
     frames_count, size = SHAPES[name]
+    size = side or size
     low_memory_mode = "on" if low_memory else "off"
     config = resolve(
         MotionCloneConfig(
@@ -114,7 +154,7 @@ def bench_memory(name: str, steps: int, device: str | None, dtype: str | None, l
     )
     clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
     modules = (model.unet, model.vae, model.text_encoder)
-    weights = _bytes([t for m in modules for t in (*m.parameters(), *m.buffers())])
+    weights = _storages([t for m in modules for t in (*m.parameters(), *m.buffers())])
     meter = PhasePeaks(model.device, weights)
     if model.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(model.device)
@@ -125,8 +165,9 @@ def bench_memory(name: str, steps: int, device: str | None, dtype: str | None, l
         meter.fold("decode")
     rows = []
     for phase in PHASES:
-        row = {"config": name, "device": _device_name(model.device), "low_memory": low_memory_mode, "phase": phase}
-        row["weights_mb"] = weights / MB
+        row = {"config": name, "device": _device_name(model.device), "shape": f"{frames_count}x{size}x{size}"}
+        row |= {"low_memory": low_memory_mode, "phase": phase}
+        row["weights_mb"] = meter.weights / MB
         rows.append(row | {f"{k}_mb": v / MB for k, v in meter.peaks[phase].items()})
     return rows
 
@@ -138,6 +179,9 @@ def main() -> None:
     parser.add_argument("--device")
     parser.add_argument("--dtype")
     parser.add_argument("--low-memory", choices=("off", "on", "both"), default="both", help="low_memory runs")
+    parser.add_argument(
+        "--size", type=int, help="square side in px instead of each config's own (sd15 at 128 or 256 fits a CPU)"
+    )
     parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
     modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.low_memory]
@@ -149,7 +193,7 @@ def main() -> None:
         for name in args.configs.split(",")
         if name
         for low_memory in modes
-        for row in bench_memory(name, args.steps, args.device, args.dtype, low_memory)
+        for row in bench_memory(name, args.steps, args.device, args.dtype, low_memory, args.size)
     ]
     title = f"`bench_memory.py {' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})"
     publish(title, [_table(rows)], args.no_append)

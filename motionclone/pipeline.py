@@ -21,14 +21,24 @@ step), so the daemon can stream progress and cancel within one denoising step.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
+from torch.utils.checkpoint import checkpoint
 
-from motionclone.attention import AttentionStore, GuidedBlockHooks, StopForward, block_of, install_recorders
+from motionclone.attention import (
+    AttentionStore,
+    GuidedBlockHooks,
+    RecordingAttnProcessor,
+    StopForward,
+    block_of,
+    install_recorders,
+)
 from motionclone.compilation import compile_in_place
 from motionclone.config import ResolvedConfig
 from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
@@ -155,23 +165,37 @@ class _Prediction:
     appearance_eps: torch.Tensor | None = None
 
 
+def _records(module: torch.nn.Module) -> bool:
+    """Whether a recording processor sits in `module`'s attentions."""
+    return any(isinstance(getattr(part, "processor", None), RecordingAttnProcessor) for part in module.modules())
+
+
 @contextlib.contextmanager
 def recomputed_activations(unet: torch.nn.Module, enabled: bool) -> Iterator[None]:
     """Activation checkpointing for the enclosed guided pass, when `enabled` (low memory).
 
-    The guided pass's backward is what sets the peak: autograd keeps every resnet's and spatial
-    transformer's activations before the cut. diffusers' own checkpointing (non-reentrant) keeps
-    their inputs only and recomputes the rest in the backward: the same values, one more forward
-    of those layers. It acts only where autograd records, so passes without gradients never pay.
+    The guided pass's backward is what sets the peak: autograd keeps every layer's activations
+    before the cut. diffusers' own checkpointing (non-reentrant) covers the resnets and the
+    spatial transformers' blocks; the motion modules, as big at each level, it leaves out, so
+    those that record nothing are wrapped here the same way (one that records writes to the
+    store, a side effect a recomputation would replay and torch.compile refuses to checkpoint;
+    they sit in the guided blocks, the small levels next to the cut). Each keeps its input only
+    and recomputes the rest in the backward: the same values, one more forward of those layers.
+    It acts only where autograd records, so passes without gradients never pay.
     """
     if not enabled:
         yield
         return
+    temporal = [m for m in unet.modules() if isinstance(m, AnimateDiffTransformer3D) and not _records(m)]
     unet.enable_gradient_checkpointing()
+    for module in temporal:
+        module.forward = functools.partial(checkpoint, module.forward, use_reentrant=False)
     try:
         yield
     finally:
         unet.disable_gradient_checkpointing()
+        for module in temporal:
+            del module.forward  # back to the class's forward
 
 
 class MotionClonePipeline:
