@@ -41,9 +41,12 @@ DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 MAX_STEPS = 1000
 MIN_FPS, MAX_FPS = 1.0, 240.0
 MAX_OUTPUT_FRAMES = 100_000
-# What low_memory leaves of a run's memory beyond the weights. Measured on the medium bench config
-# (CPU fp32): the RSS a guided pass adds, 203 MB normally and 101 MB with activations recomputed.
-LOW_MEMORY_RUN_SHARE = 0.5
+# What low_memory leaves of a guided step's memory beyond the weights: SD1.5's architecture at 16
+# frames, live tensor bytes measured at 128 and 256 px on CPU and extrapolated to 512 (10.6 GiB
+# normally, 2.6 GiB with the activations recomputed; bench/RESULTS.md, 2026-11-29 22:00 UTC).
+LOW_MEMORY_RUN_SHARE = 0.25
+# Frames the VAE encodes or decodes at once: its memory does not grow with a longer clip.
+VAE_CHUNK = 8
 MAX_OUTPUT_FRAMES_BOUND = "over an hour at 24 fps, longer than any source segment worth resampling to"
 MAX_CFG_SCALE = 100.0
 MAX_GUIDANCE_WEIGHT = 1e7
@@ -175,6 +178,8 @@ class ModelDefaults:
 
     The memory figures are float32 bytes (halved for float16) measured at the peak of a guided
     run: SD1.5 + AnimateDiff v3 peaks at 13.6 GB in float16 at 16x512x512 on CUDA (bench/RESULTS.md).
+    Decoding (VAE_CHUNK frames at once) needs less than a guided step, but more than a low-memory
+    one: 3.1 GiB for SD1.5's VAE at 512 px in float16, modelled on CPU like LOW_MEMORY_RUN_SHARE.
     """
 
     width: int = 512
@@ -187,15 +192,18 @@ class ModelDefaults:
     max_side: int = 1536
     weight_bytes: int = 6_000_000_000
     bytes_per_pixel_frame: float = 5200.0
+    decode_bytes_per_pixel_frame: float = 3220.0
 
     def estimated_peak_bytes(
         self, frames: int, width: int, height: int, dtype_bytes: int = 4, low_memory: bool = False
     ) -> tuple[int, int]:
-        """(model weights, everything a run adds on top) in bytes, for this size and dtype; with
-        `low_memory` the run's part is LOW_MEMORY_RUN_SHARE of the normal run's."""
+        """(model weights, everything a run adds on top) in bytes, for this size and dtype: the
+        guided steps' part (with `low_memory`, LOW_MEMORY_RUN_SHARE of it) or the decode's,
+        whichever is larger."""
         scale = dtype_bytes / 4
-        run = self.bytes_per_pixel_frame * scale * frames * width * height
-        return int(self.weight_bytes * scale), int(run * (LOW_MEMORY_RUN_SHARE if low_memory else 1.0))
+        guided = self.bytes_per_pixel_frame * scale * frames * width * height
+        decode = self.decode_bytes_per_pixel_frame * scale * min(frames, VAE_CHUNK) * width * height
+        return int(self.weight_bytes * scale), int(max(guided * (LOW_MEMORY_RUN_SHARE if low_memory else 1.0), decode))
 
 
 @dataclass(frozen=True)

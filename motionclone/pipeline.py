@@ -40,7 +40,7 @@ from motionclone.attention import (
     install_recorders,
 )
 from motionclone.compilation import compile_in_place
-from motionclone.config import ResolvedConfig
+from motionclone.config import VAE_CHUNK, ResolvedConfig
 from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
 from motionclone.guidance import appearance_regions, motion_energy, reference_regions, sparse_template
 from motionclone.models import MotionCloneModel
@@ -55,8 +55,6 @@ from motionclone.schedule import (
 )
 from motionclone.semantic import MASK_BLOCK, SEMANTIC_BLOCKS, Regions, recorded_subject_map, semantic_energy
 from motionclone.template import MotionTemplate
-
-VAE_CHUNK = 8
 
 
 @dataclass

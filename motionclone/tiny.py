@@ -31,6 +31,7 @@ TINY_DEFAULTS = ModelDefaults(
     max_side=512,
     weight_bytes=50_000_000,
     bytes_per_pixel_frame=1400.0,
+    decode_bytes_per_pixel_frame=460.0,
 )
 _SEED = 20240607
 _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
