@@ -42,7 +42,7 @@ MAX_STEPS = 1000
 MIN_FPS, MAX_FPS = 1.0, 240.0
 MAX_OUTPUT_FRAMES = 100_000
 # What low_memory leaves of a guided step's memory beyond the weights: SD1.5's architecture at 16
-# frames, live tensor bytes measured at 128 and 256 px on CPU and extrapolated to 512 (10.6 GiB
+# frames, live tensor bytes measured at 128 and 256 px on CPU and extrapolated to 512 (10.4 GiB
 # normally, 2.6 GiB with the activations recomputed; bench/RESULTS.md, 2026-11-29 22:00 UTC).
 LOW_MEMORY_RUN_SHARE = 0.25
 # Frames the VAE encodes or decodes at once: its memory does not grow with a longer clip.
