@@ -49,7 +49,8 @@ def test_low_memory_makes_the_same_video_keeping_less_for_the_backward(pipeline,
     normal, low = videos[False], videos[True]
     assert [s.motion_energy for s in low.steps] == [s.motion_energy for s in normal.steps]
     assert np.array_equal(low.frames, normal.frames), "recomputing activations must not change the video"
-    assert kept[True] < 0.7 * kept[False], f"autograd kept {kept[True]} bytes with low memory vs {kept[False]}"
+    # 0.13 with the motion modules recomputed too, 0.48 with diffusers' checkpointing alone
+    assert kept[True] < 0.3 * kept[False], f"autograd kept {kept[True]} bytes with low memory vs {kept[False]}"
 
 
 def test_auto_turns_low_memory_on_only_when_the_normal_run_does_not_fit():
