@@ -13,9 +13,10 @@ The semantic table times a guided step with location-aware semantic guidance (th
 branch's two passes batched into the negative pass, the graph kept through up_blocks.2) against
 a motion-only guided step; semantic_energy_ratio is its energy, guided / weight 0 (same seed).
 "ours" cuts the autograd graph after the guided blocks (up_blocks.1); "naive" back-propagates
-through the whole UNet, as a straightforward implementation would. low_memory_cost is a guided
-step with `low_memory` on (activations recomputed in the backward) over one without; on CPU its
-peak_mb (the process's RSS high-water mark) cannot show the saving, bench_memory.py does.
+through the whole UNet, as a straightforward implementation would. low_memory_partial_cost and
+low_memory_full_cost are a guided step with that `low_memory` recomputation (activations
+recomputed in the backward: the two high-resolution levels, or all) over one without; on CPU the
+peak_mb columns (the process's RSS high-water mark) cannot show the saving, bench_memory.py does.
 `--compile` adds the same run with the UNet compiled (`compile_unet`): compile_s (the first
 run's compilation, from its report), its steps, compiled_speedup (uncompiled guided + plain step
 over compiled) and compiled_max_pixel_diff (the video's largest difference, 0-255, against the
@@ -48,12 +49,14 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from motionclone import compilation
 from motionclone.attention import GuidedBlockHooks
-from motionclone.config import ModelDefaults, MotionCloneConfig, resolve
+from motionclone.config import RECOMPUTATIONS, ModelDefaults, MotionCloneConfig, resolve
 from motionclone.models import MotionCloneModel, choose_device, load_model
 from motionclone.pipeline import MotionClonePipeline, StepInfo
 from motionclone.tiny import TINY_DEFAULTS, build_tiny_components, build_tiny_unet, tiny_tokenizer
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+# The low-memory recomputations timed against a normal guided step.
+LOW = tuple(name for name in RECOMPUTATIONS if name != "off")
 SHAPES = {"tiny": (8, 64), "tiny3": (8, 64), "medium": (16, 128), "sd15": (16, 512)}
 
 
@@ -214,7 +217,7 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None, c
     _timed_run(pipeline, template, config)
     ours = _timed_run(pipeline, template, config)
     unguided = _timed_run(pipeline, template, dataclasses.replace(config, motion_guidance_weight=0.0))
-    low = _timed_run(pipeline, template, dataclasses.replace(config, low_memory=True))
+    low = {name: _timed_run(pipeline, template, dataclasses.replace(config, low_memory=name)) for name in LOW}
     pipeline._hooks = FullGraphHooks(model.unet, tuple(config.guided_blocks))
     naive = _timed_run(pipeline, template, config)
     plain = float(np.mean(ours.plain))
@@ -225,15 +228,14 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None, c
         "ratio": float(np.mean(ours.guided)) / plain,
         "naive_guided_step_s": float(np.mean(naive.guided)),
         "naive_ratio": float(np.mean(naive.guided)) / plain,
-        "low_memory_guided_step_s": float(np.mean(low.guided)),
-        "low_memory_cost": float(np.mean(low.guided) / np.mean(ours.guided)),
-        "low_memory_max_pixel_diff": _max_pixel_diff(low.frames, ours.frames),
+        **{f"low_memory_{name}_cost": float(np.mean(run.guided) / np.mean(ours.guided)) for name, run in low.items()},
+        "low_memory_max_pixel_diff": max(_max_pixel_diff(run.frames, ours.frames) for run in low.values()),
         "energy_ratio": ours.energy / unguided.energy,
         "extract_s": extract_s,
         "extract_peak_mb": extract_peak,
         "peak_mb": ours.peak_mb,
         "naive_peak_mb": naive.peak_mb,
-        "low_memory_peak_mb": low.peak_mb,
+        **{f"low_memory_{name}_peak_mb": run.peak_mb for name, run in low.items()},
     }
     if compiled:
         row |= _compiled_columns(model, template, config, ours)

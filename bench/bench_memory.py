@@ -19,8 +19,8 @@ tensor sizes instead, so that a regression (a tensor kept alive, a graph not cut
 SD1.5 itself does not fit a CPU at 512 px, but its architecture does at a smaller `--size`; the
 run's bytes grow with the pixel count, so two sizes give SD1.5's bytes at 512 px (bench/RESULTS.md).
 
-Each config runs with `low_memory` off and on (`--low-memory` picks one), so the table shows what
-recomputing the guided pass's activations saves in each phase.
+Each config runs with each `low_memory` recomputation (off, partial, full; `--low-memory` picks
+some), so the table shows what recomputing the guided pass's activations saves in each phase.
 
   python bench/bench_memory.py --configs tiny,medium
   python bench/bench_memory.py --configs sd15 --size 128 --steps 2
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import platform
 import sys
 import weakref
@@ -40,7 +41,7 @@ from bench_engine import SHAPES, _device_name, _random_model, _table, publish
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from motionclone.config import MotionCloneConfig, resolve
+from motionclone.config import RECOMPUTATIONS, MotionCloneConfig, resolve
 from motionclone.pipeline import MotionClonePipeline, StepInfo
 
 PHASES = ("extraction", "guided steps", "plain steps", "decode")
@@ -137,21 +138,19 @@ class PhasePeaks:
 
 
 def bench_memory(
-    name: str, steps: int, device: str | None, dtype: str | None, low_memory: bool, side: int | None = None
+    name: str, steps: int, device: str | None, dtype: str | None, low_memory: str, side: int | None = None
 ) -> list[dict]:
     """One run of config `name` (at `side` px square instead of its own size, when given)."""
     model = _random_model(name, device, dtype)
     pipeline = MotionClonePipeline(model)
     frames_count, size = SHAPES[name]
     size = side or size
-    low_memory_mode = "on" if low_memory else "off"
     config = resolve(
-        MotionCloneConfig(
-            prompt="a boat", steps=steps, frames=frames_count, width=size, height=size, low_memory=low_memory_mode
-        ),
+        MotionCloneConfig(prompt="a boat", steps=steps, frames=frames_count, width=size, height=size, low_memory="off"),
         model.defaults,
         seed=0,
     )
+    config = dataclasses.replace(config, low_memory=low_memory)
     clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
     modules = (model.unet, model.vae, model.text_encoder)
     weights = _storages([t for m in modules for t in (*m.parameters(), *m.buffers())])
@@ -166,7 +165,7 @@ def bench_memory(
     rows = []
     for phase in PHASES:
         row = {"config": name, "device": _device_name(model.device), "shape": f"{frames_count}x{size}x{size}"}
-        row |= {"low_memory": low_memory_mode, "phase": phase}
+        row |= {"low_memory": low_memory, "phase": phase}
         row["weights_mb"] = meter.weights / MB
         rows.append(row | {f"{k}_mb": v / MB for k, v in meter.peaks[phase].items()})
     return rows
@@ -178,13 +177,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="steps of the run (half guided)")
     parser.add_argument("--device")
     parser.add_argument("--dtype")
-    parser.add_argument("--low-memory", choices=("off", "on", "both"), default="both", help="low_memory runs")
+    parser.add_argument(
+        "--low-memory", default=",".join(RECOMPUTATIONS), help=f"comma list of {', '.join(RECOMPUTATIONS)}"
+    )
     parser.add_argument(
         "--size", type=int, help="square side in px instead of each config's own (sd15 at 128 or 256 fits a CPU)"
     )
     parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
-    modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.low_memory]
+    modes = args.low_memory.split(",")
+    unknown = set(modes) - set(RECOMPUTATIONS)
+    if unknown:
+        parser.error(f"unknown --low-memory {', '.join(sorted(unknown))}: choose from {', '.join(RECOMPUTATIONS)}")
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()

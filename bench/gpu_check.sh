@@ -39,7 +39,7 @@ if [[ ${1:-} == compile ]]; then
   bench 540 compile bench/bench_engine.py --configs "$BIG" --steps 12 --cudnn-benchmark --compile
 else
   bench 330 engine bench/bench_engine.py --configs "tiny,$BIG" --steps 12 --presets camera,object --cudnn-benchmark
-  bench 90 memory bench/bench_memory.py --configs "$BIG" --low-memory both
+  bench 90 memory bench/bench_memory.py --configs "$BIG"
   bench 90 daemon bench/bench_daemon.py --repeats 3
 fi
 tail -n +"$((before + 1))" bench/RESULTS.md >"$OUT/RESULTS-new.md"

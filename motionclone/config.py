@@ -41,10 +41,33 @@ DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 MAX_STEPS = 1000
 MIN_FPS, MAX_FPS = 1.0, 240.0
 MAX_OUTPUT_FRAMES = 100_000
-# What low_memory leaves of a guided step's memory beyond the weights: SD1.5's architecture at 16
-# frames, live tensor bytes measured at 128 and 256 px on CPU and extrapolated to 512 (10.4 GiB
-# normally, 2.6 GiB with the activations recomputed; bench/RESULTS.md, 2026-11-29 22:00 UTC).
-LOW_MEMORY_RUN_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Recomputation:
+    """One way low memory trades time for memory: the UNet blocks whose layers the guided pass
+    recomputes in its backward instead of keeping their activations, and the share of a guided
+    step's live tensor bytes (beyond the weights) that is left."""
+
+    name: str
+    blocks: tuple[str, ...]
+    run_share: float
+
+
+# From the least time to the least memory; `low_memory: auto` takes the first whose estimate fits,
+# `on` the last. The shares are SD1.5's architecture at 16 frames, live tensor bytes measured on
+# CPU (bench/RESULTS.md, 2026-11-30 00:00 UTC). "partial" recomputes the two high-resolution
+# levels, which hold most of the bytes for the least work: a 512 px guided step keeps 10.4 GiB
+# normally, 4.7 GiB with it and 2.0 GiB with "full", whose recomputation costs 2.4x as many FLOPs.
+RECOMPUTATIONS = {
+    recomputation.name: recomputation
+    for recomputation in (
+        Recomputation("off", (), 1.0),
+        Recomputation("partial", ("down_blocks.0", "down_blocks.1", "up_blocks.2", "up_blocks.3"), 0.45),
+        Recomputation("full", ("down_blocks", "mid_block", "up_blocks"), 0.19),
+    )
+}
+
 # Frames the VAE encodes or decodes at once: its memory does not grow with a longer clip.
 VAE_CHUNK = 8
 MAX_OUTPUT_FRAMES_BOUND = "over an hour at 24 fps, longer than any source segment worth resampling to"
@@ -151,8 +174,9 @@ class MotionCloneConfig:
     cache_dir: str | None = None
     # Every this many denoising steps a live preview is made (when a caller asks for them); 0: never.
     preview_every: int = 5
-    # "on": recompute the guided pass's activations in its backward and keep the text encoder off
-    # the GPU while sampling; "auto": only when the run would not fit otherwise.
+    # "on": recompute all the guided pass's activations in its backward (RECOMPUTATIONS' "full")
+    # and keep the text encoder off the GPU while sampling; "auto": the least recomputation that
+    # lets the run fit, none when it fits anyway.
     low_memory: str = "auto"
     # Compile the whole UNet (`compilation.py`): paid once per model load and video size, cached on
     # disk across restarts; the video may then differ from an uncompiled run's in the last bits.
@@ -179,7 +203,7 @@ class ModelDefaults:
     The memory figures are float32 bytes (halved for float16) measured at the peak of a guided
     run: SD1.5 + AnimateDiff v3 peaks at 13.6 GB in float16 at 16x512x512 on CUDA (bench/RESULTS.md).
     Decoding (VAE_CHUNK frames at once) needs less than a guided step, but more than a low-memory
-    one: 3.1 GiB for SD1.5's VAE at 512 px in float16, modelled on CPU like LOW_MEMORY_RUN_SHARE.
+    one: 3.1 GiB for SD1.5's VAE at 512 px in float16, modelled on CPU like RECOMPUTATIONS' shares.
     """
 
     width: int = 512
@@ -195,15 +219,15 @@ class ModelDefaults:
     decode_bytes_per_pixel_frame: float = 3220.0
 
     def estimated_peak_bytes(
-        self, frames: int, width: int, height: int, dtype_bytes: int = 4, low_memory: bool = False
+        self, frames: int, width: int, height: int, dtype_bytes: int = 4, low_memory: str = "off"
     ) -> tuple[int, int]:
         """(model weights, everything a run adds on top) in bytes, for this size and dtype: the
-        guided steps' part (with `low_memory`, LOW_MEMORY_RUN_SHARE of it) or the decode's,
+        guided steps' part (the `low_memory` recomputation's share of it) or the decode's,
         whichever is larger."""
         scale = dtype_bytes / 4
         guided = self.bytes_per_pixel_frame * scale * frames * width * height
         decode = self.decode_bytes_per_pixel_frame * scale * min(frames, VAE_CHUNK) * width * height
-        return int(self.weight_bytes * scale), int(max(guided * (LOW_MEMORY_RUN_SHARE if low_memory else 1.0), decode))
+        return int(self.weight_bytes * scale), int(max(guided * RECOMPUTATIONS[low_memory].run_share, decode))
 
 
 @dataclass(frozen=True)
@@ -229,9 +253,10 @@ class ResolvedConfig:
     layer_reduction: str
     timestep_spacing: str
     motion_cooldown: str
-    # Whether this run trades time for memory; "auto" resolves to False here, and the engine
-    # turns it on when only the low-memory run fits (memory.fitting_config).
-    low_memory: bool
+    # How much this run recomputes to save memory (a RECOMPUTATIONS name): "on" resolves to the
+    # most, "off" and "auto" to none here, and the engine takes the least that fits for "auto"
+    # (memory.fitting_config).
+    low_memory: str
 
     def block_weight(self, block: str) -> float:
         """Weight of a guided block as a multiple of `motion_guidance_weight` (1 unless the preset sets it)."""
@@ -421,7 +446,7 @@ def resolve(
         layer_reduction=preset.layer_reduction,
         timestep_spacing=preset.timestep_spacing,
         motion_cooldown=preset.motion_cooldown,
-        low_memory=config.low_memory == "on",
+        low_memory="full" if config.low_memory == "on" else "off",
     )
 
 

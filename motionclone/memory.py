@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from motionclone.config import ModelDefaults, ResolvedConfig
+from motionclone.config import RECOMPUTATIONS, ModelDefaults, ResolvedConfig
 from motionclone.errors import ResourceError
 
 GIB = 2**30
@@ -64,9 +64,10 @@ def cgroup_limit() -> tuple[int, int] | None:
 
 
 def needed_bytes(
-    defaults: ModelDefaults, config: ResolvedConfig, dtype: torch.dtype, weights_loaded: bool, low_memory: bool
+    defaults: ModelDefaults, config: ResolvedConfig, dtype: torch.dtype, weights_loaded: bool, low_memory: str
 ) -> int:
-    """Estimated peak bytes of a run of `config`'s size, beyond the weights when they are loaded."""
+    """Estimated peak bytes of a run of `config`'s size with the `low_memory` recomputation,
+    beyond the weights when they are loaded."""
     value_bytes = torch.finfo(dtype).bits // 8
     weights, run = defaults.estimated_peak_bytes(config.frames, config.width, config.height, value_bytes, low_memory)
     return run if weights_loaded else weights + run
@@ -80,20 +81,18 @@ def fitting_config(
     available: int,
     weights_loaded: bool,
 ) -> ResolvedConfig:
-    """`config` as it fits in `available` bytes: with `low_memory: auto`, turned on when only the
-    low-memory run fits (an 8-12 GB card, the editor holding part of it). Raises `ResourceError`,
-    one clear line before any work, when even the run it settles on would not fit."""
-    needed = needed_bytes(defaults, config, dtype, weights_loaded, config.low_memory)
-    if needed <= available:
-        return config
-    tried_low = config.low_memory or config.base.low_memory == "auto"
-    if tried_low:
-        needed = needed_bytes(defaults, config, dtype, weights_loaded, low_memory=True)
+    """`config` as it fits in `available` bytes: with `low_memory: auto`, the least recomputation
+    whose run fits (none on a big card, the high-resolution levels on a 12 GB one, everything on
+    an 8 GB one or next to a busy editor), so time is traded only as far as memory requires.
+    Raises `ResourceError`, one clear line before any work, when even the last would not fit."""
+    choices = list(RECOMPUTATIONS) if config.base.low_memory == "auto" else [config.low_memory]
+    for low_memory in choices:
+        needed = needed_bytes(defaults, config, dtype, weights_loaded, low_memory)
         if needed <= available:
-            return dataclasses.replace(config, low_memory=True)
+            return dataclasses.replace(config, low_memory=low_memory)
     where = "GPU memory" if device.type == "cuda" else "RAM"
     raise ResourceError(
         f"{config.frames} frames at {config.width}x{config.height} need about {needed / GIB:.1f} GiB of {where}"
-        f"{' even with low_memory' if tried_low else ''}, and only {available / GIB:.1f} GiB "
+        f"{' even with low_memory' if low_memory != 'off' else ''}, and only {available / GIB:.1f} GiB "
         f"{'are free' if weights_loaded else 'exist'} on {device}: try fewer frames or a smaller size"
     )

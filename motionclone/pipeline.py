@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 from torch.utils.checkpoint import checkpoint
 
@@ -40,7 +42,7 @@ from motionclone.attention import (
     install_recorders,
 )
 from motionclone.compilation import compile_in_place
-from motionclone.config import VAE_CHUNK, ResolvedConfig
+from motionclone.config import RECOMPUTATIONS, VAE_CHUNK, ResolvedConfig
 from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
 from motionclone.guidance import appearance_regions, motion_energy, reference_regions, sparse_template
 from motionclone.models import MotionCloneModel
@@ -168,31 +170,38 @@ def _records(module: torch.nn.Module) -> bool:
     return any(isinstance(getattr(part, "processor", None), RecordingAttnProcessor) for part in module.modules())
 
 
+# The layers whose activations low memory recomputes: each keeps its input for the backward and
+# runs its forward again there, instead of keeping everything it made.
+RECOMPUTED_LAYERS = (ResnetBlock2D, Transformer2DModel, AnimateDiffTransformer3D)
+
+
 @contextlib.contextmanager
-def recomputed_activations(unet: torch.nn.Module, enabled: bool) -> Iterator[None]:
-    """Activation checkpointing for the enclosed guided pass, when `enabled` (low memory).
+def recomputed_activations(unet: torch.nn.Module, blocks: tuple[str, ...]) -> Iterator[None]:
+    """Activation checkpointing (non-reentrant) of the enclosed guided pass's layers in `blocks`.
 
     The guided pass's backward is what sets the peak: autograd keeps every layer's activations
-    before the cut. diffusers' own checkpointing (non-reentrant) covers the resnets and the
-    spatial transformers' blocks; the motion modules, as big at each level, it leaves out, so
-    those that record nothing are wrapped here the same way (one that records writes to the
-    store, a side effect a recomputation would replay and torch.compile refuses to checkpoint;
-    they sit in the guided blocks, the small levels next to the cut). Each keeps its input only
-    and recomputes the rest in the backward: the same values, one more forward of those layers.
-    It acts only where autograd records, so passes without gradients never pay.
+    before the cut. Checkpointing a layer keeps its input only and recomputes the rest in the
+    backward: the same values for one more forward of that layer, so it pays off most where a
+    layer's activations are large for its work (the high-resolution levels). A layer that
+    records is left alone: it writes to the store, a side effect a recomputation would replay
+    and torch.compile refuses to checkpoint. It acts only where autograd records, so passes
+    without gradients never pay.
     """
-    if not enabled:
-        yield
-        return
-    temporal = [m for m in unet.modules() if isinstance(m, AnimateDiffTransformer3D) and not _records(m)]
-    unet.enable_gradient_checkpointing()
-    for module in temporal:
+    layers = (
+        [
+            module
+            for name, module in unet.named_modules()
+            if name.startswith(blocks) and isinstance(module, RECOMPUTED_LAYERS) and not _records(module)
+        ]
+        if blocks
+        else []
+    )
+    for module in layers:
         module.forward = functools.partial(checkpoint, module.forward, use_reentrant=False)
     try:
         yield
     finally:
-        unet.disable_gradient_checkpointing()
-        for module in temporal:
+        for module in layers:
             del module.forward  # back to the class's forward
 
 
@@ -444,7 +453,7 @@ class MotionClonePipeline:
         token = self.subject_token(config.prompt, config.subject) if semantic else None
         cond = self.encode_prompt(config.prompt)
         uncond = self.encode_prompt(config.negative_prompt)
-        if config.low_memory:
+        if config.low_memory != "off":
             self.model.text_encoder.to("cpu")  # its weights are not needed again until the next run
         generator = torch.Generator("cpu").manual_seed(config.seed)
         latents = torch.randn(shape, generator=generator).to(self.model.device)
@@ -557,7 +566,7 @@ class MotionClonePipeline:
             with (
                 self.store.record(),
                 self._hooks.no_graph_after_guided(),
-                recomputed_activations(self.model.unet, config.low_memory),
+                recomputed_activations(self.model.unet, RECOMPUTATIONS[config.low_memory].blocks),
             ):
                 eps_cond = self._unet(z, timestep, cond).float()
             motion = self.motion_energy(template, timestep, config)

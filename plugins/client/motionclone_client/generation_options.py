@@ -121,7 +121,7 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
         "--low-memory",
         "low_memory",
         str,
-        "trade time for GPU memory: auto (only when the run would not fit otherwise, default), on or off",
+        "trade time for GPU memory: auto (only as far as the run needs to fit, default), on (the most) or off",
         LOW_MEMORY_MODES,
     ),
 )
