@@ -245,9 +245,10 @@ class MotionClonePipeline:
         subject's cross-attention in `MASK_BLOCK`), once per block set; the UNet stays loaded.
 
         The hooks bound every pass to the last of these blocks: extraction stops there and the
-        guided pass cuts its autograd graph there.
+        guided pass cuts its autograd graph there. Another pipeline on the same model may have
+        installed its own recorders since, so ours are checked, not assumed.
         """
-        if (motion, semantic) == self._blocks:
+        if (motion, semantic) == self._blocks and self._recorders_installed():
             return
         blocks = tuple(dict.fromkeys(motion + semantic))
         try:
@@ -260,6 +261,13 @@ class MotionClonePipeline:
             raise ConfigError(f"invalid guided_blocks={list(blocks)!r}: {error}{why}") from None
         self._motion_layers = [layer for layer in layers if block_of(layer, motion)]
         self._blocks = (motion, semantic)
+
+    def _recorders_installed(self) -> bool:
+        """Whether the model's guided layers still record into this pipeline's store."""
+        processors = self.model.unet.attn_processors
+        return all(
+            getattr(processors[f"{layer}.processor"], "store", None) is self.store for layer in self._motion_layers
+        )
 
     @torch.no_grad()
     def encode_prompt(self, text: str) -> torch.Tensor:

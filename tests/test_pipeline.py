@@ -7,6 +7,7 @@ from conftest import textured_clip
 
 from motionclone.config import MotionCloneConfig, resolve
 from motionclone.errors import Interrupted, TemplateError
+from motionclone.pipeline import MotionClonePipeline
 from motionclone.schedule import ddim_step, motionclone_timesteps
 from motionclone.template import MotionTemplate
 
@@ -139,3 +140,15 @@ def test_cfg_combines_the_predictions_as_the_official_eps_c_plus_scale_times_dif
     official = eps_cond + 3.0 * (eps_cond - eps_uncond)
     expected = pipeline.decode_latents(ddim_step(pipeline.schedule, official, timestep, -1, start))
     assert np.abs(expected.astype(int) - result.frames.astype(int)).max() <= 1
+
+
+def test_two_pipelines_on_one_model_each_find_their_own_recorders(tiny_model):
+    """A library user (or a bench) may drive one loaded model from two pipelines; whichever ran
+    last installed its recorders, and the other must put its own back rather than find none
+    recorded (a KeyError that made the suite's result depend on the order of its files)."""
+    config = _config(tiny_model, steps=4)
+    first, second = MotionClonePipeline(tiny_model), MotionClonePipeline(tiny_model)
+    template = first.extract(textured_clip("right"), config)
+    alone = first.generate(template, config).frames
+    second.extract(textured_clip("down"), config)
+    assert np.array_equal(first.generate(template, config).frames, alone)
