@@ -56,7 +56,7 @@ class Recomputation:
 
 # From the least time to the least memory; `low_memory: auto` takes the first whose estimate fits,
 # `on` the last. The shares are SD1.5's architecture at 16 frames, live tensor bytes measured on
-# CPU (bench/RESULTS.md, 2026-11-30 00:55 UTC). "partial" recomputes the two high-resolution
+# CPU (bench/RESULTS.md, 2026-11-30 00:30 UTC). "partial" recomputes the two high-resolution
 # levels, which hold most of the bytes for the least work: a 512 px guided step keeps 10.4 GiB
 # normally, 4.7 GiB with it and 2.0 GiB with "full", whose recomputation costs 2.4x as many FLOPs.
 RECOMPUTATIONS = {
