@@ -2,8 +2,8 @@
 
 The guided pass's backward sets a run's peak (autograd keeps the activations of every layer
 before the cut); low memory recomputes them instead. Modelled for SD1.5 at 16x512x512 fp16, a
-guided step's live tensors fall from 10.4 GiB to 4.7 GiB recomputing the two high-resolution
-levels ("partial") and to 2.0 GiB recomputing every level ("full"; bench/RESULTS.md).
+guided step's live tensors fall from 10.4 GiB to 4.4 GiB recomputing the two high-resolution
+levels ("partial") and to 2.1 GiB recomputing every level ("full"; bench/RESULTS.md).
 """
 
 import dataclasses
