@@ -187,15 +187,11 @@ def recomputed_activations(unet: torch.nn.Module, blocks: tuple[str, ...]) -> It
     and torch.compile refuses to checkpoint. It acts only where autograd records, so passes
     without gradients never pay.
     """
-    layers = (
-        [
-            module
-            for name, module in unet.named_modules()
-            if name.startswith(blocks) and isinstance(module, RECOMPUTED_LAYERS) and not _records(module)
-        ]
-        if blocks
-        else []
-    )
+    layers = [
+        module
+        for name, module in unet.named_modules()
+        if name.startswith(blocks) and isinstance(module, RECOMPUTED_LAYERS) and not _records(module)
+    ]
     for module in layers:
         module.forward = functools.partial(checkpoint, module.forward, use_reentrant=False)
     try:
