@@ -19,8 +19,10 @@ recomputed in the backward: the two high-resolution levels, or all) over one wit
 peak_mb columns (the process's RSS high-water mark) cannot show the saving, bench_memory.py does.
 `--compile` adds the same run with the UNet compiled (`compile_unet`): compile_s (the first
 run's compilation, from its report), its steps, compiled_speedup (uncompiled guided + plain step
-over compiled) and compiled_max_pixel_diff (the video's largest difference, 0-255, against the
-uncompiled one); on CPU inductor needs minutes per graph even for tiny, so it is meant for CUDA.
+over compiled); on CPU inductor needs minutes per graph even for tiny, so it is meant for CUDA.
+*_max_pixel_diff is the video's largest difference (0-255) and *_max_latent_diff the final
+latents' (before the VAE), each against the normal uncompiled run with the same seed: the second
+shows fp16 noise that rounding to 8 bits hides.
 Ratios come from one run.
 
   python bench/bench_engine.py --configs tiny,medium
@@ -161,13 +163,15 @@ def _reset_peak(device: torch.device) -> None:
 class _Run:
     """One timed generation: seconds of each guided and each plain step (the first of each kind
     is warm-up and dropped), its peak memory, the mean of a StepInfo energy over the guided
-    steps, and the video (to check that a faster or leaner variant made the same one)."""
+    steps, and the video and final latents (to check that a faster or leaner variant made the
+    same one)."""
 
     guided: list[float]
     plain: list[float]
     peak_mb: float
     energy: float
     frames: np.ndarray
+    latents: torch.Tensor
     seconds_per_phase: dict[str, float]
 
 
@@ -190,11 +194,23 @@ def _timed_run(pipeline: MotionClonePipeline, template, config, energy: str = "m
     guided = [d for d, (_, g) in zip(durations, stamps, strict=True) if g]
     plain = [d for d, (_, g) in zip(durations, stamps, strict=True) if not g]
     mean_energy = float(np.mean(energies))
-    return _Run(guided[1:], plain[1:], _peak_mb(device), mean_energy, generation.frames, generation.seconds_per_phase)
+    return _Run(
+        guided[1:],
+        plain[1:],
+        _peak_mb(device),
+        mean_energy,
+        generation.frames,
+        generation.latents,
+        generation.seconds_per_phase,
+    )
 
 
 def _max_pixel_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+def _max_latent_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max())
 
 
 def bench_config(name: str, steps: int, device: str | None, dtype: str | None, compiled: bool = False) -> dict:
@@ -230,6 +246,7 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None, c
         "naive_ratio": float(np.mean(naive.guided)) / plain,
         **{f"low_memory_{name}_cost": float(np.mean(run.guided) / np.mean(ours.guided)) for name, run in low.items()},
         "low_memory_max_pixel_diff": max(_max_pixel_diff(run.frames, ours.frames) for run in low.values()),
+        "low_memory_max_latent_diff": max(_max_latent_diff(run.latents, ours.latents) for run in low.values()),
         "energy_ratio": ours.energy / unguided.energy,
         "extract_s": extract_s,
         "extract_peak_mb": extract_peak,
@@ -256,6 +273,7 @@ def _compiled_columns(model: MotionCloneModel, template, config, eager: _Run) ->
         "compiled_ratio": guided / plain,
         "compiled_speedup": float(np.mean(eager.guided) + np.mean(eager.plain)) / (guided + plain),
         "compiled_max_pixel_diff": _max_pixel_diff(fast.frames, eager.frames),
+        "compiled_max_latent_diff": _max_latent_diff(fast.latents, eager.latents),
         "compiled_peak_mb": fast.peak_mb,
     }
 
