@@ -34,12 +34,15 @@ SLOW = {**FAST, "steps": 12}
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A new local Ray cluster of 2 CPUs for the module (never one `ray start` left running)."""
+def cluster(tmp_path_factory):
+    """A new local Ray cluster of 2 CPUs for the module (never one `ray start` left running),
+    whose actors keep their scratch in a cache dir of the module's (they inherit the environment)."""
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'motionclone-studio[ray]'")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("actor-cache")))
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        yield ray
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -195,11 +198,16 @@ def test_actors_that_died_idle_cost_the_next_job_no_attempt(cluster, daemon, cli
 
 
 def test_the_actor_runs_a_job_by_path_or_by_bytes_with_the_same_result(tmp_path, clip_files):
-    """The actor's side in-process (no Ray): a shared data dir sends paths, the object store bytes."""
+    """The actor's side in-process (no Ray): a shared data dir sends paths, the object store bytes.
+
+    The actor works in the scratch folder it is given. Before, it used one fixed folder in /tmp for
+    every actor of the machine: the by-bytes run then took the template an earlier test's Ray actor
+    had extracted (one thread, whose AVX-512 kernels round differently) and made another video."""
     config = MotionCloneConfig(
         model="tiny-random", prompt="a boat", steps=6, preview_every=2, seed=3, cache_dir=str(tmp_path / "t")
     )
-    actor = EngineActor()
+    scratch = tmp_path / "scratch"
+    actor = EngineActor(scratch)
     clip = clip_files["right"]
     by_path = list(actor.generate("one", config, str(clip), ".mp4", str(tmp_path / "by-path.mp4"), False))
     by_bytes = list(actor.generate("two", config, clip.read_bytes(), ".mp4", "", True))
@@ -212,6 +220,8 @@ def test_the_actor_runs_a_job_by_path_or_by_bytes_with_the_same_result(tmp_path,
     (_, _, no_video, model, resident), (_, _, video, *_) = by_path[-1], by_bytes[-1]
     assert no_video is None and model == "tiny-random" and resident > 0
     assert video == (tmp_path / "by-path.mp4").read_bytes()
+    assert len(list((scratch / "templates").iterdir())) == 1, "the by-bytes run caches its template in the scratch"
+    assert not any((scratch / "clips").iterdir()) and not any((scratch / "results").iterdir()), "files in transit"
 
 
 def test_executor_is_a_setting_with_a_serve_flag_defaulting_to_local(tmp_path):

@@ -15,27 +15,34 @@ from __future__ import annotations
 
 import platform
 import queue
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from motionclone.config import MotionCloneConfig
 from motionclone.engine import Engine
 
-# Where an actor keeps clips and results in transit, and its node's template cache.
-SCRATCH = Path(tempfile.gettempdir()) / "motionclone-ray"
 _END = object()
 
 
+def default_scratch() -> Path:
+    """Where an actor keeps clips and results in transit, and its node's template cache: the
+    user's own cache dir, not a fixed folder in the shared /tmp, which another user of the node
+    could own first (every actor then fails) or fill with templates of their making."""
+    return Path(platformdirs.user_cache_dir("motionclone")) / "ray-actor"
+
+
 class EngineActor:
-    def __init__(self) -> None:
+    def __init__(self, scratch: Path | None = None) -> None:
         self.engine = Engine()
+        self.scratch = scratch or default_scratch()
         self._stops: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         for folder in ("clips", "results", "templates"):
-            (SCRATCH / folder).mkdir(parents=True, exist_ok=True)
+            (self.scratch / folder).mkdir(parents=True, exist_ok=True)
 
     def ready(self) -> str:
         """The node this actor runs on (its host name); answering at all means the actor is up."""
@@ -67,11 +74,11 @@ class EngineActor:
         stop = threading.Event()
         with self._lock:
             self._stops[run_id] = stop
-        reference = Path(clip) if isinstance(clip, str) else SCRATCH / "clips" / f"{run_id}{suffix}"
-        target = Path(output) if output else SCRATCH / "results" / f"{run_id}.mp4"
+        reference = Path(clip) if isinstance(clip, str) else self.scratch / "clips" / f"{run_id}{suffix}"
+        target = Path(output) if output else self.scratch / "results" / f"{run_id}.mp4"
         if not isinstance(clip, str):
             reference.write_bytes(clip)
-            config = config.replace(cache_dir=str(SCRATCH / "templates"))
+            config = config.replace(cache_dir=str(self.scratch / "templates"))
         events: queue.Queue = queue.Queue()
         outcome: list[Any] = []
 
