@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_engine import publish
+from bench_engine import device_name, publish
 from motionclone_client import DaemonClient
 from motionclone_client.client import ProgressEvent
 from motionclone_daemon.main import Daemon
@@ -171,7 +171,7 @@ def main() -> None:
         write_video(clip, np.random.default_rng(0).integers(0, 255, (16, 64, 64, 3), dtype=np.uint8), fps=8)
         overhead, loaded = bench_overhead(folder, clip, args.repeats)
         idle = bench_idle(folder, clip, loaded)
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    device = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     title = f"`bench_daemon.py {' '.join(sys.argv[1:])}` on {device} (torch {torch.__version__}, "
     title += f"{platform.machine()}), {JOB['model']}, {JOB['steps']} steps"
     publish(title, [_table(overhead), _table(idle)], args.no_append)

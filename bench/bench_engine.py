@@ -283,7 +283,7 @@ def _row_head(name: str, model) -> dict:
     frames_count, size = SHAPES[name]
     return {
         "config": name,
-        "device": _device_name(model.device),
+        "device": device_name(model.device),
         "dtype": str(model.dtype).removeprefix("torch."),
         "shape": f"{frames_count}x{size}x{size}",
     }
@@ -331,17 +331,19 @@ def bench_preset(name: str, preset: str, device: str | None, dtype: str | None) 
     return {
         "config": name,
         "preset": preset,
-        "device": _device_name(model.device),
+        "device": device_name(model.device),
         "steps": f"{config.steps} ({config.guidance_steps} guided)",
         "total_s": time.perf_counter() - started,
         "peak_mb": _peak_mb(model.device),
     }
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's kernel set and threads: AVX2 and AVX-512 machines differ in
+    speed and in the last bits of every result."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU {torch.backends.cpu.get_cpu_capability()} ({torch.get_num_threads()} threads)"
 
 
 def _table(rows: list[dict]) -> str:

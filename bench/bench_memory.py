@@ -37,7 +37,7 @@ import weakref
 
 import numpy as np
 import torch
-from bench_engine import SHAPES, _device_name, _random_model, _table, publish
+from bench_engine import SHAPES, _random_model, _table, device_name, publish
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -164,7 +164,7 @@ def bench_memory(
         meter.fold("decode")
     rows = []
     for phase in PHASES:
-        row = {"config": name, "device": _device_name(model.device), "shape": f"{frames_count}x{size}x{size}"}
+        row = {"config": name, "device": device_name(model.device), "shape": f"{frames_count}x{size}x{size}"}
         row |= {"low_memory": low_memory, "phase": phase}
         row["weights_mb"] = meter.weights / MB
         rows.append(row | {f"{k}_mb": v / MB for k, v in meter.peaks[phase].items()})
