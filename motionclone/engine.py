@@ -7,6 +7,7 @@ happened: settings, seed, timings per phase, peak memory and the motion energy o
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -234,6 +235,8 @@ class Engine:
         report = self._report(pipeline, resolved, timer, result.steps, origin)
         report["output"] = str(output)
         report["frames_written"] = frames_written
+        if result.low_memory_fallbacks:
+            report["low_memory_fallbacks"] = [dataclasses.asdict(fallback) for fallback in result.low_memory_fallbacks]
         return Outcome(report=report, output=Path(output))
 
     def _report(

@@ -96,3 +96,13 @@ def fitting_config(
         f"{' even with low_memory' if low_memory != 'off' else ''}, and only {available / GIB:.1f} GiB "
         f"{'are free' if weights_loaded else 'exist'} on {device}: try fewer frames or a smaller size"
     )
+
+
+def stronger_recomputation(config: ResolvedConfig) -> str | None:
+    """The recomputation after `config.low_memory`, which `low_memory: auto` falls back to when a
+    guided step runs out of memory anyway; None when the user chose a level or none is left."""
+    if config.base.low_memory != "auto":
+        return None
+    levels = list(RECOMPUTATIONS)
+    following = levels.index(config.low_memory) + 1
+    return levels[following] if following < len(levels) else None

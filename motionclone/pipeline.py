@@ -21,10 +21,12 @@ step), so the daemon can stream progress and cancel within one denoising step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ from motionclone.compilation import compile_in_place
 from motionclone.config import RECOMPUTATIONS, VAE_CHUNK, ResolvedConfig
 from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
 from motionclone.guidance import appearance_regions, motion_energy, reference_regions, sparse_template
+from motionclone.memory import stronger_recomputation
 from motionclone.models import MotionCloneModel
 from motionclone.preview import PreviewHook, predicted_clean
 from motionclone.schedule import (
@@ -57,6 +60,8 @@ from motionclone.schedule import (
 )
 from motionclone.semantic import MASK_BLOCK, SEMANTIC_BLOCKS, Regions, recorded_subject_map, semantic_energy
 from motionclone.template import MotionTemplate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,6 +78,15 @@ class StepInfo:
     semantic_energy: float | None = None
 
 
+@dataclass(frozen=True)
+class LowMemoryFallback:
+    """A guided step that ran out of memory and ran again recomputing more (`low_memory: auto`)."""
+
+    step: int
+    before: str
+    after: str
+
+
 @dataclass
 class Generation:
     """A generated video (uint8 frames, H, W, 3), the per-step record of how it was made, and the
@@ -83,6 +97,7 @@ class Generation:
     steps: list[StepInfo]
     seconds_per_phase: dict[str, float]
     latents: torch.Tensor
+    low_memory_fallbacks: list[LowMemoryFallback] = field(default_factory=list)
 
 
 StepCallback = Callable[[StepInfo], None]
@@ -469,6 +484,7 @@ class MotionClonePipeline:
         guiding = template is not None and (config.motion_guidance_weight > 0 or semantic)
         compiling = self._compile_passes(latents, appearance, timesteps, uncond, cond, template, config, token, guiding)
         records: list[StepInfo] = []
+        fallbacks: list[LowMemoryFallback] = []
         for index, timestep in enumerate(timesteps):
             if should_stop and should_stop():
                 raise Interrupted(f"stopped at step {index} of {len(timesteps)}")
@@ -476,7 +492,10 @@ class MotionClonePipeline:
             motion_weight = config.motion_guidance_weight * motion_ramp(index, config) if guided else 0.0
             if guided:
                 weights = (motion_weight, config.semantic_guidance_weight * semantic_ramp(index, config))
-                step = self._guided_pass(latents, appearance, timestep, uncond, cond, template, config, token, weights)
+                guided_pass = functools.partial(
+                    self._guided_pass, latents, appearance, timestep, uncond, cond, template, token, weights
+                )
+                step, config = self._guided_pass_that_fits(index, config, fallbacks, guided_pass)
             else:
                 step = self._plain_pass(latents, timestep, torch.cat([uncond, cond]), template, config)
             if on_preview and config.preview_every and (index + 1) % config.preview_every == 0:
@@ -501,7 +520,7 @@ class MotionClonePipeline:
         seconds = {"sample": sampled - started - compiling, "decode": time.perf_counter() - sampled}
         if self.compiled:
             seconds["compile"] = compiling
-        return Generation(frames=frames, steps=records, seconds_per_phase=seconds, latents=latents.detach().cpu())
+        return Generation(frames, records, seconds, latents.detach().cpu(), fallbacks)
 
     def _compile_passes(self, latents, appearance, timesteps, uncond, cond, template, config, token, guiding) -> float:
         """With a compiled UNet, run once (results dropped) each kind of pass this generation
@@ -518,11 +537,43 @@ class MotionClonePipeline:
         started = time.perf_counter()
         for kind in missing:
             if kind[0] == "guided":
-                self._guided_pass(latents, appearance, timesteps[0], uncond, cond, template, config, token, (1.0, 1.0))
+                self._guided_pass(latents, appearance, timesteps[0], uncond, cond, template, token, (1.0, 1.0), config)
             else:
                 self._plain_pass(latents, timesteps[-1], torch.cat([uncond, cond]), template, config)
             self._compiled_kinds.add(kind)
         return time.perf_counter() - started if missing else 0.0
+
+    def _guided_pass_that_fits(
+        self,
+        index: int,
+        config: ResolvedConfig,
+        fallbacks: list[LowMemoryFallback],
+        guided_pass: Callable[[ResolvedConfig], _Prediction],
+    ) -> tuple[_Prediction, ResolvedConfig]:
+        """`guided_pass` under `config`; when it runs out of memory with `low_memory: auto`, again
+        under the next recomputation (the same video, bit for bit, for less memory), as long as
+        one is left. Returns the prediction and the config the later steps keep.
+
+        auto's choice before the run is an estimate, and an editor next to the daemon (a Cycles
+        render, Resolve's GPU effects) may take memory in the middle of a run: failing the job
+        there would throw away the steps already made for a retry that fits anyway.
+        """
+        while True:
+            stronger = stronger_recomputation(config)
+            try:
+                return guided_pass(config), config
+            except torch.OutOfMemoryError:
+                if stronger is None:
+                    raise
+            # Outside the except clause, so the error's traceback no longer holds the failed pass's
+            # activations; the store still holds its attention records, and with them its graph.
+            self.store.clear()
+            if self.model.device.type == "cuda":
+                torch.cuda.empty_cache()
+            log.warning("step %d ran out of memory (low_memory %s): again with %s", index, config.low_memory, stronger)
+            fallbacks.append(LowMemoryFallback(index, config.low_memory, stronger))
+            config = dataclasses.replace(config, low_memory=stronger)
+            self.model.text_encoder.to("cpu")
 
     def _cfg(self, eps_uncond: torch.Tensor, eps_cond: torch.Tensor, config: ResolvedConfig) -> torch.Tensor:
         """The official classifier-free guidance, eps_c + scale (eps_c - eps_u), for both branches."""
@@ -551,7 +602,7 @@ class MotionClonePipeline:
         return _Prediction(self._cfg(eps_uncond, eps_cond, config), None, motion)
 
     def _guided_pass(
-        self, latents, appearance, timestep, uncond, cond, template, config, token, weights
+        self, latents, appearance, timestep, uncond, cond, template, token, weights, config
     ) -> _Prediction:
         """Negative pass (with the appearance branch's two passes batched in) without gradients;
         prompt pass with gradients up to the last guided block; one backward of the weighted

@@ -7,6 +7,8 @@ levels ("partial") and to 2.1 GiB recomputing every level ("full"; bench/RESULTS
 """
 
 import dataclasses
+import math
+import weakref
 
 import numpy as np
 import pytest
@@ -14,8 +16,10 @@ import torch
 from conftest import textured_clip
 
 from motionclone.config import RECOMPUTATIONS, MotionCloneConfig, resolve
+from motionclone.engine import PhaseTimer
 from motionclone.errors import ResourceError
 from motionclone.memory import GIB, fitting_config, needed_bytes
+from motionclone.pipeline import LowMemoryFallback
 from motionclone.tiny import TINY_DEFAULTS
 
 CPU = torch.device("cpu")
@@ -84,3 +88,103 @@ def test_off_never_trades_time_and_on_always_recomputes_the_most():
     assert fitting_config(TINY_DEFAULTS, on, CPU, torch.float32, normal, True).low_memory == "full"
     with pytest.raises(Exception, match=r"invalid low_memory='sometimes': must be one of auto, on, off"):
         resolve(base.replace(low_memory="sometimes"), TINY_DEFAULTS, seed=0)
+
+
+class _Saved:
+    """What autograd keeps for one saved tensor, so that its release can be seen. Detached: a
+    layer that saves its own output would otherwise hold itself through its grad_fn, a cycle
+    through C++ that Python's gc never frees."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor.detach()
+
+
+class SmallGPU:
+    """A device with room for `room` bytes of autograd's saved activations: a save past it raises
+    what CUDA's allocator raises, so running out of memory in the middle of a guided step is
+    tried on CPU. `peak` is the most bytes held at once; the weights are not counted, and a
+    storage saved through several views counts once, until the graph drops the last of them."""
+
+    def __init__(self, model, room: float = math.inf) -> None:
+        self.weights = {t.untyped_storage().data_ptr() for t in model.unet.parameters()}
+        self.room = room
+        self.sizes: dict[int, int] = {}
+        self.savers: dict[int, int] = {}
+        self.peak = 0
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(self.pack, lambda saved: saved.tensor)
+
+    @property
+    def held(self) -> int:
+        return sum(self.sizes.values())
+
+    def pack(self, tensor: torch.Tensor) -> _Saved:
+        storage = tensor.untyped_storage()
+        pointer, size = storage.data_ptr(), storage.nbytes()
+        if pointer in self.weights:
+            return _Saved(tensor)
+        if pointer not in self.sizes and self.held + size > self.room:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {size} bytes (emulated)")
+        self.sizes[pointer] = size
+        self.savers[pointer] = self.savers.get(pointer, 0) + 1
+        self.peak = max(self.peak, self.held)
+        saved = _Saved(tensor)
+        weakref.finalize(saved, self._release, pointer)
+        return saved
+
+    def _release(self, pointer: int) -> None:
+        self.savers[pointer] -= 1
+        if not self.savers[pointer]:
+            del self.savers[pointer], self.sizes[pointer]
+
+    def __enter__(self) -> "SmallGPU":
+        self.hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.hooks.__exit__(*exc)
+
+
+def test_auto_recomputes_more_when_a_guided_step_runs_out_of_memory_and_makes_the_same_video(pipeline, tiny_model):
+    config = resolve(MotionCloneConfig(prompt="a boat", steps=4), tiny_model.defaults, seed=3)
+    assert (config.base.low_memory, config.low_memory) == ("auto", "off")
+    template = pipeline.extract(textured_clip("right"), config)
+    peaks, videos = {}, {}
+    for low_memory in RECOMPUTATIONS:
+        with SmallGPU(tiny_model) as device:
+            videos[low_memory] = pipeline.generate(template, dataclasses.replace(config, low_memory=low_memory))
+        peaks[low_memory] = device.peak
+    assert peaks["full"] < peaks["partial"] < peaks["off"], peaks
+    assert all(not video.low_memory_fallbacks for video in videos.values())
+
+    with SmallGPU(tiny_model, room=(peaks["off"] + peaks["partial"]) / 2):
+        fitted = pipeline.generate(template, config)
+    assert fitted.low_memory_fallbacks == [LowMemoryFallback(step=0, before="off", after="partial")]
+    assert torch.equal(fitted.latents, videos["off"].latents), "the fallback must not change the video"
+    assert [s.motion_energy for s in fitted.steps] == [s.motion_energy for s in videos["off"].steps]
+
+    with SmallGPU(tiny_model, room=(peaks["partial"] + peaks["full"]) / 2):
+        assert [f.after for f in pipeline.generate(template, config).low_memory_fallbacks] == ["partial", "full"]
+
+
+def test_a_chosen_level_or_the_last_one_still_fails_when_memory_runs_out(pipeline, tiny_model):
+    config = resolve(MotionCloneConfig(prompt="a boat", steps=4, low_memory="off"), tiny_model.defaults, seed=3)
+    template = pipeline.extract(textured_clip("right"), config)
+    with SmallGPU(tiny_model) as device:
+        pipeline.generate(template, config)
+    with SmallGPU(tiny_model, room=device.peak / 2), pytest.raises(torch.OutOfMemoryError):
+        pipeline.generate(template, config)
+    auto = resolve(MotionCloneConfig(prompt="a boat", steps=4), tiny_model.defaults, seed=3)
+    with SmallGPU(tiny_model, room=1), pytest.raises(torch.OutOfMemoryError):
+        pipeline.generate(template, auto)
+
+
+def test_the_job_report_names_the_step_that_recomputed_more(shared_engine, clip_files, tmp_path):
+    config = MotionCloneConfig(model="tiny-random", prompt="a boat", steps=4, seed=3, cache_dir=str(tmp_path))
+    model = shared_engine.pipeline_for(config, PhaseTimer()).model
+    with SmallGPU(model) as device:
+        normal = shared_engine.generate(config, tmp_path / "normal.mp4", reference=clip_files["right"])
+    with SmallGPU(model, room=0.9 * device.peak):
+        fitted = shared_engine.generate(config, tmp_path / "fitted.mp4", reference=clip_files["right"])
+    assert "low_memory_fallbacks" not in normal.report
+    assert fitted.report["low_memory_fallbacks"] == [{"step": 0, "before": "off", "after": "partial"}]
+    assert fitted.report["settings"]["low_memory"] == "off", "the settings stay those the run started with"
