@@ -188,3 +188,21 @@ def test_the_job_report_names_the_step_that_recomputed_more(shared_engine, clip_
     assert "low_memory_fallbacks" not in normal.report
     assert fitted.report["low_memory_fallbacks"] == [{"step": 0, "before": "off", "after": "partial"}]
     assert fitted.report["settings"]["low_memory"] == "off", "the settings stay those the run started with"
+
+
+def test_a_decode_that_runs_out_of_memory_decodes_fewer_frames_at_once(pipeline, tiny_model):
+    latents = torch.randn(1, 4, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    whole = pipeline.decode_latents(latents)
+
+    def room_for(frames: int):
+        def decode(_decoder: torch.nn.Module, args: tuple) -> None:
+            if len(args[0]) > frames:
+                raise torch.OutOfMemoryError(f"CUDA out of memory decoding {len(args[0])} frames (emulated)")
+
+        return tiny_model.vae.decoder.register_forward_pre_hook(decode)
+
+    with room_for(2):
+        halved = pipeline.decode_latents(latents)
+    assert np.abs(whole.astype(int) - halved.astype(int)).max() <= 1, "fewer frames at once changes only rounding"
+    with room_for(0), pytest.raises(torch.OutOfMemoryError):
+        pipeline.decode_latents(latents)
