@@ -52,6 +52,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from motionclone import compilation
 from motionclone.attention import GuidedBlockHooks
 from motionclone.config import RECOMPUTATIONS, ModelDefaults, MotionCloneConfig, resolve
+from motionclone.memory import fit_to_device, limit_device
 from motionclone.models import MotionCloneModel, choose_device, load_model
 from motionclone.pipeline import MotionClonePipeline, StepInfo
 from motionclone.tiny import TINY_DEFAULTS, build_tiny_components, build_tiny_unet, tiny_tokenizer
@@ -315,25 +316,33 @@ def bench_semantic(name: str, steps: int, weight: float, device: str | None, dty
     }
 
 
-def bench_preset(name: str, preset: str, device: str | None, dtype: str | None) -> dict:
-    """A whole generation with a preset's full schedule, timed end to end."""
+def bench_preset(
+    name: str, preset: str, device: str | None, dtype: str | None, memory_limit_gib: float | None = None
+) -> dict:
+    """A whole generation with a preset's full schedule, timed end to end, planned for memory as
+    the engine plans it: within `memory_limit_gib` (a smaller card, enforced on CUDA) when given."""
     model = _random_model(name, device, dtype)
     pipeline = MotionClonePipeline(model)
     frames_count, size = SHAPES[name]
-    config = resolve(MotionCloneConfig(prompt="a boat", preset=preset), model.defaults, seed=0)
+    requested = MotionCloneConfig(prompt="a boat", preset=preset, memory_limit_gib=memory_limit_gib)
+    config = fit_to_device(model, resolve(requested, model.defaults, seed=0))
     clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
     template = pipeline.extract(clip, config)
     _reset_peak(model.device)
     _sync(model.device)
     started = time.perf_counter()
-    pipeline.generate(template, config)
+    generation = pipeline.generate(template, config)
     _sync(model.device)
+    seconds = time.perf_counter() - started
+    limit_device(model.device, None)
     return {
         "config": name,
         "preset": preset,
         "device": device_name(model.device),
         "steps": f"{config.steps} ({config.guidance_steps} guided)",
-        "total_s": time.perf_counter() - started,
+        "memory_limit_gib": memory_limit_gib or "-",
+        "low_memory": " -> ".join([config.low_memory] + [f.after for f in generation.low_memory_fallbacks]),
+        "total_s": seconds,
         "peak_mb": _peak_mb(model.device),
     }
 
@@ -373,6 +382,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
     parser.add_argument("--compile", action="store_true", help="also time the compiled UNet (compile_unet)")
     parser.add_argument("--compile-mode", help="torch.compile mode for --compile (default: torch's)")
+    parser.add_argument(
+        "--memory-limit", type=float, help="also time the first preset within this many GiB (a smaller card)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -387,7 +399,10 @@ def main() -> None:
     sections.append(_table(step_rows))
     if args.presets:
         big = names[-1]
-        preset_rows = [bench_preset(big, p, args.device, args.dtype) for p in args.presets.split(",")]
+        presets = args.presets.split(",")
+        preset_rows = [bench_preset(big, p, args.device, args.dtype) for p in presets]
+        if args.memory_limit:
+            preset_rows.append(bench_preset(big, presets[0], args.device, args.dtype, args.memory_limit))
         sections.append(_table(preset_rows))
     semantic_rows = [
         bench_semantic(n, args.steps, args.semantic_weight, args.device, args.dtype)

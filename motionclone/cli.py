@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 # Settings of the engine in this process only: a daemon has its own device and cache.
-LOCAL_KEYS = ("device", "dtype", "cache_dir", "compile_unet")
+LOCAL_KEYS = ("device", "dtype", "cache_dir", "compile_unet", "memory_limit_gib")
 
 
 def add_local_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +46,13 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="compile the UNet with torch.compile (minutes once per video size, then cached on disk)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        dest="memory_limit_gib",
+        type=float,
+        metavar="GIB",
+        help="the most device memory the run may take, weights included (low_memory auto plans within it)",
     )
 
 

@@ -73,6 +73,8 @@ RECOMPUTATIONS = {
 VAE_CHUNK = 8
 MAX_OUTPUT_FRAMES_BOUND = "over an hour at 24 fps, longer than any source segment worth resampling to"
 MAX_CFG_SCALE = 100.0
+MIN_MEMORY_LIMIT_GIB = 0.1
+MAX_MEMORY_GIB = 2**20
 MAX_GUIDANCE_WEIGHT = 1e7
 MAX_TEXT_CHARS = 1000
 PROMPTS = ("prompt", "negative_prompt", "subject", "reference_prompt", "reference_subject")
@@ -182,6 +184,10 @@ class MotionCloneConfig:
     # Compile the whole UNet (`compilation.py`): paid once per model load and video size, cached on
     # disk across restarts; the video may then differ from an uncompiled run's in the last bits.
     compile_unet: bool = False
+    # The most memory (GiB, weights included) this process's runs may take on their device, so that
+    # an editor keeps the rest while a job runs: `low_memory: auto` plans within it, and on CUDA
+    # torch's allocator enforces it. None: the whole device.
+    memory_limit_gib: float | None = None
 
     def replace(self, **changes: Any) -> MotionCloneConfig:
         """A copy with some fields changed; unknown keys are reported by name."""
@@ -385,6 +391,14 @@ def resolve(
     _require_number("cfg_scale", config.cfg_scale, 0, MAX_CFG_SCALE, "any useful strength")
     _require_number("fps", config.fps, MIN_FPS, MAX_FPS, "what editors play")
     _require_number("preview_every", config.preview_every, 0, MAX_STEPS, "the most steps a run has", integer=True)
+    if config.memory_limit_gib is not None:
+        _require_number(
+            "memory_limit_gib",
+            config.memory_limit_gib,
+            MIN_MEMORY_LIMIT_GIB,
+            MAX_MEMORY_GIB,
+            "more than any device has",
+        )
     _require_output_span(config.output_fps, config.output_frames)
     extraction_mode = preset.extraction_mode if config.extraction_mode is None else config.extraction_mode
     _require(

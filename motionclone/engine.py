@@ -27,7 +27,7 @@ import torch
 
 from motionclone.config import MotionCloneConfig, ResolvedConfig, resolve
 from motionclone.errors import ConfigError, TemplateError
-from motionclone.memory import device_memory, fitting_config
+from motionclone.memory import fit_to_device
 from motionclone.models import MotionCloneModel, defaults_before_loading, load_model
 from motionclone.pipeline import MotionClonePipeline, StepCallback, StepInfo, StopCheck, extraction_settings
 from motionclone.preview import PreviewCallback, preview_hook
@@ -140,8 +140,7 @@ class Engine:
         pipeline = self.pipeline_for(config, timer)
         model = pipeline.model
         resolved = resolve(config, model.defaults, seed, source_size)
-        free, _total = device_memory(model.device)
-        resolved = fitting_config(model.defaults, resolved, model.device, model.dtype, free, weights_loaded=True)
+        resolved = fit_to_device(model, resolved)
         if model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(model.device)
         return pipeline, resolved

@@ -10,14 +10,19 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from motionclone.config import RECOMPUTATIONS, ModelDefaults, ResolvedConfig
 from motionclone.errors import ResourceError
 
+if TYPE_CHECKING:
+    from motionclone.models import MotionCloneModel
+
 GIB = 2**30
 MEMINFO = Path("/proc/meminfo")
+STATM = Path("/proc/self/statm")
 CGROUP_FILES = (
     (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
     (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory/memory.usage_in_bytes")),
@@ -25,13 +30,38 @@ CGROUP_FILES = (
 UNLIMITED = 2**60  # cgroup v1 writes "no limit" as a number near 2**63
 
 
-def device_memory(device: torch.device) -> tuple[int, int]:
-    """(free, total) bytes of `device`: the GPU's, or the machine's RAM for the CPU."""
+def device_memory(device: torch.device, limit_gib: float | None = None) -> tuple[int, int]:
+    """(free, total) bytes of `device`: the GPU's, or the machine's RAM for the CPU; with
+    `limit_gib`, as if the device had no more than that and this process's use took its part."""
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
         cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return free + cached, total
-    return system_memory()
+        free, total, used = free + cached, total, torch.cuda.memory_allocated(device)
+    else:
+        (free, total), used = system_memory(), process_resident_bytes()
+    if limit_gib is None:
+        return free, total
+    limit = int(limit_gib * GIB)
+    return min(free, max(limit - used, 0)), min(total, limit)
+
+
+def limit_device(device: torch.device, limit_gib: float | None) -> None:
+    """Make torch's CUDA allocator refuse to hold more than `limit_gib` (None: the whole card),
+    so that an editor beside the daemon keeps the rest even while a job runs. On the CPU the
+    limit only shapes the plan (`device_memory`): nothing there enforces it."""
+    if device.type != "cuda":
+        return
+    _free, total = torch.cuda.mem_get_info(device)
+    fraction = 1.0 if limit_gib is None else min(1.0, limit_gib * GIB / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+
+
+def process_resident_bytes() -> int:
+    """This process's resident memory now (its peak is what `getrusage` gives)."""
+    try:
+        return int(STATM.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def system_memory() -> tuple[int, int]:
@@ -91,11 +121,21 @@ def fitting_config(
         if needed <= available:
             return dataclasses.replace(config, low_memory=low_memory)
     where = "GPU memory" if device.type == "cuda" else "RAM"
+    limit = config.base.memory_limit_gib
     raise ResourceError(
         f"{config.frames} frames at {config.width}x{config.height} need about {needed / GIB:.1f} GiB of {where}"
         f"{' even with low_memory' if low_memory != 'off' else ''}, and only {available / GIB:.1f} GiB "
-        f"{'are free' if weights_loaded else 'exist'} on {device}: try fewer frames or a smaller size"
+        f"{'are free' if weights_loaded else 'exist'} on {device}"
+        f"{f' within memory_limit_gib={limit:g}' if limit is not None else ''}: try fewer frames or a smaller size"
     )
+
+
+def fit_to_device(model: MotionCloneModel, config: ResolvedConfig) -> ResolvedConfig:
+    """`config` as it fits what is free on `model`'s device now (`fitting_config`), within the
+    config's `memory_limit_gib`, which on CUDA the allocator enforces from here on."""
+    limit_device(model.device, config.base.memory_limit_gib)
+    free, _total = device_memory(model.device, config.base.memory_limit_gib)
+    return fitting_config(model.defaults, config, model.device, model.dtype, free, weights_loaded=True)
 
 
 def stronger_recomputation(config: ResolvedConfig) -> str | None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from daemon_helpers import FAST, running_daemon, self_signed_certificate
-from motionclone_client import ClientError, DaemonClient
+from motionclone_client import ClientError, DaemonClient, JobFailed
 from motionclone_daemon.settings import DaemonSettings
+from motionclone_daemon.worker import job_config
 
 from motionclone.cli import main
 from motionclone.errors import ConfigError, MotionCloneError
@@ -31,6 +32,7 @@ def test_config_file_values_and_flag_overrides(tmp_path):
         ("retention_days: -1\n", "retention_days"),
         ("host: 0.0.0.0\n", "needs tls_cert and tls_key"),
         ("tls_cert: /x.pem\n", "go together"),
+        ("memory_limit_gib: 0.05\n", "memory_limit_gib=0.05: must be 0"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, message):
@@ -126,3 +128,18 @@ def test_the_readme_lists_every_configuration_key():
     listed = readme.split("keys `", 1)[1].split("`", 1)[0]
     keys = {key.strip() for key in listed.replace("\n", " ").split(",")}
     assert keys == {setting.name for setting in fields(DaemonSettings)}
+
+
+def test_a_daemon_memory_limit_reaches_each_job_and_fails_one_that_cannot_fit_with_the_reason(
+    clip_files, tmp_path, shared_engine
+):
+    """0.1 GiB is less than this process already holds, so nothing fits within it: the job fails
+    with the reason (CUDA would enforce the limit in its allocator; on CPU it shapes the plan)."""
+    with (
+        running_daemon(tmp_path, engine=shared_engine, memory_limit_gib=0.1) as daemon,
+        DaemonClient(f"127.0.0.1:{daemon.port}", token=daemon.token) as client,
+    ):
+        assert job_config({}, daemon.settings, daemon.catalog).memory_limit_gib == 0.1
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "a boat"})
+        with pytest.raises(JobFailed, match=r"only 0\.0 GiB are free on cpu within memory_limit_gib=0\.1: try"):
+            client.wait(job.id)

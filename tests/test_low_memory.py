@@ -15,10 +15,11 @@ import pytest
 import torch
 from conftest import textured_clip
 
+from motionclone.cli import _build_parser, config_from_args
 from motionclone.config import RECOMPUTATIONS, MotionCloneConfig, resolve
 from motionclone.engine import PhaseTimer
 from motionclone.errors import ResourceError
-from motionclone.memory import GIB, fitting_config, needed_bytes
+from motionclone.memory import GIB, device_memory, fitting_config, needed_bytes, process_resident_bytes
 from motionclone.pipeline import LowMemoryFallback
 from motionclone.tiny import TINY_DEFAULTS
 
@@ -206,3 +207,18 @@ def test_a_decode_that_runs_out_of_memory_decodes_fewer_frames_at_once(pipeline,
     assert np.abs(whole.astype(int) - halved.astype(int)).max() <= 1, "fewer frames at once changes only rounding"
     with room_for(0), pytest.raises(torch.OutOfMemoryError):
         pipeline.decode_latents(latents)
+
+
+def test_a_memory_limit_is_the_device_as_the_plan_sees_it(tiny_model, clip_files, tmp_path, shared_engine):
+    held = process_resident_bytes()
+    assert held > 0.1 * GIB, "this process already holds more than the smallest limit"
+    limit = held / GIB + 1
+    free, total = device_memory(CPU, limit)
+    assert total == int(limit * GIB) and 0.5 * GIB < free < 1.1 * GIB
+    args = _build_parser().parse_args(["generate", "clip.mp4", "-o", "out.mp4", "--memory-limit", "0.1"])
+    config = config_from_args(args).replace(model="tiny-random", prompt="a boat", steps=2, cache_dir=str(tmp_path))
+    assert config.memory_limit_gib == 0.1
+    with pytest.raises(ResourceError, match=r"only 0\.0 GiB are free on cpu within memory_limit_gib=0\.1: try fewer"):
+        shared_engine.generate(config, tmp_path / "out.mp4", reference=clip_files["right"])
+    roomy = shared_engine.generate(config.replace(memory_limit_gib=limit), tmp_path / "out.mp4", clip_files["right"])
+    assert roomy.report["settings"]["memory_limit_gib"] == limit

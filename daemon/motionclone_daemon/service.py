@@ -122,7 +122,7 @@ class JobService:
             defaults = defaults_before_loading(config.model)
             resolved = resolve(config, defaults, seed=0)
             device, dtype = choose_device(config.device or self._device, config.dtype)
-            _free, total = device_memory(device)
+            _free, total = device_memory(device, config.memory_limit_gib)
             fitting_config(defaults, resolved, device, dtype, total, weights_loaded=False)
         except MotionCloneError as error:
             raise InvalidRequest(str(error)) from None

@@ -14,7 +14,7 @@ from typing import Any
 import platformdirs
 from motionclone_client.locations import APP, CONFIG_FILE, DEFAULT_HOST, DEFAULT_PORT, config_dir, is_loopback
 
-from motionclone.config import load_yaml_mapping
+from motionclone.config import MIN_MEMORY_LIMIT_GIB, load_yaml_mapping
 from motionclone.errors import ConfigError
 
 # Threads are cheap but not free: streams and uploads beyond this are a configuration mistake.
@@ -78,6 +78,12 @@ class DaemonSettings:
         default=False,
         metadata=about("compile the UNet (torch.compile): minutes per model load and video size, cached in data_dir"),
     )
+    memory_limit_gib: float = field(
+        default=0.0,
+        metadata=about(
+            "the most GPU memory (GiB) each worker's jobs may take, so an editor keeps the rest (0: no limit)"
+        ),
+    )
     executor: str = field(
         default="local", metadata=about("where jobs run: local (this machine's workers) or ray (a Ray cluster)")
     )
@@ -121,6 +127,11 @@ class DaemonSettings:
         keep = self.keep_alive
         if not isinstance(keep, (int, float)) or not (keep == -1 or 0 <= keep < math.inf):
             raise ConfigError(f"invalid daemon setting keep_alive={keep!r}: must be seconds >= 0, or -1 (never)")
+        limit = self.memory_limit_gib
+        if not isinstance(limit, (int, float)) or not (limit == 0 or MIN_MEMORY_LIMIT_GIB <= limit < math.inf):
+            raise ConfigError(
+                f"invalid daemon setting memory_limit_gib={limit!r}: must be 0 (no limit) or >= {MIN_MEMORY_LIMIT_GIB}"
+            )
         for name in ("watch_rescan_seconds", "upload_stall_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < math.inf:

@@ -60,6 +60,7 @@ def job_config(
         vae=catalog.resolve(config.vae, "VAE") if config.vae else None,
         cache_dir=cache,
         compile_unet=settings.compile_unet,
+        memory_limit_gib=settings.memory_limit_gib or None,
     )
 
 
