@@ -120,9 +120,9 @@ def test_a_job_too_big_for_the_machine_is_refused_at_submit_and_before_it_runs(c
     after the model load before the run starts: both fail with the sizes, never an OOM kill."""
     import motionclone_daemon.service
 
-    import motionclone.engine
+    import motionclone.memory
 
-    monkeypatch.setattr(motionclone_daemon.service, "device_memory", lambda device: (2**20, 64 * 2**20))
+    monkeypatch.setattr(motionclone_daemon.service, "device_memory", lambda device, limit: (2**20, 64 * 2**20))
     too_big = r"8 frames at 256x256 need about 0\.\d GiB of RAM even with low_memory, and only 0\.1 GiB exist"
     with (
         running_daemon(tmp_path, engine=Engine()) as daemon,
@@ -130,7 +130,7 @@ def test_a_job_too_big_for_the_machine_is_refused_at_submit_and_before_it_runs(c
         pytest.raises(ClientError, match=too_big),
     ):
         client.submit(clip_files["right"], {**FAST, "prompt": "x", "width": 256, "height": 256})
-    monkeypatch.setattr(motionclone.engine, "device_memory", lambda device: (16 * 2**20, 2**40))
+    monkeypatch.setattr(motionclone.memory, "device_memory", lambda device, limit: (16 * 2**20, 2**40))
     config = MotionCloneConfig().replace(**FAST, prompt="x", width=256, height=256, cache_dir=str(tmp_path / "c"))
     with pytest.raises(ResourceError, match="try fewer frames or a smaller size"):
         Engine().generate(config, tmp_path / "out.mp4", reference=clip_files["right"])
