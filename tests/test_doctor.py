@@ -59,3 +59,20 @@ def test_a_dead_daemon_is_reported_within_seconds(tmp_path: Path, isolated_confi
     status, rows, seconds = doctor(tmp_path, isolated_config_dir)
     assert seconds < 30
     assert status == 1 and rows["daemon"]["status"] == "fail" and "motionclone-daemon" in rows["daemon"]["fix"]
+
+
+def test_a_12_gb_card_is_told_it_runs_the_default_size_with_low_memory_not_that_it_is_too_small():
+    """The GPU row follows `low_memory: auto`: a card too small for the normal run but big enough
+    with recomputation is fine, and the row says which level it takes (nvidia-smi reports MiB)."""
+    from motionclone.doctor import gpu_check
+
+    def row(total_mib: int, free_mib: int):
+        return gpu_check(0, {"name": "card", "driver": "550.54", "total": str(total_mib), "free": str(free_mib)})
+
+    big, card_12gb, card_8gb, card_4gb = row(24576, 23000), row(12288, 11300), row(8192, 6500), row(4096, 3900)
+    assert big.status == "ok" and "low_memory" not in big.detail, big
+    assert card_12gb.status == "ok" and "low_memory partial" in card_12gb.detail, card_12gb
+    assert card_8gb.status == "ok" and "low_memory full" in card_8gb.detail, card_8gb
+    assert card_4gb.status == "warn" and "even with low_memory" in card_4gb.fix, card_4gb
+    busy = row(12288, 3000)
+    assert busy.status == "warn" and "close other GPU programs" in busy.fix, busy
