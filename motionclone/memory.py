@@ -35,8 +35,8 @@ def device_memory(device: torch.device, limit_gib: float | None = None) -> tuple
     `limit_gib`, as if the device had no more than that and this process's use took its part."""
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
-        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        free, total, used = free + cached, total, torch.cuda.memory_allocated(device)
+        used = torch.cuda.memory_allocated(device)
+        free += torch.cuda.memory_reserved(device) - used  # torch's cache is free for this process
     else:
         (free, total), used = system_memory(), process_resident_bytes()
     if limit_gib is None:
