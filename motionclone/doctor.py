@@ -19,7 +19,8 @@ from pathlib import Path
 from motionclone_client import ClientError, DaemonClient
 from motionclone_client.locations import TOKEN_FILE, config_dir, default_address, read_endpoint
 
-from motionclone.config import RECOMPUTATIONS, ModelDefaults
+from motionclone.config import ModelDefaults, MotionCloneConfig
+from motionclone.config import resolve as resolve_config
 from motionclone.install import blender, resolve
 from motionclone.install.commands import data_dir, manifest_path
 from motionclone.install.layout import Layout
@@ -89,33 +90,35 @@ def check_torch_and_gpu() -> list[Check]:
     return checks
 
 
-def default_run_needs() -> dict[str, float]:
-    """GiB a 16x512x512 fp16 run of the default model needs with each `low_memory` recomputation."""
-    defaults = ModelDefaults()
-    return {
-        level: sum(defaults.estimated_peak_bytes(16, 512, 512, dtype_bytes=2, low_memory=level)) / GIB
-        for level in RECOMPUTATIONS
-    }
-
-
 def gpu_check(index: int, gpu: dict[str, str]) -> Check:
-    """One GPU (nvidia-smi's row, MiB) against the default run, as `low_memory: auto` would run it
-    there: the least recomputation that fits, so a 12 GB card is told it runs, and how."""
-    total, free = float(gpu["total"]) / 1024, float(gpu["free"]) / 1024
-    detail = f"cuda:{index} {gpu['name']}, driver {gpu['driver']}, {free:.1f} of {total:.1f} GiB free"
-    needs = default_run_needs()
-    on_card = [level for level, need in needs.items() if need <= total]
-    now = [level for level, need in needs.items() if need <= free]
-    if not on_card:
-        least = min(needs.values())
-        return Check(
-            "gpu", WARN, detail, f"16x512x512 needs about {least:.1f} GiB even with low_memory: use fewer frames"
-        )
-    if not now:
-        return Check("gpu", WARN, detail, f"free {needs[on_card[0]]:.1f} GiB (close other GPU programs) for 16x512x512")
-    level = now[0]
+    """One GPU (nvidia-smi's row, MiB) against the default model's 16x512x512 fp16 run, planned as
+    a job is (`memory.fitting_config`, `low_memory: auto`): the least recomputation that fits, so
+    a 12 GB card is told it runs, and how."""
+    import torch
+
+    from motionclone.errors import ResourceError
+    from motionclone.memory import fitting_config, needed_bytes
+
+    total, free = (float(gpu[key]) * 2**20 for key in ("total", "free"))
+    detail = f"cuda:{index} {gpu['name']}, driver {gpu['driver']}, {free / GIB:.1f} of {total / GIB:.1f} GiB free"
+    defaults, device = ModelDefaults(), torch.device("cuda", index)
+    run = resolve_config(MotionCloneConfig(prompt="doctor"), defaults, seed=0)
+
+    def plan(available: float) -> tuple[str, float]:
+        """The level a job takes with `available` bytes, and the GiB it needs then."""
+        level = fitting_config(defaults, run, device, torch.float16, int(available), weights_loaded=False).low_memory
+        return level, needed_bytes(defaults, run, torch.float16, False, level) / GIB
+
+    try:
+        _level, need_on_card = plan(total)
+    except ResourceError as error:
+        return Check("gpu", WARN, detail, str(error))
+    try:
+        level, need = plan(free)
+    except ResourceError:
+        return Check("gpu", WARN, detail, f"free {need_on_card:.1f} GiB (close other GPU programs) for 16x512x512")
     how = "" if level == "off" else f" with low_memory {level}, which recomputes activations to fit"
-    return Check("gpu", OK, f"{detail} (16x512x512 needs about {needs[level]:.1f} GiB{how})")
+    return Check("gpu", OK, f"{detail} (16x512x512 needs about {need:.1f} GiB{how})")
 
 
 def check_ffmpeg() -> Check:
