@@ -332,10 +332,15 @@ class MotionClonePipeline:
             if len(latents) == 1:
                 raise
         # Outside the except clause, so the error's traceback no longer holds the failed decode's tensors.
-        if self.model.device.type == "cuda":
-            torch.cuda.empty_cache()
+        self._release_cached_memory()
         log.warning("decoding %d frames at once ran out of memory: decoding them in halves", len(latents))
         return torch.cat([self._decode_frames(half) for half in latents.tensor_split(2)])
+
+    def _release_cached_memory(self) -> None:
+        """After running out of memory: hand torch's cached CUDA blocks back, so the smaller retry
+        does not meet a cache fragmented by the failed attempt."""
+        if self.model.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def latent_shape(self, config: ResolvedConfig) -> tuple[int, int, int, int, int]:
         """(1, channels, frames, h, w) of a video at the config's size: the noise both phases draw."""
@@ -582,8 +587,7 @@ class MotionClonePipeline:
             # Outside the except clause, so the error's traceback no longer holds the failed pass's
             # activations; the store still holds its attention records, and with them its graph.
             self.store.clear()
-            if self.model.device.type == "cuda":
-                torch.cuda.empty_cache()
+            self._release_cached_memory()
             log.warning("step %d ran out of memory (low_memory %s): again with %s", index, config.low_memory, stronger)
             fallbacks.append(LowMemoryFallback(index, config.low_memory, stronger))
             config = dataclasses.replace(config, low_memory=stronger)
