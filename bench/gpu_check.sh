@@ -18,7 +18,7 @@ PYTHON=${PYTHON:-}
 BIG=${BIG:-sd15}
 if [[ -z $PYTHON ]]; then
   PYTHON=python3
-  $PYTHON -m pip install --quiet --no-index --no-deps --find-links .device/wheels \
+  $PYTHON -m pip install --quiet --force-reinstall --no-index --no-deps --find-links .device/wheels \
     diffusers platformdirs ffmpeg-python future imageio-ffmpeg watchdog grpcio grpcio-health-checking protobuf \
     >"$OUT/install.log" 2>&1 || { echo "installing the carried wheels failed:"; tail "$OUT/install.log"; exit 1; }
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -209,8 +209,9 @@ class ModelDefaults:
 
     The memory figures are float32 bytes (halved for float16) measured at the peak of a guided
     run: SD1.5 + AnimateDiff v3 peaks at 13.6 GB in float16 at 16x512x512 on CUDA (bench/RESULTS.md).
-    Decoding (VAE_CHUNK frames at once) needs less than a guided step, but more than a low-memory
-    one: 3.1 GiB for SD1.5's VAE at 512 px in float16, modelled on CPU like RECOMPUTATIONS' shares.
+    Decoding VAE_CHUNK frames at once needs less than a guided step, but more than a low-memory
+    one: 4.1 GiB beyond the weights for SD1.5's VAE at 512 px in float16 (H200, 2026-12-04; the CPU
+    model had said 3.1), half that for half the frames.
     """
 
     width: int = 512
@@ -223,17 +224,23 @@ class ModelDefaults:
     max_side: int = 1536
     weight_bytes: int = 6_000_000_000
     bytes_per_pixel_frame: float = 5200.0
-    decode_bytes_per_pixel_frame: float = 3220.0
+    decode_bytes_per_pixel_frame: float = 4160.0
 
     def estimated_peak_bytes(
-        self, frames: int, width: int, height: int, dtype_bytes: int = 4, low_memory: str = "off"
+        self,
+        frames: int,
+        width: int,
+        height: int,
+        dtype_bytes: int = 4,
+        low_memory: str = "off",
+        decode_frames: int = VAE_CHUNK,
     ) -> tuple[int, int]:
         """(model weights, everything a run adds on top) in bytes, for this size and dtype: the
-        guided steps' part (the `low_memory` recomputation's share of it) or the decode's,
-        whichever is larger."""
+        guided steps' part (the `low_memory` recomputation's share of it) or the decode's
+        (`decode_frames` at once), whichever is larger."""
         scale = dtype_bytes / 4
         guided = self.bytes_per_pixel_frame * scale * frames * width * height
-        decode = self.decode_bytes_per_pixel_frame * scale * min(frames, VAE_CHUNK) * width * height
+        decode = self.decode_bytes_per_pixel_frame * scale * min(frames, decode_frames) * width * height
         return int(self.weight_bytes * scale), int(max(guided * RECOMPUTATIONS[low_memory].run_share, decode))
 
 
@@ -264,6 +271,8 @@ class ResolvedConfig:
     # most, "off" and "auto" to none here, and the engine takes the least that fits for "auto"
     # (memory.fitting_config).
     low_memory: str
+    # Frames the VAE decodes at once: VAE_CHUNK, or fewer where the plan found that only fewer fit.
+    decode_frames: int = VAE_CHUNK
 
     def block_weight(self, block: str) -> float:
         """Weight of a guided block as a multiple of `motion_guidance_weight` (1 unless the preset sets it)."""

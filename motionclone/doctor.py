@@ -106,8 +106,9 @@ def gpu_check(index: int, gpu: dict[str, str]) -> Check:
 
     def plan(available: float) -> tuple[str, float]:
         """The level a job takes with `available` bytes, and the GiB it needs then."""
-        level = fitting_config(defaults, run, device, torch.float16, int(available), weights_loaded=False).low_memory
-        return level, needed_bytes(defaults, run, torch.float16, False, level) / GIB
+        fitted = fitting_config(defaults, run, device, torch.float16, int(available), weights_loaded=False)
+        needed = needed_bytes(defaults, run, torch.float16, False, fitted.low_memory, fitted.decode_frames)
+        return fitted.low_memory, needed / GIB
 
     try:
         _level, need_on_card = plan(total)

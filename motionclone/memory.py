@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from motionclone.config import RECOMPUTATIONS, ModelDefaults, ResolvedConfig
+from motionclone.config import RECOMPUTATIONS, VAE_CHUNK, ModelDefaults, ResolvedConfig
 from motionclone.errors import ResourceError
 
 if TYPE_CHECKING:
@@ -53,7 +53,9 @@ def limit_device(device: torch.device, limit_gib: float | None) -> None:
         return
     _free, total = torch.cuda.mem_get_info(device)
     fraction = 1.0 if limit_gib is None else min(1.0, limit_gib * GIB / total)
-    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    # The allocator's setting is per card: "cuda" alone names none (torch refuses it), the current one is meant.
+    index = torch.cuda.current_device() if device.index is None else device.index
+    torch.cuda.set_per_process_memory_fraction(fraction, index)
 
 
 def process_resident_bytes() -> int:
@@ -94,13 +96,28 @@ def cgroup_limit() -> tuple[int, int] | None:
 
 
 def needed_bytes(
-    defaults: ModelDefaults, config: ResolvedConfig, dtype: torch.dtype, weights_loaded: bool, low_memory: str
+    defaults: ModelDefaults,
+    config: ResolvedConfig,
+    dtype: torch.dtype,
+    weights_loaded: bool,
+    low_memory: str,
+    decode_frames: int = VAE_CHUNK,
 ) -> int:
-    """Estimated peak bytes of a run of `config`'s size with the `low_memory` recomputation,
-    beyond the weights when they are loaded."""
+    """Estimated peak bytes of a run of `config`'s size with the `low_memory` recomputation and
+    `decode_frames` decoded at once, beyond the weights when they are loaded."""
     value_bytes = torch.finfo(dtype).bits // 8
-    weights, run = defaults.estimated_peak_bytes(config.frames, config.width, config.height, value_bytes, low_memory)
+    weights, run = defaults.estimated_peak_bytes(
+        config.frames, config.width, config.height, value_bytes, low_memory, decode_frames
+    )
     return run if weights_loaded else weights + run
+
+
+def decode_chunks() -> list[int]:
+    """Frames decoded at once, from the most to one, halving: what the plan may choose from."""
+    chunks = [VAE_CHUNK]
+    while chunks[-1] > 1:
+        chunks.append(chunks[-1] // 2)
+    return chunks
 
 
 def fitting_config(
@@ -114,12 +131,15 @@ def fitting_config(
     """`config` as it fits in `available` bytes: with `low_memory: auto`, the least recomputation
     whose run fits (none on a big card, the high-resolution levels on a 12 GB one, everything on
     an 8 GB one or next to a busy editor), so time is traded only as far as memory requires.
+    Where a level's guided steps fit but its decode does not, the decode takes fewer frames at
+    once (with `full`, the decode of 8 frames is SD1.5's peak: 4.1 GiB against 2.0 for a step).
     Raises `ResourceError`, one clear line before any work, when even the last would not fit."""
     choices = list(RECOMPUTATIONS) if config.base.low_memory == "auto" else [config.low_memory]
     for low_memory in choices:
-        needed = needed_bytes(defaults, config, dtype, weights_loaded, low_memory)
-        if needed <= available:
-            return dataclasses.replace(config, low_memory=low_memory)
+        for decode_frames in decode_chunks():
+            needed = needed_bytes(defaults, config, dtype, weights_loaded, low_memory, decode_frames)
+            if needed <= available:
+                return dataclasses.replace(config, low_memory=low_memory, decode_frames=decode_frames)
     where = "GPU memory" if device.type == "cuda" else "RAM"
     limit = config.base.memory_limit_gib
     raise ResourceError(

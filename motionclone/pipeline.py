@@ -315,10 +315,10 @@ class MotionClonePipeline:
         return torch.cat(latents).permute(1, 0, 2, 3)[None]
 
     @torch.no_grad()
-    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
-        """Latents (1, C, F, h, w) -> uint8 (F, H, W, 3)."""
+    def decode_latents(self, latents: torch.Tensor, frames_at_once: int = VAE_CHUNK) -> np.ndarray:
+        """Latents (1, C, F, h, w) -> uint8 (F, H, W, 3), `frames_at_once` (the plan's) at a time."""
         flat = latents[0].permute(1, 0, 2, 3) / self.model.vae.config.scaling_factor
-        images = [self._decode_frames(chunk) for chunk in flat.split(VAE_CHUNK)]
+        images = [self._decode_frames(chunk) for chunk in flat.split(frames_at_once)]
         video = torch.cat(images).clamp(-1, 1).add(1).mul(127.5).round().byte()
         return video.permute(0, 2, 3, 1).cpu().numpy()
 
@@ -535,7 +535,7 @@ class MotionClonePipeline:
             if on_step:
                 on_step(info)
         sampled = time.perf_counter()
-        frames = self.decode_latents(latents)
+        frames = self.decode_latents(latents, config.decode_frames)
         seconds = {"sample": sampled - started - compiling, "decode": time.perf_counter() - sampled}
         if self.compiled:
             seconds["compile"] = compiling

@@ -16,7 +16,7 @@ import torch
 from conftest import textured_clip
 
 from motionclone.cli import _build_parser, config_from_args
-from motionclone.config import RECOMPUTATIONS, MotionCloneConfig, resolve
+from motionclone.config import RECOMPUTATIONS, ModelDefaults, MotionCloneConfig, resolve
 from motionclone.engine import PhaseTimer
 from motionclone.errors import ResourceError
 from motionclone.memory import GIB, device_memory, fitting_config, needed_bytes, process_resident_bytes
@@ -206,3 +206,37 @@ def test_a_memory_limit_is_the_device_as_the_plan_sees_it(tiny_model, clip_files
         shared_engine.generate(config, tmp_path / "out.mp4", reference=clip_files["right"])
     roomy = shared_engine.generate(config.replace(memory_limit_gib=limit), tmp_path / "out.mp4", clip_files["right"])
     assert roomy.report["settings"]["memory_limit_gib"] == limit
+
+
+def test_where_only_the_decode_does_not_fit_it_decodes_fewer_frames_at_once_instead_of_refusing_the_job():
+    """SD1.5 fp16 at 16x512x512 with `full` (H200, 2026-12-04): a guided step peaks 2.0 GiB above
+    the weights, the decode of 8 frames 4.1 GiB. An 8 GB card next to a desktop has room for the
+    steps and a smaller decode: the plan takes that, it does not refuse the job."""
+    sd15 = ModelDefaults()
+    config = resolve(MotionCloneConfig(prompt="x", width=512, height=512, frames=16), sd15, seed=0)
+    step = needed_bytes(sd15, config, torch.float16, True, "full", decode_frames=1)
+    whole_decode = needed_bytes(sd15, config, torch.float16, True, "full")
+    assert whole_decode > 1.8 * step, "the decode of 8 frames is full's peak"
+    fitted = fitting_config(sd15, config, torch.device("cuda"), torch.float16, int(1.1 * step), True)
+    assert (fitted.low_memory, fitted.decode_frames) == ("full", 4)
+    assert fitting_config(sd15, config, CPU, torch.float16, whole_decode, True).decode_frames == 8
+
+
+def test_a_memory_limit_on_cuda_names_the_card_torch_needs(monkeypatch):
+    """`set_per_process_memory_fraction` refuses a device without an index ("cuda"), which every
+    CUDA job used to pass: the H200 run of 2026-12-04 failed each job there."""
+    from torch.cuda._utils import _get_device_index
+
+    from motionclone.memory import limit_device
+
+    fractions = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (20 * GIB, 40 * GIB))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(
+        torch.cuda,
+        "set_per_process_memory_fraction",
+        lambda fraction, device=None: fractions.append((fraction, _get_device_index(device))),
+    )
+    limit_device(torch.device("cuda"), 10)
+    limit_device(torch.device("cuda", 1), None)
+    assert fractions == [(0.25, 0), (1.0, 1)]
