@@ -1,11 +1,12 @@
-"""A pure-Python wheel of the client library (`motionclone_client` + `motionclone_api`) for the plugins.
+"""A pure-Python wheel of the client library for the plugins: `motionclone_client`, the generated
+`motionclone_api` and the shared settings vocabulary `motionclone_options`.
 
 Why a wheel, not a copied folder: the client imports itself by its top-level names (`from
 motionclone_api.v1 import jobs_pb2`). Blender's extension rules forbid the sys.path edits a
 copied-in package would need; as a wheel listed in the manifest, Blender installs it next to
 grpcio and protobuf, under those same names, from the one source in plugins/client. The Resolve
 build unpacks the same wheel into its lib folder beside the dependencies' wheels. It is written
-here rather than by a build backend because it is a plain zip of two packages (no pyproject.toml
+here rather than by a build backend because it is a plain zip of three packages (no pyproject.toml
 or setuptools run needed), and with fixed timestamps so the same source always gives the same bytes.
 """
 
@@ -17,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 CLIENT_ROOT = Path(__file__).resolve().parent.parent / "client"
-PACKAGES = ("motionclone_client", "motionclone_api")
+PACKAGES = ("motionclone_client", "motionclone_api", "motionclone_options")
 DISTRIBUTION = "motionclone_client"
 REQUIREMENTS = ("grpcio", "protobuf")
 FIXED_TIMESTAMP = (2024, 1, 1, 0, 0, 0)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import bpy
 from motionclone_client import ClientError
-from motionclone_client.generation_options import (
+from motionclone_client.result_names import result_stem
+from motionclone_options import (
     GENERATION_OPTIONS,
     OFFICIAL_NEGATIVE_PROMPT,
     OFFICIAL_SEED,
     PRESET_NAMES,
 )
-from motionclone_client.result_names import result_stem
 
 from . import compat
 from .background import run_in_background

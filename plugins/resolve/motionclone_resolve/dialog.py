@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from motionclone_client.generation_options import OFFICIAL_SEED, PRESET_NAMES
+from motionclone_options import OFFICIAL_SEED, PRESET_NAMES
 
 from motionclone_resolve.errors import ScriptError
 from motionclone_resolve.request import Request

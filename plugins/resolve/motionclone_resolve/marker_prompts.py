@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from motionclone_client.generation_options import PRESET_NAMES
+from motionclone_options import PRESET_NAMES
 
 from motionclone_resolve.errors import ClipSkipped
 

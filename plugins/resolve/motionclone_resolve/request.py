@@ -1,7 +1,7 @@
 """What a run is asked to do, from the terminal's flags or the dialog's fields.
 
 The generation flags are `motionclone submit`'s, from the shared declaration in
-`motionclone_client.generation_options`, so the CLI, the Blender add-on and this script agree.
+`motionclone_options`, so the CLI, the Blender add-on and this script agree.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from motionclone_client.generation_options import add_generation_arguments, settings_from_namespace
+from motionclone_options import add_generation_arguments, settings_from_namespace
 
 
 @dataclass

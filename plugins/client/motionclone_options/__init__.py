@@ -1,9 +1,10 @@
-"""The generation settings every front end offers, declared once.
+"""The generation settings every front end offers, and the engine checks, declared once.
 
 `motionclone generate|extract|submit`, the Blender add-on and the Resolve script all take their
 flags, help texts and choices from `GENERATION_OPTIONS`, so a setting added here appears
-everywhere with the same name. Pure Python (no torch, no YAML): it ships inside the editor
-plugins with the client.
+everywhere with the same name; the engine validates against the same choices and official
+defaults. Pure Python (no torch, no YAML, no gRPC) and a package of its own: it ships inside the
+editor plugins with the client, and the engine imports it without importing the client.
 """
 
 from __future__ import annotations
