@@ -17,16 +17,21 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from motionclone_daemon.jobs import Job
 from motionclone_daemon.store import JobStore
 
-if TYPE_CHECKING:
-    from motionclone_daemon.worker import Worker
-
 # Clips whose templates a worker is taken to hold: the last ones it ran (its template cache keeps more).
 REMEMBERED_CLIPS = 64
+
+
+class Worker(Protocol):
+    """What the claim rule reads of a worker: its engine (a local Engine or a Ray actor's handle),
+    whose loaded model makes it the better holder of a job. The worker module implements it."""
+
+    @property
+    def engine(self) -> Any: ...
 
 
 def clip_key(job: Job) -> str:
