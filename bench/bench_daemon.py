@@ -38,10 +38,10 @@ from motionclone_client.client import ProgressEvent
 from motionclone_daemon.main import Daemon
 from motionclone_daemon.settings import DaemonSettings
 
-from motionclone.config import MotionCloneConfig
+from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
-from motionclone.pipeline import StepInfo
-from motionclone.video_io import write_video
+from motionclone.media.video_io import write_video
+from motionclone.sampling.outputs import StepInfo
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 JOB = {"model": "tiny-random", "prompt": "a boat", "steps": 6}

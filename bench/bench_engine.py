@@ -49,13 +49,20 @@ import torch
 from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from motionclone import compilation
-from motionclone.attention import GuidedBlockHooks
-from motionclone.config import RECOMPUTATIONS, ModelDefaults, MotionCloneConfig, resolve
-from motionclone.memory import fit_to_device, limit_device
-from motionclone.models import MotionCloneModel, choose_device, load_model
-from motionclone.pipeline import MotionClonePipeline, StepInfo
-from motionclone.tiny import TINY_DEFAULTS, build_tiny_components, build_tiny_unet, tiny_tokenizer
+from motionclone.config.memory_plan import fit_to_device
+from motionclone.config.model_defaults import ModelDefaults
+from motionclone.config.plan import resolve
+from motionclone.config.recomputation import RECOMPUTATIONS
+from motionclone.config.settings import MotionCloneConfig
+from motionclone.device.memory import limit_device
+from motionclone.method.attention import GuidedBlockHooks
+from motionclone.models.loading import MotionCloneModel, choose_device, load_model
+from motionclone.models.tiny import TINY_DEFAULTS, build_tiny_components, build_tiny_unet, tiny_tokenizer
+from motionclone.sampling import compilation
+from motionclone.sampling.denoise import generate
+from motionclone.sampling.extraction import extract
+from motionclone.sampling.guided_model import GuidedModel
+from motionclone.sampling.outputs import StepInfo
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # The low-memory recomputations timed against a normal guided step.
@@ -176,7 +183,7 @@ class _Run:
     seconds_per_phase: dict[str, float]
 
 
-def _timed_run(pipeline: MotionClonePipeline, template, config, energy: str = "motion_energy") -> _Run:
+def _timed_run(pipeline: GuidedModel, template, config, energy: str = "motion_energy") -> _Run:
     device = pipeline.model.device
     stamps: list[tuple[float, bool]] = []
     energies: list[float] = []
@@ -190,7 +197,7 @@ def _timed_run(pipeline: MotionClonePipeline, template, config, energy: str = "m
     _reset_peak(device)
     _sync(device)
     start = time.perf_counter()
-    generation = pipeline.generate(template, config, on_step=on_step)
+    generation = generate(pipeline, template, config, on_step=on_step)
     durations = np.diff([start] + [t for t, _ in stamps])
     guided = [d for d, (_, g) in zip(durations, stamps, strict=True) if g]
     plain = [d for d, (_, g) in zip(durations, stamps, strict=True) if not g]
@@ -216,16 +223,16 @@ def _max_latent_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def bench_config(name: str, steps: int, device: str | None, dtype: str | None, compiled: bool = False) -> dict:
     model = _random_model(name, device, dtype)
-    pipeline = MotionClonePipeline(model)
+    pipeline = GuidedModel(model)
     frames_count, size = SHAPES[name]
     base = MotionCloneConfig(prompt="a boat", steps=steps, frames=frames_count, width=size, height=size)
     config = resolve(base, model.defaults, seed=0)
     clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
-    pipeline.extract(clip, config)  # warm-up
+    extract(pipeline, clip, config)  # warm-up
     _reset_peak(model.device)
     _sync(model.device)
     started = time.perf_counter()
-    template = pipeline.extract(clip, config)
+    template = extract(pipeline, clip, config)
     _sync(model.device)
     extract_s = time.perf_counter() - started
     extract_peak = _peak_mb(model.device)
@@ -235,7 +242,7 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None, c
     ours = _timed_run(pipeline, template, config)
     unguided = _timed_run(pipeline, template, dataclasses.replace(config, motion_guidance_weight=0.0))
     low = {name: _timed_run(pipeline, template, dataclasses.replace(config, low_memory=name)) for name in LOW}
-    pipeline._hooks = FullGraphHooks(model.unet, tuple(config.guided_blocks))
+    pipeline.hooks = FullGraphHooks(model.unet, tuple(config.guided_blocks))
     naive = _timed_run(pipeline, template, config)
     plain = float(np.mean(ours.plain))
     row = {
@@ -263,7 +270,7 @@ def bench_config(name: str, steps: int, device: str | None, dtype: str | None, c
 def _compiled_columns(model: MotionCloneModel, template, config, eager: _Run) -> dict:
     """The same run with the UNet compiled (`compile_unet`): the first generation's compile
     seconds (from its report), then a timed one, against the uncompiled run of this config."""
-    pipeline = MotionClonePipeline(model, compile_unet=True)
+    pipeline = GuidedModel(model, compile_unet=True)
     first = _timed_run(pipeline, template, config)
     fast = _timed_run(pipeline, template, config)
     plain, guided = float(np.mean(fast.plain)), float(np.mean(fast.guided))
@@ -293,15 +300,15 @@ def _row_head(name: str, model) -> dict:
 def bench_semantic(name: str, steps: int, weight: float, device: str | None, dtype: str | None) -> dict:
     """A guided step with semantic guidance on (`weight`) against a motion-only guided step."""
     model = _random_model(name, device, dtype)
-    pipeline = MotionClonePipeline(model)
+    pipeline = GuidedModel(model)
     frames_count, size = SHAPES[name]
     prompts = {"prompt": "a red boat on a pond", "subject": "boat", "reference_prompt": "a boat"}
     base = MotionCloneConfig(steps=steps, frames=frames_count, width=size, height=size, **prompts)
     motion_only = resolve(base, model.defaults, seed=0)
     semantic = resolve(base.replace(semantic_guidance_weight=weight), model.defaults, seed=0)
     clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
-    motion_template = pipeline.extract(clip, motion_only)
-    semantic_template = pipeline.extract(clip, semantic)
+    motion_template = extract(pipeline, clip, motion_only)
+    semantic_template = extract(pipeline, clip, semantic)
     guided = _timed_run(pipeline, motion_template, motion_only).guided
     with_semantic = _timed_run(pipeline, semantic_template, semantic, "semantic_energy")
     # Weight 0 with the semantic template: the same passes, the energy measured but not followed.
@@ -322,16 +329,16 @@ def bench_preset(
     """A whole generation with a preset's full schedule, timed end to end, planned for memory as
     the engine plans it: within `memory_limit_gib` (a smaller card, enforced on CUDA) when given."""
     model = _random_model(name, device, dtype)
-    pipeline = MotionClonePipeline(model)
+    pipeline = GuidedModel(model)
     frames_count, size = SHAPES[name]
     requested = MotionCloneConfig(prompt="a boat", preset=preset, memory_limit_gib=memory_limit_gib)
     config = fit_to_device(model, resolve(requested, model.defaults, seed=0))
     clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
-    template = pipeline.extract(clip, config)
+    template = extract(pipeline, clip, config)
     _reset_peak(model.device)
     _sync(model.device)
     started = time.perf_counter()
-    generation = pipeline.generate(template, config)
+    generation = generate(pipeline, template, config)
     _sync(model.device)
     seconds = time.perf_counter() - started
     limit_device(model.device, None)

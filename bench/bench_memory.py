@@ -41,8 +41,13 @@ from bench_engine import SHAPES, _random_model, _table, device_name, publish
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from motionclone.config import RECOMPUTATIONS, MotionCloneConfig, resolve
-from motionclone.pipeline import MotionClonePipeline, StepInfo
+from motionclone.config.plan import resolve
+from motionclone.config.recomputation import RECOMPUTATIONS
+from motionclone.config.settings import MotionCloneConfig
+from motionclone.sampling.denoise import generate
+from motionclone.sampling.extraction import extract
+from motionclone.sampling.guided_model import GuidedModel
+from motionclone.sampling.outputs import StepInfo
 
 PHASES = ("extraction", "guided steps", "plain steps", "decode")
 MB = 2**20
@@ -142,7 +147,7 @@ def bench_memory(
 ) -> list[dict]:
     """One run of config `name` (at `side` px square instead of its own size, when given)."""
     model = _random_model(name, device, dtype)
-    pipeline = MotionClonePipeline(model)
+    pipeline = GuidedModel(model)
     frames_count, size = SHAPES[name]
     size = side or size
     config = resolve(
@@ -158,9 +163,9 @@ def bench_memory(
     if model.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(model.device)
     with meter.model if meter.model is not None else contextlib.nullcontext():
-        template = pipeline.extract(clip, config)
+        template = extract(pipeline, clip, config)
         meter.fold("extraction")
-        pipeline.generate(template, config, on_step=meter.on_step)
+        generate(pipeline, template, config, on_step=meter.on_step)
         meter.fold("decode")
     rows = []
     for phase in PHASES:

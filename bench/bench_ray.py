@@ -36,7 +36,7 @@ from motionclone_daemon.jobs import EventKind
 from motionclone_daemon.main import Daemon
 from motionclone_daemon.settings import DaemonSettings
 
-from motionclone.video_io import write_video
+from motionclone.media.video_io import write_video
 
 JOB = {"model": "tiny-random", "prompt": "a boat", "steps": 8, "width": 96, "height": 96}
 

@@ -1,0 +1,1 @@
+"""MotionClone Studio's engine: clone a clip's motion into a new text-described video (`engine.Engine`)."""

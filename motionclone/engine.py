@@ -9,15 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
-import os
-import resource
 import secrets
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,38 +18,19 @@ import numpy as np
 import platformdirs
 import torch
 
-from motionclone.config import MotionCloneConfig, ResolvedConfig, resolve
+from motionclone.config.memory_plan import fit_to_device
+from motionclone.config.plan import ResolvedConfig, check_model_limits, resolve
+from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError, TemplateError
-from motionclone.memory import fit_to_device
-from motionclone.models import MotionCloneModel, defaults_before_loading, load_model
-from motionclone.pipeline import MotionClonePipeline, StepCallback, StepInfo, StopCheck, extraction_settings
-from motionclone.preview import PreviewCallback, preview_hook
-from motionclone.template import MotionTemplate, TemplateCache, file_digest
-from motionclone.video_io import TimePoint, VideoInfo, probe, read_frames, write_resampled_video, write_video
-
-TEST_MODEL_NOTE = "made with tiny-random (random weights): a plumbing check, not a meaningful video"
-
-
-def package_version() -> str:
-    try:
-        return version("motionclone-studio")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-@dataclass
-class PhaseTimer:
-    """Seconds spent per named phase, in the order they ran."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+from motionclone.media.preview import PreviewCallback, preview_hook
+from motionclone.media.video_io import TimePoint, VideoInfo, probe, read_frames, write_resampled_video, write_video
+from motionclone.method.template import MotionTemplate, TemplateCache, file_digest
+from motionclone.models.loading import MotionCloneModel, defaults_before_loading, load_model
+from motionclone.report import PhaseTimer, run_report
+from motionclone.sampling.denoise import generate
+from motionclone.sampling.extraction import extract, extraction_settings
+from motionclone.sampling.guided_model import GuidedModel
+from motionclone.sampling.outputs import StepCallback, StopCheck
 
 
 @dataclass
@@ -73,7 +47,7 @@ class Engine:
     def __init__(self) -> None:
         self._model: MotionCloneModel | None = None
         self._model_key: tuple | None = None
-        self._pipeline: MotionClonePipeline | None = None
+        self._guided: GuidedModel | None = None
 
     @property
     def loaded_model(self) -> str | None:
@@ -93,14 +67,14 @@ class Engine:
         such as a video editor sharing the GPU); the next job loads it again. True if one was loaded."""
         if self._model is None:
             return False
-        self._model = self._pipeline = self._model_key = None
+        self._model = self._guided = self._model_key = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return True
 
-    def pipeline_for(self, config: MotionCloneConfig, timer: PhaseTimer) -> MotionClonePipeline:
-        """The pipeline of `config.model`, loading (and replacing the old one) only when needed."""
+    def guided_model_for(self, config: MotionCloneConfig, timer: PhaseTimer) -> GuidedModel:
+        """The model of `config.model`, loading it (and dropping the old one) only when needed."""
         key = (
             config.model,
             config.motion_adapter,
@@ -110,7 +84,7 @@ class Engine:
             config.dtype,
             config.compile_unet,
         )
-        if key != self._model_key or self._pipeline is None:
+        if key != self._model_key or self._guided is None:
             self.unload()
             with timer.phase("load_model"):
                 self._model = load_model(
@@ -121,29 +95,28 @@ class Engine:
                     config.single_file_config,
                     config.vae,
                 )
-            self._pipeline = MotionClonePipeline(self._model, config.compile_unet)
+            self._guided = GuidedModel(self._model, config.compile_unet)
             self._model_key = key
-        return self._pipeline
+        return self._guided
 
-    def resolve(
-        self, config: MotionCloneConfig, timer: PhaseTimer, source: VideoInfo | None = None
-    ) -> tuple[MotionClonePipeline, ResolvedConfig]:
-        """Resolve `config` against its model, checking every value before the (slow) model load
-        and the run's memory against what is free after it. `source` (the probed reference)
-        sets the size when it is auto.
+    def plan(
+        self, config: MotionCloneConfig, timer: PhaseTimer, source_size: tuple[int, int] | None = None
+    ) -> tuple[GuidedModel, ResolvedConfig]:
+        """The run's plan, resolved once, before the (slow) model load, so that every bad value
+        fails first; then the loaded model's own limits are checked and the memory level is
+        chosen for what is free on its device. `source_size` (the probed reference's, or a saved
+        template's) sets the size when it is auto.
 
         Also starts this run's peak-memory count, so a long-lived daemon reports per job.
         """
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-        source_size = (source.width, source.height) if source else None
-        resolve(config, defaults_before_loading(config.model), seed, source_size)
-        pipeline = self.pipeline_for(config, timer)
-        model = pipeline.model
-        resolved = resolve(config, model.defaults, seed, source_size)
-        resolved = fit_to_device(model, resolved)
-        if model.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(model.device)
-        return pipeline, resolved
+        plan = resolve(config, defaults_before_loading(config.model), seed, source_size)
+        guided = self.guided_model_for(config, timer)
+        check_model_limits(plan, guided.model.defaults)
+        plan = fit_to_device(guided.model, plan)
+        if guided.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(guided.device)
+        return guided, plan
 
     @staticmethod
     def _probe(reference: str | Path, timer: PhaseTimer) -> VideoInfo:
@@ -154,8 +127,8 @@ class Engine:
 
     def _template_for(
         self,
-        pipeline: MotionClonePipeline,
-        config: ResolvedConfig,
+        guided: GuidedModel,
+        plan: ResolvedConfig,
         reference: Path,
         info: VideoInfo,
         timer: PhaseTimer,
@@ -163,26 +136,18 @@ class Engine:
     ) -> tuple[MotionTemplate, dict[str, Any]]:
         """The reference's template from the cache, else extracted (and cached); `info` is the
         reference's probe, made once per run."""
-        cache = TemplateCache(config.cache_dir or Path(platformdirs.user_cache_dir("motionclone")) / "templates")
+        cache = TemplateCache(plan.cache_dir or Path(platformdirs.user_cache_dir("motionclone")) / "templates")
         with timer.phase("read_clip"):
             digest = file_digest(reference)
-            settings = extraction_settings(config, pipeline.model.model_id)
+            settings = extraction_settings(plan, guided.model.model_id)
             cached = cache.get(digest, settings)
             if cached is None:
-                frames = read_frames(
-                    reference,
-                    config.frames,
-                    config.width,
-                    config.height,
-                    TimePoint.parse(config.start),
-                    TimePoint.parse(config.end),
-                    config.resize,
-                    info,
-                )
+                start, end = TimePoint.parse(plan.start), TimePoint.parse(plan.end)
+                frames = read_frames(reference, plan.frames, plan.width, plan.height, start, end, plan.resize, info)
         if cached is not None:
             return cached, {"source": "cache", "reference_sha256": digest}
         with timer.phase("extract"):
-            template = pipeline.extract(frames, config, on_step)
+            template = extract(guided, frames, plan, on_step)
         cache.put(digest, settings, template)
         return template, {"source": "extracted", "reference_sha256": digest}
 
@@ -192,10 +157,10 @@ class Engine:
         """Extract (or fetch from cache) the motion template of `reference` and save it."""
         timer = PhaseTimer()
         info = self._probe(reference, timer)
-        pipeline, resolved = self.resolve(config, timer, info)
-        template, origin = self._template_for(pipeline, resolved, Path(reference), info, timer, on_step)
+        guided, plan = self.plan(config, timer, (info.width, info.height))
+        template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step)
         template.save(output)
-        report = self._report(pipeline, resolved, timer, [], origin | {"path": str(output)})
+        report = run_report(guided, plan, timer, [], origin | {"path": str(output)})
         return Outcome(report=report, output=Path(output))
 
     def generate(
@@ -218,64 +183,24 @@ class Engine:
         if motion is not None:
             with timer.phase("read_clip"):
                 template = MotionTemplate.load(motion)
-            config = _size_of_template(config, template)
-            pipeline, resolved = self.resolve(config, timer)
-            _check_template_model(template, pipeline.model.model_id)
+            guided, plan = self.plan(_size_of_template(config, template), timer)
+            _check_template_model(template, guided.model.model_id)
             origin = {"source": "file", "path": str(motion)}
         else:
             info = self._probe(reference, timer)
-            pipeline, resolved = self.resolve(config, timer, info)
-            template, origin = self._template_for(pipeline, resolved, Path(reference), info, timer, on_step)
+            guided, plan = self.plan(config, timer, (info.width, info.height))
+            template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step)
         hook = preview_hook(on_preview) if on_preview else None
-        result = pipeline.generate(template, resolved, on_step=on_step, should_stop=should_stop, on_preview=hook)
+        result = generate(guided, template, plan, on_step=on_step, should_stop=should_stop, on_preview=hook)
         timer.seconds.update(result.seconds_per_phase)
         with timer.phase("write"):
-            frames_written = _write_output(Path(output), result.frames, resolved)
-        report = self._report(pipeline, resolved, timer, result.steps, origin)
+            frames_written = _write_output(Path(output), result.frames, plan)
+        report = run_report(guided, plan, timer, result.steps, origin)
         report["output"] = str(output)
         report["frames_written"] = frames_written
         if result.low_memory_fallbacks:
             report["low_memory_fallbacks"] = [dataclasses.asdict(fallback) for fallback in result.low_memory_fallbacks]
         return Outcome(report=report, output=Path(output))
-
-    def _report(
-        self,
-        pipeline: MotionClonePipeline,
-        config: ResolvedConfig,
-        timer: PhaseTimer,
-        steps: list[StepInfo],
-        template: dict[str, Any],
-    ) -> dict[str, Any]:
-        model = pipeline.model
-        guided = [s.motion_energy for s in steps if s.guided and s.motion_energy is not None]
-        report: dict[str, Any] = {
-            "motionclone_version": package_version(),
-            "model": model.model_id,
-            "device": str(model.device),
-            "dtype": str(model.dtype).removeprefix("torch."),
-            "compiled": pipeline.compiled,
-            "seed": config.seed,
-            "settings": config.to_dict(),
-            "template": template,
-            "timings_s": {k: round(v, 4) for k, v in timer.seconds.items()},
-            "peak_memory": peak_memory(model.device),
-            "steps": [
-                {
-                    "index": s.index,
-                    "timestep": s.timestep,
-                    "guided": s.guided,
-                    "motion_energy": s.motion_energy,
-                    "guidance_weight": s.weight,
-                    **({"semantic_energy": s.semantic_energy} if s.semantic_energy is not None else {}),
-                }
-                for s in steps
-            ],
-        }
-        if guided:
-            report["mean_motion_energy_guided_steps"] = float(np.mean(guided))
-        if model.is_test_model:
-            report["note"] = TEST_MODEL_NOTE
-        return report
 
 
 def _write_output(output: Path, frames: np.ndarray, config: ResolvedConfig) -> int:
@@ -299,19 +224,3 @@ def _check_template_model(template: MotionTemplate, model_id: str) -> None:
     made_with = template.settings.get("model")
     if made_with is not None and made_with != model_id:
         raise TemplateError(f"motion template was extracted with model {made_with!r}, not {model_id!r}")
-
-
-def peak_memory(device: torch.device) -> dict[str, int]:
-    """Peak CUDA memory allocated by torch in this run (on CUDA) and the process's lifetime peak RSS."""
-    peaks = {"process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
-    if device.type == "cuda":
-        peaks["cuda_peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
-    return peaks
-
-
-def write_report(report: dict[str, Any], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    os.replace(partial, path)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from motionclone.config import DEFAULT_MODEL
-from motionclone.models import SINGLE_FILE_SUFFIXES
-from motionclone.tiny import TINY_MODEL_ID
+from motionclone.config.settings import DEFAULT_MODEL
+from motionclone.models.loading import SINGLE_FILE_SUFFIXES
+from motionclone.models.tiny import TINY_MODEL_ID
 from motionclone_daemon.errors import InvalidRequest
 from motionclone_daemon.settings import DaemonSettings
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import platformdirs
 
-from motionclone.config import MotionCloneConfig
+from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
 
 _END = object()

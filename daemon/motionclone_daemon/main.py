@@ -25,10 +25,10 @@ import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from motionclone_client.locations import ENDPOINT_FILE, config_dir, join_address
 
-from motionclone.compilation import use_compile_cache
-from motionclone.cpu_threads import use_usable_cores
+from motionclone.device.cpu_threads import use_usable_cores
 from motionclone.engine import Engine
 from motionclone.errors import MotionCloneError
+from motionclone.sampling.compilation import use_compile_cache
 from motionclone_daemon.auth import TokenInterceptor, ensure_token, fingerprint
 from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.dispatch import Dispatcher
@@ -225,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from motionclone.cli import quiet_libraries
+    from motionclone.library_chatter import quiet_libraries
 
     quiet_libraries()
     use_usable_cores()

@@ -32,11 +32,11 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from motionclone.config import MotionCloneConfig
+from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Outcome
 from motionclone.errors import MotionCloneError
-from motionclone.pipeline import StepCallback, StopCheck
-from motionclone.preview import PreviewCallback
+from motionclone.media.preview import PreviewCallback
+from motionclone.sampling.outputs import StepCallback, StopCheck
 from motionclone_daemon.crashes import ExecutorLost
 from motionclone_daemon.engine_actor import EngineActor
 from motionclone_daemon.settings import DaemonSettings

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from motionclone.config import require_text, resolve
+from motionclone.config.checks import require_text
+from motionclone.config.memory_plan import fitting_config
+from motionclone.config.plan import resolve
+from motionclone.device.memory import device_memory
 from motionclone.errors import MotionCloneError, VideoError
-from motionclone.memory import device_memory, fitting_config
-from motionclone.models import choose_device, defaults_before_loading
-from motionclone.video_io import probe
+from motionclone.media.video_io import probe
+from motionclone.models.loading import choose_device, defaults_before_loading
 from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.crashes import requeue_or_fail
 from motionclone_daemon.disk import disk_full_message, is_disk_full, is_full

@@ -14,8 +14,9 @@ import torch
 from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
 from motionclone_client.protocol import settings_from_proto, settings_to_proto
 
-from motionclone.config import MAX_TEXT_CHARS
-from motionclone.engine import Engine, package_version
+from motionclone.config.checks import MAX_TEXT_CHARS
+from motionclone.engine import Engine
+from motionclone.report import package_version
 from motionclone_daemon.errors import InvalidRequest, UploadAborted, abort_with
 from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
 from motionclone_daemon.limits import Slots

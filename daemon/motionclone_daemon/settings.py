@@ -14,7 +14,8 @@ from typing import Any
 import platformdirs
 from motionclone_client.locations import APP, CONFIG_FILE, DEFAULT_HOST, DEFAULT_PORT, config_dir, is_loopback
 
-from motionclone.config import MIN_MEMORY_LIMIT_GIB, load_yaml_mapping
+from motionclone.config.checks import MIN_MEMORY_LIMIT_GIB
+from motionclone.config.settings import load_yaml_mapping
 from motionclone.errors import ConfigError
 
 # Threads are cheap but not free: streams and uploads beyond this are a configuration mistake.

@@ -42,8 +42,8 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
 from motionclone.errors import MotionCloneError
-from motionclone.template import file_digest
-from motionclone.video_io import probe
+from motionclone.media.video_io import probe
+from motionclone.method.template import file_digest
 from motionclone_daemon.errors import DaemonError
 from motionclone_daemon.jobs import Job, JobState
 from motionclone_daemon.service import JobService, Submission

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from motionclone_client.protocol import SETTINGS_FIELDS
 
-from motionclone.config import size_settings
+from motionclone.config.settings import size_settings
 from motionclone.errors import ConfigError
 
 LIST_KEYS = {"prompts": "prompt", "seeds": "seed"}

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from motionclone.config import MotionCloneConfig
+from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.errors import Interrupted, MotionCloneError
 from motionclone.evaluation.evaluate import evaluate_job
-from motionclone.pipeline import StepInfo
-from motionclone.preview import LivePreview
+from motionclone.media.preview import LivePreview
+from motionclone.sampling.outputs import StepInfo
 from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.crashes import ExecutorLost, requeue_or_fail
 from motionclone_daemon.disk import disk_full_message, is_disk_full

@@ -19,7 +19,7 @@ from motionclone.errors import VideoError
 from motionclone.evaluation.clip_scores import clip_scores
 from motionclone.evaluation.fidelity import STILL_PX, motion_fidelity
 from motionclone.evaluation.tracking import choose_tracker
-from motionclone.video_io import TimePoint, probe, read_frames
+from motionclone.media.video_io import TimePoint, probe, read_frames
 
 MAX_TRACKING_SIDE = 512
 MIN_TRACKS = 4

@@ -1,0 +1,1 @@
+"""The `motionclone` command line: engine commands in this process, daemon commands through the client."""

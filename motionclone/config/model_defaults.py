@@ -1,0 +1,55 @@
+"""What a model brings to the plan: its native size and frames, its calibrated guidance weight,
+the sides it can take, and what a run of it costs in memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from motionclone.config.recomputation import RECOMPUTATIONS
+
+# Frames the VAE encodes or decodes at once: its memory does not grow with a longer clip.
+VAE_CHUNK = 8
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What a model brings: its native size, frame count and calibrated guidance weight, and
+    what it can take: the sides it can generate (its UNet halves the latent three times, so
+    SD1.5 needs at least 64 px), the multiple `--size auto` rounds to, and what a run costs in
+    memory.
+
+    The memory figures are float32 bytes (halved for float16) measured at the peak of a guided
+    run: SD1.5 + AnimateDiff v3 peaks at 13.6 GB in float16 at 16x512x512 on CUDA (bench/RESULTS.md).
+    Decoding VAE_CHUNK frames at once needs less than a guided step, but more than a low-memory
+    one: 4.1 GiB beyond the weights for SD1.5's VAE at 512 px in float16 (H200, 2026-12-04; the CPU
+    model had said 3.1), half that for half the frames.
+    """
+
+    width: int = 512
+    height: int = 512
+    size_multiple: int = 64
+    frames: int = 16
+    motion_guidance_weight: float = 2000.0
+    max_frames: int = 32
+    min_side: int = 64
+    max_side: int = 1536
+    weight_bytes: int = 6_000_000_000
+    bytes_per_pixel_frame: float = 5200.0
+    decode_bytes_per_pixel_frame: float = 4160.0
+
+    def estimated_peak_bytes(
+        self,
+        frames: int,
+        width: int,
+        height: int,
+        dtype_bytes: int = 4,
+        low_memory: str = "off",
+        decode_frames: int = VAE_CHUNK,
+    ) -> tuple[int, int]:
+        """(model weights, everything a run adds on top) in bytes, for this size and dtype: the
+        guided steps' part (the `low_memory` recomputation's share of it) or the decode's
+        (`decode_frames` at once), whichever is larger."""
+        scale = dtype_bytes / 4
+        guided = self.bytes_per_pixel_frame * scale * frames * width * height
+        decode = self.decode_bytes_per_pixel_frame * scale * min(frames, decode_frames) * width * height
+        return int(self.weight_bytes * scale), int(max(guided * RECOMPUTATIONS[low_memory].run_share, decode))

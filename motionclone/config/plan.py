@@ -1,0 +1,239 @@
+"""One run's plan: its settings resolved once, against the preset and the model, into every value
+the later stages read (size, frames, schedule, guidance, memory level). Nothing below re-resolves it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from motionclone_options import EXTRACTION_MODES, LOW_MEMORY_MODES, NOISE_SCHEDULES, RESIZE_MODES
+
+from motionclone.config.checks import (
+    MAX_CFG_SCALE,
+    MAX_FPS,
+    MAX_GUIDANCE_WEIGHT,
+    MAX_MEMORY_GIB,
+    MAX_STEPS,
+    MIN_FPS,
+    MIN_MEMORY_LIMIT_GIB,
+    require,
+    require_number,
+    require_output_span,
+    require_text,
+)
+from motionclone.config.model_defaults import VAE_CHUNK, ModelDefaults
+from motionclone.config.presets import PRESETS, Preset
+from motionclone.config.settings import MotionCloneConfig
+from motionclone.errors import ConfigError
+from motionclone.media.video_io import TimePoint
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A config with every ``None`` filled in and every value checked."""
+
+    base: MotionCloneConfig
+    steps: int
+    guidance_steps: int
+    guidance_start: float
+    warmup_steps: int
+    cooldown_steps: int
+    motion_guidance_weight: float
+    frames: int
+    width: int
+    height: int
+    seed: int
+    extraction_seed: int
+    extraction_mode: str
+    inversion_steps: int
+    guided_blocks: tuple[str, ...]
+    block_weights: tuple[tuple[str, float], ...]
+    layer_reduction: str
+    timestep_spacing: str
+    motion_cooldown: str
+    # How much this run recomputes to save memory (a RECOMPUTATIONS name): "on" resolves to the
+    # most, "off" and "auto" to none here, and the engine takes the least that fits for "auto"
+    # (memory.fitting_config).
+    low_memory: str
+    # Frames the VAE decodes at once: VAE_CHUNK, or fewer where the plan found that only fewer fit.
+    decode_frames: int = VAE_CHUNK
+
+    def block_weight(self, block: str) -> float:
+        """Weight of a guided block as a multiple of `motion_guidance_weight` (1 unless the preset sets it)."""
+        return dict(self.block_weights).get(block, 1.0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.base.to_dict()
+        data.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "base"})
+        return data
+
+
+def auto_size(source_size: tuple[int, int], model: ModelDefaults) -> tuple[int, int]:
+    """`--size auto`: the source's aspect ratio at about the model's native pixel count.
+
+    The exact-aspect size with the native pixel count (512 x 512 for SD1.5), each side rounded
+    to the nearest multiple of `model.size_multiple` (64 for SD1.5, so every UNet level's
+    latent grid stays whole and no level is padded or cropped): 16:9 gives 704x384, 4:3
+    576x448, 2.39:1 768x320. Rounding each side keeps both the pixel count (the model's
+    comfort zone and the memory estimate) and the aspect within a few percent.
+    """
+    source_width, source_height = source_size
+    aspect = source_width / source_height
+    exact_height = math.sqrt(model.width * model.height / aspect)
+    step = model.size_multiple
+
+    def snap(side: float) -> int:
+        return min(max(math.floor(side / step + 0.5) * step, step, model.min_side), model.max_side)
+
+    return snap(exact_height * aspect), snap(exact_height)
+
+
+def resolve(
+    config: MotionCloneConfig, model: ModelDefaults, seed: int, source_size: tuple[int, int] | None = None
+) -> ResolvedConfig:
+    """Fill unset fields from the preset and the model, then validate every value.
+
+    With no width and height, `source_size` (the reference's display size) gives `auto_size`;
+    without a source (a saved template) the model's native size applies.
+
+    ``--steps N`` alone keeps the preset's guided fraction and scales warm-up and cool-down with
+    it, so a short test run has the same shape as the official long one.
+    """
+    preset = _preset_of(config)
+    schedule = _schedule(config, preset)
+    weight = model.motion_guidance_weight if config.motion_guidance_weight is None else config.motion_guidance_weight
+    require_number("motion_guidance_weight", weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength")
+    frames = model.frames if config.frames is None else config.frames
+    require_number("frames", frames, 2, model.max_frames, "the motion module's limit", integer=True)
+    width, height = _size(config, model, source_size)
+    _check_output(config)
+    extraction = _extraction(config, preset)
+    _check_choices(config)
+    guided_blocks = tuple(b for b, _ in preset.block_weights) if config.guided_blocks is None else config.guided_blocks
+    require(len(guided_blocks) >= 1, "guided_blocks", guided_blocks, "must name at least one block")
+    _check_semantic(config, model)
+    return ResolvedConfig(
+        base=config,
+        **schedule,
+        motion_guidance_weight=float(weight),
+        frames=frames,
+        width=width,
+        height=height,
+        seed=seed,
+        extraction_seed=seed if config.extraction_seed is None else config.extraction_seed,
+        **extraction,
+        guided_blocks=tuple(guided_blocks),
+        block_weights=preset.block_weights,
+        layer_reduction=preset.layer_reduction,
+        timestep_spacing=preset.timestep_spacing,
+        motion_cooldown=preset.motion_cooldown,
+        low_memory="full" if config.low_memory == "on" else "off",
+    )
+
+
+def _preset_of(config: MotionCloneConfig) -> Preset:
+    """The config's preset; every text setting checked first (length, NUL)."""
+    if config.preset not in PRESETS:
+        raise ConfigError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
+    for setting in fields(config):
+        if isinstance(getattr(config, setting.name), str):
+            require_text(setting.name, getattr(config, setting.name))
+    return PRESETS[config.preset]
+
+
+def _schedule(config: MotionCloneConfig, preset: Preset) -> dict[str, Any]:
+    """Steps, guided steps, their ramp and where they start: the config's, else the preset's scaled."""
+    steps = preset.steps if config.steps is None else config.steps
+    require_number("steps", steps, 1, MAX_STEPS, "the model's training timesteps", integer=True)
+    if config.guidance_steps is None:
+        guidance_steps = round(steps * preset.guidance_steps / preset.steps)
+    else:
+        guidance_steps = config.guidance_steps
+    require_number("guidance_steps", guidance_steps, 0, steps, "the number of steps", integer=True)
+    scale = guidance_steps / preset.guidance_steps
+    warmup = config.warmup_steps if config.warmup_steps is not None else math.ceil(preset.warmup_steps * scale)
+    cooldown = config.cooldown_steps if config.cooldown_steps is not None else math.ceil(preset.cooldown_steps * scale)
+    require_number("warmup_steps", warmup, 0, steps, "the number of steps", integer=True)
+    require_number("cooldown_steps", cooldown, 0, steps, "the number of steps", integer=True)
+    require(
+        config.guidance_start is None or preset.timestep_spacing != "even",
+        "guidance_start",
+        config.guidance_start,
+        f"the {config.preset} preset spaces its steps evenly; guidance_start shapes the uneven schedule only",
+    )
+    start = preset.guidance_start if config.guidance_start is None else config.guidance_start
+    require_number("guidance_start", start, 0.0, 1.0, "the whole schedule")
+    require(start > 0.0, "guidance_start", start, "must be in (0, 1]")
+    return {
+        "steps": steps,
+        "guidance_steps": guidance_steps,
+        "guidance_start": start,
+        "warmup_steps": warmup,
+        "cooldown_steps": cooldown,
+    }
+
+
+def _size(config: MotionCloneConfig, model: ModelDefaults, source_size: tuple[int, int] | None) -> tuple[int, int]:
+    if (config.width is None) != (config.height is None):
+        raise ConfigError("give both width and height (size WxH), or neither for size auto")
+    if config.width is None:
+        width, height = auto_size(source_size, model) if source_size else (model.width, model.height)
+    else:
+        width, height = config.width, config.height
+    for key, value in (("width", width), ("height", height)):
+        require_number(key, value, model.min_side, model.max_side, "what this model can generate", integer=True)
+        require(value % 8 == 0, key, value, "must be a multiple of 8")
+    return width, height
+
+
+def _check_output(config: MotionCloneConfig) -> None:
+    """CFG, the written video's rate and span, previews and the memory cap."""
+    require_number("cfg_scale", config.cfg_scale, 0, MAX_CFG_SCALE, "any useful strength")
+    require_number("fps", config.fps, MIN_FPS, MAX_FPS, "what editors play")
+    require_number("preview_every", config.preview_every, 0, MAX_STEPS, "the most steps a run has", integer=True)
+    if config.memory_limit_gib is not None:
+        limit = config.memory_limit_gib
+        require_number("memory_limit_gib", limit, MIN_MEMORY_LIMIT_GIB, MAX_MEMORY_GIB, "more than any device has")
+    require_output_span(config.output_fps, config.output_frames)
+
+
+def _extraction(config: MotionCloneConfig, preset: Preset) -> dict[str, Any]:
+    """How the reference is read: extraction mode, timestep, inversion steps and its trimmed span."""
+    mode = preset.extraction_mode if config.extraction_mode is None else config.extraction_mode
+    require(mode in EXTRACTION_MODES, "extraction_mode", mode, f"must be one of {', '.join(EXTRACTION_MODES)}")
+    timestep = config.extraction_timestep
+    require(0 <= timestep < 1000, "extraction_timestep", timestep, "must be in [0, 1000)")
+    inversion_steps = preset.inversion_steps if config.inversion_steps is None else config.inversion_steps
+    require_number("inversion_steps", inversion_steps, 1, MAX_STEPS, "the model's training timesteps", integer=True)
+    start_point, end_point = (TimePoint.parse(getattr(config, key)) for key in ("start", "end"))
+    if start_point and end_point and start_point.is_frame == end_point.is_frame:
+        require(end_point.value > start_point.value, "end", config.end, f"must be after start={config.start!r}")
+    return {"extraction_mode": mode, "inversion_steps": inversion_steps}
+
+
+def _check_choices(config: MotionCloneConfig) -> None:
+    for key, choices in (("noise_schedule", NOISE_SCHEDULES), ("low_memory", LOW_MEMORY_MODES)):
+        value = getattr(config, key)
+        require(value in choices, key, value, f"must be one of {', '.join(choices)}")
+    require(config.resize in RESIZE_MODES, "resize", config.resize, f"must be one of {', '.join(RESIZE_MODES)}")
+
+
+def _check_semantic(config: MotionCloneConfig, model: ModelDefaults) -> None:
+    weight = config.semantic_guidance_weight
+    require_number("semantic_guidance_weight", weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength")
+    require_number("semantic_mask_threshold", config.semantic_mask_threshold, 0, 1, "a normalised mask")
+    require_number("semantic_app_threshold", config.semantic_app_threshold, 0, 1, "a normalised mask")
+    require_number("semantic_sigma", config.semantic_sigma, 0, model.max_side, "the video's size")
+    if weight > 0:
+        require(bool(config.subject), "subject", config.subject, "is needed when semantic guidance is on")
+
+
+def check_model_limits(plan: ResolvedConfig, model: ModelDefaults) -> None:
+    """What only the loaded model knows: its motion module's longest sequence (a plan is resolved
+    before the load, against the defaults known then)."""
+    require_number("frames", plan.frames, 2, model.max_frames, "the motion module's limit", integer=True)

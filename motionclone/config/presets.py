@@ -1,0 +1,50 @@
+"""The official releases' sampling schedules and guidance recipes, as named presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A sampling schedule and guidance recipe from an official release.
+
+    `guidance_start` is s in the latest release's code: guided steps cover t in [1000 (1 - s), 999]
+    (uneven spacing only). `block_weights` names the guided blocks with their weights, as
+    multiples of the model's calibrated motion guidance weight (2000 for SD1.5), and
+    `layer_reduction` says whether the per-layer losses are summed (latest release) or averaged
+    (first release). `motion_cooldown` "linear" ramps the motion weight down over the last
+    `cooldown_steps` guided steps (latest); "cut" drops it to zero there (first release).
+    """
+
+    steps: int
+    guidance_steps: int
+    guidance_start: float
+    warmup_steps: int = 10
+    cooldown_steps: int = 10
+    extraction_mode: str = "single-step"
+    inversion_steps: int = 50
+    block_weights: tuple[tuple[str, float], ...] = (("up_blocks.1", 1.0),)
+    layer_reduction: str = "sum"
+    timestep_spacing: str = "uneven"
+    motion_cooldown: str = "linear"
+
+
+PRESETS: dict[str, Preset] = {
+    "camera": Preset(steps=100, guidance_steps=50, guidance_start=0.3),
+    "object": Preset(steps=300, guidance_steps=180, guidance_start=0.4),
+    # The first release (the paper): DDIM inversion over every timestep with the inversion prompt,
+    # up_blocks.1 and .2 at 20000 / 10000 averaged over layers, 200 evenly spaced steps of which
+    # the first 120 are guided (t from 999 down to 402, so guidance_start 0.6 only describes it).
+    "inversion": Preset(
+        steps=200,
+        guidance_steps=120,
+        guidance_start=0.6,
+        extraction_mode="inversion",
+        inversion_steps=1000,
+        block_weights=(("up_blocks.1", 10.0), ("up_blocks.2", 5.0)),
+        layer_reduction="mean",
+        timestep_spacing="even",
+        motion_cooldown="cut",
+    ),
+}

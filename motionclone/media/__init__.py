@@ -1,0 +1,1 @@
+"""Video in and out through ffmpeg, and live preview strips."""

@@ -1,0 +1,1 @@
+"""The paper's method on tensors: schedule, attention recording, guidance energies, semantic masks, templates."""

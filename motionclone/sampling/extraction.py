@@ -1,0 +1,182 @@
+"""Extraction: a reference clip's motion as a template of primary temporal-attention components.
+
+Latest release (single-step): the reference's latents noised once to t = 400 with the seed that
+will also start generation, one UNet pass with the empty prompt, stopped after the guided
+blocks; each motion layer's attention keeps its top-1 key frame and weight per query. First
+release (inversion): DDIM inversion over every timestep with the reference prompt, recording at
+each timestep generation will guide on. With semantic guidance, each recorded pass also locates
+the reference's subject (its cross-attention) as foreground / background regions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from motionclone.config.plan import ResolvedConfig
+from motionclone.errors import ConfigError
+from motionclone.method.attention import StopForward
+from motionclone.method.guidance import reference_regions, sparse_template
+from motionclone.method.schedule import ddim_step
+from motionclone.method.semantic import MASK_BLOCK, recorded_subject_map
+from motionclone.method.template import MotionTemplate
+from motionclone.sampling.guided_model import GuidedModel
+from motionclone.sampling.outputs import StepCallback, StepInfo
+from motionclone.sampling.timesteps import even_timesteps, guided_timesteps
+from motionclone.sampling.vae import encode_frames
+
+# One recorded pass: its timestep, each motion layer's top-1 values and indices, the subject's regions.
+Row = tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]
+
+
+def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
+    """Every setting that changes an extracted template: the cache key and the file's record."""
+    settings = {
+        "model": model_id,
+        "frames": config.frames,
+        "width": config.width,
+        "height": config.height,
+        "start": config.start,
+        "end": config.end,
+        "resize": config.resize,
+        "mode": config.extraction_mode,
+        "timestep": config.extraction_timestep,
+        "seed": config.extraction_seed,
+        "guided_blocks": list(config.guided_blocks),
+        "noise_schedule": config.noise_schedule,
+    }
+    if config.extraction_mode == "inversion":
+        settings["inversion_steps"] = config.inversion_steps
+        settings["recorded_timesteps"] = guided_timesteps(config)
+    if reference_prompt(config):
+        settings["reference_prompt"] = reference_prompt(config)
+    if config.semantic_guidance_weight > 0:
+        settings["reference_subject"] = config.reference_subject or config.subject
+        settings["mask"] = [config.semantic_mask_threshold, config.semantic_sigma]
+    return settings
+
+
+def reference_prompt(config: ResolvedConfig) -> str:
+    """The prompt the reference is seen with: the inversion prompt in inversion mode (the first
+    release inverts with it), the one naming the reference subject for semantic guidance, else
+    the empty prompt of the latest release's single-step extraction."""
+    if config.extraction_mode == "single-step" and config.semantic_guidance_weight == 0:
+        return ""
+    return config.reference_prompt or config.reference_subject or config.subject or ""
+
+
+def extract(
+    guided: GuidedModel, frames: np.ndarray, config: ResolvedConfig, on_step: StepCallback | None = None
+) -> MotionTemplate:
+    """Motion template of a clip (uint8 frames at the plan's size and count)."""
+    # 1. Set the model up: recorders on the guided blocks (and the subject's), the schedule.
+    semantic = config.semantic_guidance_weight > 0
+    guided.use_blocks(tuple(config.guided_blocks), (MASK_BLOCK,) if semantic else ())
+    guided.use_schedule(config)
+    # 2. Draw the noise first, exactly as generation draws its first latent from the same seed
+    #    (the official tie); the VAE's posterior sample continues the stream after it.
+    generator = torch.Generator("cpu").manual_seed(config.extraction_seed)
+    noise = torch.randn(guided.latent_shape(config), generator=generator)
+    clean = encode_frames(guided.model, frames, generator)
+    guided.latent_hw = tuple(clean.shape[-2:])
+    # 3. Encode the reference prompt (empty in the latest release) and find the subject's token.
+    prompt = reference_prompt(config)
+    embeddings = guided.encode_prompt(prompt)
+    token = guided.subject_token(prompt, config.reference_subject or config.subject) if semantic else None
+    rows: list[Row] = []
+
+    def record(latents: torch.Tensor, timestep: int) -> None:
+        rows.append(_reference_row(guided, latents, timestep, embeddings, token, config))
+
+    # 4. Record: one noised pass, or every guided timestep along a DDIM inversion.
+    if config.extraction_mode == "single-step":
+        timestep = config.extraction_timestep
+        record(guided.add_noise(clean, noise.to(clean.device, clean.dtype), timestep), timestep)
+        if on_step:
+            on_step(StepInfo("extract", 0, 1, timestep, False, None, 0.0))
+    else:
+        _invert(guided, clean, embeddings, config, record, on_step)
+    # 5. Stack the rows into the template.
+    return _template_of(rows, guided, clean.shape, config)
+
+
+def _template_of(rows: list[Row], guided: GuidedModel, shape: torch.Size, config: ResolvedConfig) -> MotionTemplate:
+    return MotionTemplate(
+        timesteps=[row[0] for row in rows],
+        values={k: torch.stack([row[1][k] for row in rows]).cpu() for k in guided.motion_layers},
+        indices={k: torch.stack([row[2][k] for row in rows]).cpu() for k in guided.motion_layers},
+        frames=shape[2],
+        latent_height=shape[-2],
+        latent_width=shape[-1],
+        settings=extraction_settings(config, guided.model.model_id),
+        semantic={k: torch.stack([row[3][k] for row in rows]).cpu() for k in rows[0][3]},
+    )
+
+
+def _reference_row(
+    guided: GuidedModel,
+    latents: torch.Tensor,
+    timestep: int,
+    embeddings: torch.Tensor,
+    token: int | None,
+    config: ResolvedConfig,
+) -> Row:
+    """One pass over the reference latents that stops after the recorded blocks; returns the
+    timestep, the sparse attention of every motion layer and (with a subject token) the
+    reference's foreground / background regions."""
+    assert guided.hooks is not None
+    with (
+        torch.no_grad(),
+        torch.compiler.set_stance("force_eager"),
+        guided.store.record(cross=token is not None),
+        guided.hooks.stop_after_guided(),
+        contextlib.suppress(StopForward),
+    ):
+        guided.predict_noise(latents, timestep, embeddings)
+    values, indices = {}, {}
+    for layer in guided.motion_layers:
+        values[layer], indices[layer] = sparse_template(guided.store.probs[layer].float())
+    regions = {}
+    if token is not None:
+        subject = recorded_subject_map(guided.store, token, guided.latent_hw)
+        regions["fg"], regions["bg"] = reference_regions(subject, config.semantic_mask_threshold, config.semantic_sigma)
+    return timestep, values, indices, regions
+
+
+@torch.no_grad()
+def _invert(
+    guided: GuidedModel,
+    clean: torch.Tensor,
+    embeddings: torch.Tensor,
+    config: ResolvedConfig,
+    record: Callable[[torch.Tensor, int], None],
+    on_step: StepCallback | None,
+) -> None:
+    """DDIM inversion as the first release does it, recording the guided timesteps only.
+
+    `inversion_steps` timesteps evenly over [0, 999] (every one at 1000), plus any guided
+    timestep off that grid. At each timestep t the prompt-only UNet (no CFG) predicts eps from
+    the latent at the previous timestep (the clean latent before the first: a DDIM step from
+    alpha_bar = 1 is adding that eps as noise) and steps up to t. At the timesteps generation
+    will guide on, the latent x_t is recorded with the same prompt: what the first release's
+    example pass sees at t, without keeping 1000 latents or all 1000 rows of attention.
+    """
+    recorded = set(guided_timesteps(config))
+    if not recorded:
+        raise ConfigError("invalid guidance_steps=0: an inversion template records the guided timesteps")
+    timesteps = sorted(set(even_timesteps(config.inversion_steps)) | recorded)
+    latents, level = clean.float(), None
+    for index, timestep in enumerate(timesteps):
+        eps = guided.predict_noise(latents, timestep, embeddings).float()
+        if level is None:
+            latents = guided.add_noise(clean.float(), eps, timestep)
+        else:
+            latents = ddim_step(guided.schedule, eps, level, timestep, latents)
+        level = timestep
+        if timestep in recorded:
+            record(latents, timestep)
+        if on_step:
+            on_step(StepInfo("invert", index, len(timesteps), timestep, False, None, 0.0))
