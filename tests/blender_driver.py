@@ -1,4 +1,4 @@
-"""Drives real (headless) Blender through one scenario for tests/test_blender.py; runs under .venv-bpy's Python.
+"""Drives real (headless) Blender through one scenario for tests/plugins/test_blender.py; runs under .venv-bpy's Python.
 
     python blender_driver.py SPEC.json
 

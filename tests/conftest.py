@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from motionclone.models import MotionCloneModel, load_model
-from motionclone.pipeline import MotionClonePipeline
-from motionclone.video_io import write_video
+from motionclone.media.video_io import write_video
+from motionclone.models.loading import MotionCloneModel, load_model
+from motionclone.sampling.guided_model import GuidedModel
 
 torch.set_num_threads(2)
 
@@ -38,8 +38,8 @@ def tiny_model() -> MotionCloneModel:
 
 
 @pytest.fixture(scope="session")
-def pipeline(tiny_model: MotionCloneModel) -> MotionClonePipeline:
-    return MotionClonePipeline(tiny_model)
+def pipeline(tiny_model: MotionCloneModel) -> GuidedModel:
+    return GuidedModel(tiny_model)
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from motionclone.video_io import probe
+from motionclone.media.video_io import probe
 
 _ids = itertools.count(1)
 MARKER_FIELDS = ("color", "duration", "note", "name", "customData")

@@ -1,0 +1,56 @@
+"""Every default the official MotionClone release sets, pinned in one place (README: "Official settings").
+
+Schedule, ramp, frame picking, CFG form and the seed tie have their own behavioural tests
+(test_schedule, test_video_io, test_pipeline, test_seed_tie); this file pins the values.
+"""
+
+from motionclone_options import OFFICIAL_NEGATIVE_PROMPT, PRESET_NAMES
+
+from motionclone.config.model_defaults import ModelDefaults
+from motionclone.config.plan import resolve
+from motionclone.config.presets import PRESETS
+from motionclone.config.settings import DEFAULT_MODEL, PAIRED_VAES, MotionCloneConfig
+from motionclone.method.guidance import sparse_template
+from motionclone.method.schedule import OFFICIAL_SCHEDULER
+
+
+def test_official_defaults():
+    config = MotionCloneConfig()
+    assert config.model == DEFAULT_MODEL == "SG161222/Realistic_Vision_V5.1_noVAE"
+    assert PAIRED_VAES[DEFAULT_MODEL] == "stabilityai/sd-vae-ft-mse"
+    assert config.motion_adapter == "guoyww/animatediff-motion-adapter-v1-5-3"  # v3_sd15_mm
+    assert config.seed == 2025  # t2v_video_sample.py --default-seed
+    assert config.extraction_seed is None, "tied to the seed"
+    assert config.negative_prompt == OFFICIAL_NEGATIVE_PROMPT
+    assert OFFICIAL_NEGATIVE_PROMPT.startswith("bad anatomy, extra limbs")
+    assert OFFICIAL_NEGATIVE_PROMPT.endswith("poorly drawn hands, missing fingers")
+    assert config.cfg_scale == 7.5
+    assert config.fps == 8.0
+    assert config.extraction_timestep == 400
+    assert config.noise_schedule == "official" and OFFICIAL_SCHEDULER["beta_schedule"] == "linear"
+    assert config.semantic_guidance_weight == 0.0, "semantic guidance is a first-release option, off"
+    resolved = resolve(config, ModelDefaults(), seed=2025)
+    assert (resolved.frames, resolved.width, resolved.height) == (16, 512, 512)
+    assert resolved.extraction_mode == "single-step"
+    assert tuple(resolved.guided_blocks) == ("up_blocks.1",)
+    assert resolved.motion_guidance_weight == 2000.0
+    assert (resolved.warmup_steps, resolved.cooldown_steps) == (10, 10)
+
+
+def test_official_presets():
+    assert {
+        name: (p.steps, p.guidance_steps, p.guidance_start) for name, p in PRESETS.items() if name != "inversion"
+    } == {
+        "camera": (100, 50, 0.3),
+        "object": (300, 180, 0.4),
+    }
+    assert set(PRESET_NAMES) == set(PRESETS), "the flags offer exactly the engine's presets"
+
+
+def test_the_template_keeps_the_top_one_component():
+    import torch
+
+    probs = torch.softmax(torch.randn(4, 2, 16, 16), dim=-1)
+    values, indices = sparse_template(probs)
+    assert values.shape[-1] == indices.shape[-1] == 1
+    assert torch.equal(indices[..., 0], probs.argmax(dim=-1))

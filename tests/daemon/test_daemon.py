@@ -1,0 +1,350 @@
+"""The daemon on a real loopback server with the tiny model: round trips, cancel, limits, auth."""
+
+from __future__ import annotations
+
+import errno
+import stat
+import subprocess
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import torch
+from daemon_helpers import FAST, client_for, running_daemon
+from motionclone_client import ClientError, DaemonClient, DaemonUnavailable, JobFailed
+
+from motionclone.config.settings import MotionCloneConfig
+from motionclone.engine import Engine
+from motionclone.media.video_io import ffmpeg_exe, read_frames
+
+
+def test_round_trip_events_in_order_and_result_equals_generate(clip_files, tmp_path, shared_engine):
+    settings = {**FAST, "prompt": "a paper boat"}
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        job = client.submit(clip_files["right"], settings)
+        assert job.state in ("queued", "running")
+        events = []
+        finished = client.wait(job.id, on_event=events.append)
+        result = client.download(job.id, tmp_path / "from-daemon.mp4")
+    kinds = [e.kind for e in events]
+    assert kinds[:3] == ["queued", "started", "extracting"]
+    assert kinds[3:9] == ["step"] * 6 and kinds[9:] == ["encoding", "succeeded"]
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert [e.step for e in events if e.kind == "step"] == [1, 2, 3, 4, 5, 6]
+    assert all(e.motion_energy is not None for e in events if e.kind == "step")
+    assert finished.report["seed"] == 3 and finished.report["template"]["source"] == "extracted"
+    direct = tmp_path / "direct.mp4"
+    config = MotionCloneConfig().replace(**settings, cache_dir=str(tmp_path / "cache"))
+    Engine().generate(config, direct, reference=clip_files["right"])
+    assert np.array_equal(read_frames(result, 8, 64, 64), read_frames(direct, 8, 64, 64))
+
+
+def test_watch_resumes_after_a_given_sequence(clip_files, tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x"})
+        everything = list(client.events(job.id))
+        resumed = list(client.events(job.id, after=5))
+    assert [e.sequence for e in resumed] == [e.sequence for e in everything if e.sequence > 5]
+
+
+def test_large_clip_is_streamed_in_chunks(tmp_path, shared_engine):
+    big = tmp_path / "big.mkv"
+    noise = "nullsrc=size=320x240:rate=24,geq=random(1)*255:random(2)*255:random(3)*255"
+    command = [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", noise, "-frames:v", "60"]
+    subprocess.run([*command, "-c:v", "ffv1", str(big)], check=True)
+    assert big.stat().st_size > 5 * 2**20
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        job = client.submit(big, {**FAST, "prompt": "x", "steps": 2})
+        assert client.wait(job.id).state == "succeeded"
+
+
+def test_cancel_queued_and_running_jobs(clip_files, tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        running = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 1000})
+        queued = client.submit(clip_files["right"], {**FAST, "prompt": "y"})
+        assert client.get(queued.id).queue_position == 1
+        assert client.cancel(queued.id).state == "cancelled"
+        for event in client.events(running.id):
+            if event.kind == "step" and event.step >= 2:
+                break
+        client.cancel(running.id)
+        with pytest.raises(JobFailed, match="cancelled"):
+            client.wait(running.id)
+        cancelled = client.get(running.id)
+        assert cancelled.state == "cancelled" and cancelled.step < 100
+        with pytest.raises(ClientError, match="already cancelled"):
+            client.cancel(queued.id)
+
+
+def test_calls_without_or_with_a_wrong_token_are_refused(tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        for token in ("", "wrong-token"):
+            with client_for(daemon, token=token) as client, pytest.raises(ClientError, match="refused the token"):
+                client.list()
+        with client_for(daemon) as client:
+            assert client.list() == []
+
+
+def test_token_file_is_private(tmp_path, shared_engine, isolated_config_dir):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        token_file = isolated_config_dir / "token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert token_file.read_text().strip() == daemon.token
+
+
+def test_oversize_uploads_and_paths_outside_allowed_roots_are_refused(clip_files, tmp_path, shared_engine):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    inside = allowed / "clip.mp4"
+    inside.write_bytes(clip_files["right"].read_bytes())
+    overrides = {"max_upload_mb": 0.001, "allowed_roots": [str(allowed)]}
+    with running_daemon(tmp_path, engine=shared_engine, **overrides) as daemon, client_for(daemon) as client:
+        with pytest.raises(ClientError, match="larger than this daemon's limit"):
+            client.submit(clip_files["right"], {**FAST, "prompt": "x"})
+        with pytest.raises(ClientError, match="outside the daemon's allowed roots"):
+            client.submit(clip_files["right"], {**FAST, "prompt": "x"}, by_path=True)
+        assert client.list() == []
+        assert not any((tmp_path / "data" / "uploads").iterdir())
+    with (
+        running_daemon(tmp_path, engine=shared_engine, allowed_roots=[str(allowed)]) as daemon,
+        client_for(daemon) as client,
+    ):
+        job = client.submit(inside, {**FAST, "prompt": "x"}, by_path=True)
+        assert client.wait(job.id).state == "succeeded"
+
+
+def test_bad_clips_are_refused_at_submit_and_the_next_job_succeeds(clip_files, tmp_path, shared_engine):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 100)
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(clip_files["right"].read_bytes()[:600])
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        for path in (text, corrupt):
+            with pytest.raises(ClientError, match=f"^not a readable video file: {path.name}$"):
+                client.submit(path, {**FAST, "prompt": "x"})
+        assert client.list() == []
+        good = client.submit(clip_files["right"], {**FAST, "prompt": "x"})
+        assert client.wait(good.id).state == "succeeded"
+
+
+def test_invalid_settings_are_refused_at_submit(clip_files, tmp_path, shared_engine):
+    cases = {
+        "prompt is empty": {"prompt": "  "},
+        "invalid steps": {"prompt": "x", "steps": -1},
+        "unknown model": {"prompt": "x", "model": "/etc"},
+        "unknown motion adapter '/etc/passwd'": {"prompt": "x", "motion_adapter": "/etc/passwd"},
+        "unknown VAE '/etc/passwd'": {"prompt": "x", "vae": "/etc/passwd"},
+        "unknown preset": {"prompt": "x", "preset": "zoom"},
+        "invalid time 'soon'": {"prompt": "x", "start": "soon"},
+    }
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        for message, settings in cases.items():
+            with pytest.raises(ClientError, match=message):
+                client.submit(clip_files["right"], settings)
+        assert client.list() == []
+
+
+def test_concurrent_clients_and_idempotent_retries(clip_files, tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        ids, errors = [], []
+
+        def submit(index: int) -> None:
+            try:
+                with client_for(daemon) as client:
+                    job = client.submit(clip_files["right"], {**FAST, "prompt": f"p{index}", "steps": 2})
+                    ids.append(client.wait(job.id).id)
+            except Exception as error:  # collected and asserted below
+                errors.append(error)
+
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors and len(set(ids)) == 4
+        with client_for(daemon) as client:
+            first = client.submit(clip_files["right"], {**FAST, "prompt": "once"}, idempotency_key="k1")
+            again = client.submit(clip_files["right"], {**FAST, "prompt": "once"}, idempotency_key="k1")
+            assert first.id == again.id
+            assert len(client.list()) == 5
+
+
+def test_reusing_another_jobs_motion_needs_no_upload_and_hits_the_cache(clip_files, tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        first = client.wait(client.submit(clip_files["right"], {**FAST, "prompt": "a"}).id)
+        second = client.submit(None, {**FAST, "prompt": "b"}, motion_from_job=first.id)
+        assert client.wait(second.id).report["template"]["source"] == "cache"
+
+
+def test_delete_removes_the_job_and_its_files(clip_files, tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        job = client.wait(client.submit(clip_files["right"], {**FAST, "prompt": "a"}).id)
+        result = client.result_path(job.id)
+        assert result.is_file()
+        client.delete(job.id)
+        assert not result.exists() and client.list() == []
+        with pytest.raises(ClientError, match="no job"):
+            client.get(job.id)
+
+
+def test_retention_sweep_deletes_old_finished_jobs(clip_files, tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine, retention_days=1) as daemon, client_for(daemon) as client:
+        job = client.wait(client.submit(clip_files["right"], {**FAST, "prompt": "a"}).id)
+        assert daemon.service.sweep(now=job.finished_at + 3600) == 0
+        assert daemon.service.sweep(now=job.finished_at + 2 * 86400) == 1
+        assert client.list() == []
+
+
+def test_graceful_stop_puts_the_running_job_back_in_the_queue(clip_files, tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        client = client_for(daemon)
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 1000})
+        for event in client.events(job.id):
+            if event.kind == "step":
+                break
+        client.close()
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        kinds = []
+        for event in client.events(job.id):
+            kinds.append(event.kind)
+            if event.kind == "started" and "requeued" in kinds:
+                break
+        assert kinds[-3:] == ["step", "requeued", "started"]
+        assert client.get(job.id).attempts == 2
+        client.cancel(job.id)
+
+
+def test_connection_refused_says_how_to_start_the_daemon():
+    with DaemonClient(address="127.0.0.1:9", token="x") as client, pytest.raises(DaemonUnavailable) as error:
+        client.list()
+    assert str(error.value) == "daemon not running at 127.0.0.1:9; start it with `motionclone-daemon serve`"
+
+
+class FailingEngine(Engine):
+    """An engine whose generation fails the way a GPU or a disk does, to test the worker."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def generate(self, *args, **kwargs):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (torch.cuda.OutOfMemoryError("CUDA out of memory"), "out of GPU memory"),
+        (OSError(errno.ENOSPC, "No space left on device"), "disk full"),
+        (RuntimeError("boom"), "internal error: RuntimeError: boom"),
+    ],
+)
+def test_engine_failures_fail_the_job_with_a_reason_and_the_daemon_keeps_serving(clip_files, tmp_path, error, reason):
+    with running_daemon(tmp_path, engine=FailingEngine(error)) as daemon, client_for(daemon) as client:
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x"})
+        with pytest.raises(JobFailed, match=reason):
+            client.wait(job.id)
+        assert client.info().queue_length == 0
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_no_job_and_no_partial_file(clip_files, tmp_path, shared_engine):
+    from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
+
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        channel = grpc.insecure_channel(f"127.0.0.1:{daemon.port}")
+        stub = jobs_pb2_grpc.MotionCloneStub(channel)
+        spec = jobs_pb2.JobSpec(settings=jobs_pb2.GenerationSettings(prompt="x", model="tiny-random"))
+
+        def messages():
+            yield jobs_pb2.SubmitJobRequest(spec=spec)
+            yield jobs_pb2.SubmitJobRequest(chunk=b"\0" * 1000)
+            raise ConnectionError("the editor crashed")
+
+        with pytest.raises(grpc.RpcError):
+            stub.SubmitJob(messages(), metadata=(("authorization", f"Bearer {daemon.token}"),))
+        channel.close()
+        with client_for(daemon) as client:
+            assert client.list() == []
+        # The client hears of the broken call before the server's handler has finished cleaning up.
+        deadline = time.monotonic() + 10
+        while any((tmp_path / "data" / "uploads").iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any((tmp_path / "data" / "uploads").iterdir())
+        assert not any((tmp_path / "data" / "clips").iterdir())
+
+
+def test_health_service_answers_serving(tmp_path, shared_engine):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        with grpc.insecure_channel(f"127.0.0.1:{daemon.port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            reply = stub.Check(health_pb2.HealthCheckRequest(), metadata=(("authorization", f"Bearer {daemon.token}"),))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_higher_priority_runs_first_then_fifo(clip_files, tmp_path, shared_engine):
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        blocker = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 1000})
+        for event in client.events(blocker.id):
+            if event.kind == "step":
+                break
+        jobs = [
+            client.submit(clip_files["right"], {**FAST, "prompt": prompt}, priority=priority)
+            for prompt, priority in (("low", 0), ("later", 0), ("high", 5))
+        ]
+        positions = {job.settings["prompt"]: client.get(job.id).queue_position for job in jobs}
+        client.cancel(blocker.id)
+        finished = sorted((client.wait(job.id).finished_at, job.settings["prompt"]) for job in jobs)
+    assert [prompt for _, prompt in finished] == ["high", "low", "later"]
+    assert positions == {"high": 1, "low": 2, "later": 3}
+
+
+def test_a_job_that_keeps_killing_the_daemon_is_failed_with_a_reason(tmp_path):
+    from motionclone_daemon.jobs import JobState
+    from motionclone_daemon.service import JobService
+    from motionclone_daemon.settings import DaemonSettings
+    from motionclone_daemon.store import JobStore
+
+    settings = DaemonSettings.load(tmp_path / "none.yaml", data_dir=str(tmp_path / "data"), max_attempts=2)
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    job = store.add({"prompt": "x"}, reference_path=str(tmp_path / "clip.mp4"))
+    service = JobService(store, workers=[], settings=settings, catalog=None)
+    for expected in (JobState.QUEUED, JobState.FAILED):
+        assert store.claim_next().id == job.id
+        service.recover()
+        assert store.get(job.id).state is expected
+    assert "died 2 times" in store.get(job.id).error
+
+
+def test_one_worker_per_device_runs_jobs_side_by_side(clip_files, tmp_path):
+    with (
+        running_daemon(tmp_path, engines=[Engine(), Engine()], device="cpu,cpu") as daemon,
+        client_for(daemon) as client,
+    ):
+        jobs = [client.submit(clip_files["right"], {**FAST, "prompt": p, "steps": 1000}) for p in "ab"]
+        for job in jobs:
+            for event in client.events(job.id):
+                if event.kind == "step":
+                    break
+        assert all(client.get(job.id).state == "running" for job in jobs)
+        assert len(daemon.workers) == 2
+        for job in jobs:
+            client.cancel(job.id)
+
+
+def test_full_disk_refuses_the_upload_and_keeps_serving(clip_files, tmp_path, tiny_disk, shared_engine):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(np.random.default_rng(0).bytes(3 * 2**20))
+    with (
+        running_daemon(tmp_path, engine=shared_engine, data_dir=str(tiny_disk / "data")) as daemon,
+        client_for(daemon) as client,
+    ):
+        with pytest.raises(ClientError, match=r"disk full: \d+ MB free in"):
+            client.submit(big, {**FAST, "prompt": "x"})
+        assert client.list() == []
+        assert not any((tiny_disk / "data" / "uploads").iterdir())
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 2})
+        assert client.wait(job.id).state == "succeeded"

@@ -1,0 +1,76 @@
+"""The output span (output_fps + output_frames): a result written over exactly the frames an editor
+places it on, from the CLI, plus the refusals of a half-given or out-of-range span."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+from conftest import textured_clip
+
+from motionclone.cli.main import main
+from motionclone.config.checks import MAX_OUTPUT_FRAMES
+from motionclone.config.plan import resolve
+from motionclone.config.settings import MotionCloneConfig
+from motionclone.errors import ConfigError
+from motionclone.media.video_io import ffmpeg_exe, probe, write_resampled_video
+from motionclone.models.tiny import TINY_DEFAULTS
+
+FAST = ["--model", "tiny-random", "--steps", "6", "--seed", "5"]
+
+
+def frame_count(path) -> int:
+    """Frames in the file's video stream, counted by remuxing it to nowhere (no decoding)."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v", "-c", "copy", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
+    return int(re.findall(r"frame=\s*(\d+)", result.stderr)[-1])
+
+
+def test_generated_clip_is_resampled_to_the_requested_span(clip_files, tmp_path):
+    out, report = tmp_path / "span.mp4", tmp_path / "report.json"
+    argv = ["generate", str(clip_files["right"]), "--prompt", "a boat", "-o", str(out), "--report", str(report)]
+    span = ["--output-fps", "24", "--output-frames", "60", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*argv, *FAST, *span]) == 0
+    info = probe(out)
+    assert frame_count(out) == 60
+    assert info.fps == 24.0
+    assert info.duration == pytest.approx(2.5, abs=0.05)
+    assert json.loads(report.read_text())["frames_written"] == 60
+
+
+@pytest.mark.parametrize(
+    ("fps", "frames"), [(24, 60), (25, 60), (23.976, 61), (29.97, 7), (24, 1), (60, 1000), (8, 16)]
+)
+def test_resampled_frame_count_is_exact_at_every_rate(fps, frames, tmp_path):
+    """The fps filter rounds timestamps; the count must not drift by a frame at any common rate."""
+    out = tmp_path / "clip.mp4"
+    write_resampled_video(out, textured_clip("right", frames=16, step=5), fps, frames)
+    assert frame_count(out) == frames
+    assert probe(out).fps == pytest.approx(fps, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("span", "message"),
+    [
+        ({"output_fps": 24.0}, "invalid output_frames=None: is needed with output_fps=24.0"),
+        ({"output_frames": 60}, "invalid output_fps=None: is needed with output_frames=60"),
+        ({"output_fps": 0.5, "output_frames": 60}, "invalid output_fps=0.5: must be between 1 and 240"),
+        ({"output_fps": float("inf"), "output_frames": 60}, "invalid output_fps=inf: must be a finite number"),
+        ({"output_fps": 24.0, "output_frames": 0}, "invalid output_frames=0: must be between 1 and 100000"),
+        ({"output_fps": 24.0, "output_frames": MAX_OUTPUT_FRAMES + 1}, "over an hour at 24 fps"),
+        ({"output_fps": 24.0, "output_frames": 2.5}, "invalid output_frames=2.5: must be an integer"),
+    ],
+)
+def test_half_or_out_of_range_span_is_refused_with_its_reason(span, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve(MotionCloneConfig(model="tiny-random", **span), TINY_DEFAULTS, seed=1)
+
+
+def test_no_span_keeps_the_generated_frames():
+    resolved = resolve(MotionCloneConfig(model="tiny-random"), TINY_DEFAULTS, seed=1)
+    assert resolved.output_fps is None and resolved.output_frames is None

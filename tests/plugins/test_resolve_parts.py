@@ -1,0 +1,133 @@
+"""The Resolve script's parts against the fake Resolve, without a daemon: ranges, choice, placement, markers."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from resolve_fake import (
+    Resolve21Timeline,
+    add_clip,
+    add_generator,
+    new_resolve,
+    select,
+    snapshot,
+    timeline_of,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "resolve"))
+
+from motionclone_resolve.clip_choice import chosen_items
+from motionclone_resolve.dialog import request_from_fields
+from motionclone_resolve.edit import current_edit
+from motionclone_resolve.errors import ClipSkipped, ScriptError
+from motionclone_resolve.marker_prompts import parse_marker_note
+from motionclone_resolve.placement import PlacementError, place_result
+from motionclone_resolve.resolve_app import external_resolve
+from motionclone_resolve.source_clip import source_clip
+
+
+def test_source_range_is_counted_in_clip_frames_and_the_output_in_timeline_frames(clip_files):
+    resolve = new_resolve(fps=24)
+    start = timeline_of(resolve).GetStartFrame()
+    assert start == 86400  # 01:00:00:00 at 24 fps
+    item = add_clip(resolve, clip_files["right"], track=1, record=start + 10, source=(3, 11))
+    source = source_clip(item, current_edit(resolve).timeline_fps)
+    assert (source.record_start, source.duration, source.track) == (start + 10, 24, 1)
+    assert source.job_settings() == {"start": "3f", "end": "11f", "output_fps": 24.0, "output_frames": 24}
+
+
+def test_clips_without_media_are_skipped_with_a_reason(clip_files, tmp_path):
+    resolve = new_resolve()
+    start = timeline_of(resolve).GetStartFrame()
+    title = add_generator(resolve, "Text+", track=1, record=start, duration=24)
+    gone = add_clip(resolve, tmp_path / "gone.mp4", track=1, record=start + 30, source=(0, 8), fps=8, frames=16)
+    compound = add_clip(resolve, "", track=1, record=start + 90, source=(0, 8), fps=24, frames=8, kind="Compound")
+    with pytest.raises(ClipSkipped, match="Text\\+: not a media file"):
+        source_clip(title, 24)
+    with pytest.raises(ClipSkipped, match="media offline"):
+        source_clip(gone, 24)
+    with pytest.raises(ClipSkipped, match="not a media file"):
+        source_clip(compound, 24)
+
+
+def test_selection_is_used_only_where_the_api_has_it(clip_files):
+    older = new_resolve(tracks=2)
+    start = timeline_of(older).GetStartFrame()
+    under_playhead = add_clip(older, clip_files["right"], track=1, record=start, source=(0, 16))
+    assert getattr(timeline_of(older), "GetSelectedClips", None) is None  # unknown attributes read as None
+    assert chosen_items(timeline_of(older), all_marked=False) == [under_playhead]
+
+    newer = new_resolve(tracks=2, timeline_class=Resolve21Timeline)
+    first = add_clip(newer, clip_files["right"], track=1, record=start, source=(0, 16))
+    second = add_clip(newer, clip_files["down"], track=2, record=start + 100, source=(0, 16))
+    select(timeline_of(newer), [first, second])
+    assert chosen_items(timeline_of(newer), all_marked=False) == [first, second]
+    select(timeline_of(newer), [])
+    assert chosen_items(timeline_of(newer), all_marked=False) == [first]
+
+
+def test_marker_notes():
+    parsed = parse_marker_note("  MotionClone: a fox in snow seed=7 preset=object ")
+    assert parsed.prompt == "a fox in snow" and parsed.settings == {"seed": 7, "preset": "object"}
+    assert parse_marker_note("fix the colour here") is None
+    with pytest.raises(ClipSkipped, match="preset=fast"):
+        parse_marker_note("motionclone: x preset=fast")
+
+
+def test_dialog_fields_become_a_request():
+    request = request_from_fields(" a boat ", "", 9, "camera", False)
+    assert request.settings == {"prompt": "a boat", "seed": 9, "preset": "camera"} and not request.all_marked
+    assert request_from_fields("", "blur", 1, "object", True).settings["negative_prompt"] == "blur"
+    with pytest.raises(ScriptError, match="type a prompt"):
+        request_from_fields(" ", "", 1, "camera", False)
+
+
+def _placed_setup(clip_files, **options):
+    resolve = new_resolve(fps=8, tracks=3, **options)
+    timeline = timeline_of(resolve)
+    start = timeline.GetStartFrame()
+    item = add_clip(resolve, clip_files["right"], track=1, record=start, source=(0, 16))
+    add_clip(resolve, clip_files["static"], track=2, record=start + 8, source=(0, 4))
+    return resolve, timeline, source_clip(item, 8)
+
+
+@pytest.mark.parametrize("end_inclusive", [False, True])
+def test_result_lands_on_the_first_free_unlocked_track_whatever_endframe_means(clip_files, end_inclusive):
+    resolve, timeline, source = _placed_setup(clip_files, end_inclusive=end_inclusive)
+    project = resolve.GetProjectManager().GetCurrentProject()
+    timeline.SetTrackLock("video", 3, True)
+    placed = place_result(project, timeline, source, clip_files["down"])  # 16 frames at 8 fps: the source's span
+    assert placed.track == 4 == timeline.GetTrackCount("video")  # V2 is taken, V3 locked: a new track
+    [item] = timeline.GetItemListInTrack("video", 4)
+    assert (item.GetStart(), item.GetDuration()) == (source.record_start, 16)
+
+
+def test_a_failed_placement_takes_back_every_change(clip_files, tmp_path):
+    resolve, timeline, source = _placed_setup(clip_files)
+    project = resolve.GetProjectManager().GetCurrentProject()
+    short = tmp_path / "short.mp4"
+    short.write_bytes(clip_files["static"].read_bytes())
+    before = snapshot(resolve)
+    long_source = source.__class__(**{**source.__dict__, "duration": 40})  # longer than the result: append fails
+    with pytest.raises(PlacementError):
+        place_result(project, timeline, long_source, short)
+    assert snapshot(resolve) == before
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("text")
+    with pytest.raises(PlacementError, match="could not import"):
+        place_result(project, timeline, source, not_video)
+    assert snapshot(resolve) == before
+
+
+def test_terminal_finds_resolve_through_its_scripting_module(monkeypatch):
+    resolve = new_resolve()
+    module = types.ModuleType("DaVinciResolveScript")
+    module.scriptapp = lambda name: resolve if name == "Resolve" else None
+    monkeypatch.setitem(sys.modules, "DaVinciResolveScript", module)
+    assert external_resolve() is resolve
+    module.scriptapp = lambda name: None
+    with pytest.raises(ScriptError, match="not running"):
+        external_resolve()

@@ -1,0 +1,213 @@
+"""The Resolve script end to end: the fake Resolve, a real daemon on loopback with tiny-random."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from daemon_helpers import running_daemon
+from resolve_fake import (
+    Project,
+    Resolve,
+    add_clip,
+    add_generator,
+    frame_to_timecode,
+    new_resolve,
+    snapshot,
+    timeline_of,
+    with_dialogs,
+)
+
+from motionclone.media.video_io import probe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "resolve"))
+
+from motionclone_resolve.app import main
+
+FAST = ["--model", "tiny-random", "--steps", "6", "--seed", "3"]
+
+
+def media_copy(clip: Path, folder: Path, name: str | None = None) -> Path:
+    """A clip in a folder of the test's own, so the results' MotionClone folder lands there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(clip, folder / (name or clip.name)))
+
+
+def result_file(item) -> Path:
+    return Path(item.GetMediaPoolItem().GetClipProperty("File Path"))
+
+
+def results_bin_clips(resolve: Resolve) -> list[str]:
+    pool = resolve.GetProjectManager().GetCurrentProject().GetMediaPool()
+    bins = [folder for folder in pool.GetRootFolder().GetSubFolderList() if folder.GetName() == "MotionClone"]
+    return [clip.GetName() for clip in bins[0].GetClipList()] if bins else []
+
+
+def test_clip_under_the_playhead_gets_its_result_above_it(clip_files, tmp_path, shared_engine, capsys):
+    media = media_copy(clip_files["right"], tmp_path / "media")
+    resolve = new_resolve(fps=8)
+    timeline = timeline_of(resolve)
+    record = timeline.GetStartFrame() + 16
+    add_clip(resolve, media, track=1, record=record, source=(4, 12))
+    timeline.SetCurrentTimecode(frame_to_timecode(record + 3, 8))
+
+    with running_daemon(tmp_path, engine=shared_engine):
+        status = main([*FAST, "--prompt", "a red fox running"], resolve=resolve)
+
+    output = capsys.readouterr()
+    assert status == 0, output
+    assert timeline.GetTrackCount("video") == 2
+    [placed] = timeline.GetItemListInTrack("video", 2)
+    assert placed.GetStart() == record and abs(placed.GetDuration() - 8) <= 1
+    result = result_file(placed)
+    assert result.is_file() and result.parent == media.parent / "MotionClone"
+    assert result.name in results_bin_clips(resolve)
+    info = probe(result)
+    assert info.fps == pytest.approx(8) and round(info.duration * info.fps) == 8
+    assert "step 6/6" in output.out and "placed 1 of 1 clip" in output.out
+
+
+def test_all_marked_clips_each_with_its_prompt(clip_files, tmp_path, shared_engine, capsys):
+    """8 fps clips on a 24 fps timeline, each marker its own prompt and options; a bad clip fails alone."""
+    folder = tmp_path / "media"
+    resolve = new_resolve(fps=24, tracks=3)
+    timeline = timeline_of(resolve)
+    start = timeline.GetStartFrame()
+    boat = add_clip(resolve, media_copy(clip_files["right"], folder), track=1, record=start, source=(2, 10))
+    boat.AddMarker(1, "Blue", "MotionClone", "motionclone: a paper boat seed=5", 1)
+    add_clip(resolve, media_copy(clip_files["static"], folder), track=2, record=start + 12, source=(0, 8))
+    hills = add_clip(resolve, media_copy(clip_files["down"], folder), track=1, record=start + 48, source=(0, 16))
+    hills.AddMarker(0, "Blue", "MotionClone", "MotionClone: snowy hills preset=object", 1)
+    broken = folder / "broken.mp4"
+    broken.write_text("not a video")
+    add_clip(resolve, broken, track=1, record=start + 120, source=(0, 16), fps=8, frames=16)
+    timeline.GetItemListInTrack("video", 1)[-1].AddMarker(0, "Blue", "M", "motionclone: never made", 1)
+    title = add_generator(resolve, "Text+", track=1, record=start + 200, duration=24)
+    title.AddMarker(0, "Blue", "M", "motionclone: a title", 1)
+
+    with running_daemon(tmp_path, engine=shared_engine):
+        status = main([*FAST, "--all-marked"], resolve=resolve)
+
+    output = capsys.readouterr()
+    assert status == 1, output
+    assert "Traceback" not in output.out + output.err
+    assert "Text+: not a media file" in output.out and "broken.mp4: failed" in output.out
+    assert "placed 2 of 4 clips" in output.out
+    [boat_result] = timeline.GetItemListInTrack("video", 3)  # V2 is taken over the boat's span
+    assert (boat_result.GetStart(), boat_result.GetDuration()) == (start, 24)
+    [hills_result] = [item for item in timeline.GetItemListInTrack("video", 2) if item.GetStart() == start + 48]
+    assert hills_result.GetDuration() == 48
+    assert "s5" in result_file(boat_result).name and "snowy-hills" in result_file(hills_result).name
+    for item, frames in ((boat_result, 24), (hills_result, 48)):
+        info = probe(result_file(item))
+        assert info.fps == pytest.approx(24) and round(info.duration * info.fps) == frames
+    assert not list((folder / "MotionClone").glob("broken*"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+def _playhead_clip(clip: Path, tmp_path: Path) -> Resolve:
+    resolve = new_resolve(fps=8)
+    timeline = timeline_of(resolve)
+    add_clip(resolve, media_copy(clip, tmp_path / "media"), track=1, record=timeline.GetStartFrame(), source=(0, 16))
+    return resolve
+
+
+def _assert_one_clear_line(status: int, output: pytest.CaptureResult, expected: str) -> None:
+    assert status == 1
+    assert "Traceback" not in output.out + output.err
+    errors = [line for line in output.err.splitlines() if line.strip()]
+    assert len(errors) == 1 and expected in errors[0], output
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("no project", "no project is open"),
+        ("no timeline", "has no open timeline"),
+        ("nothing under the playhead", "no clip under the playhead"),
+        ("daemon not running", "daemon not running"),
+    ],
+)
+def test_failures_before_sending_leave_the_project_unchanged(case, expected, clip_files, tmp_path, capsys):
+    if case == "no project":
+        resolve = Resolve(None)
+    elif case == "no timeline":
+        resolve = Resolve(Project("Empty"))
+    else:
+        resolve = _playhead_clip(clip_files["right"], tmp_path)
+    if case == "nothing under the playhead":
+        timeline_of(resolve).SetCurrentTimecode("01:00:30:00")
+    before = snapshot(resolve)
+    status = main(["--prompt", "x", "--address", f"127.0.0.1:{_free_port()}"], resolve=resolve)
+    _assert_one_clear_line(status, capsys.readouterr(), expected)
+    assert snapshot(resolve) == before
+
+
+def test_wrong_token_and_failed_job_leave_the_project_unchanged(clip_files, tmp_path, shared_engine, capsys):
+    """The failed job comes from the menu of the free edition: no dialog, so the marker is the prompt."""
+    resolve = _playhead_clip(clip_files["right"], tmp_path)
+    broken = new_resolve(fps=8)
+    bad_file = tmp_path / "media" / "broken.mp4"
+    bad_file.write_text("not a video")
+    start = timeline_of(broken).GetStartFrame()
+    item = add_clip(broken, bad_file, track=1, record=start, source=(0, 16), fps=8, frames=16)
+    item.AddMarker(0, "Blue", "MotionClone", "motionclone: a fox", 1)
+    before, broken_before = snapshot(resolve), snapshot(broken)
+
+    with running_daemon(tmp_path, engine=shared_engine):
+        status = main([*FAST, "--prompt", "x", "--token", "wrong"], resolve=resolve)
+        _assert_one_clear_line(status, capsys.readouterr(), "refused the token")
+        status = main(resolve=broken, menu=True)
+
+    output = capsys.readouterr()
+    assert status == 1 and "blocks script dialogs" in output.out and "broken.mp4: failed" in output.out
+    assert "Traceback" not in output.out + output.err
+    assert snapshot(resolve) == before and snapshot(broken) == broken_before
+    assert not list((tmp_path / "media" / "MotionClone").glob("*"))
+
+
+def test_dialog_shows_the_latest_preview_of_the_running_job(clip_files, tmp_path, shared_engine):
+    """Resolve Studio's dialog (a UIManager): type a prompt, Generate, watch, close. The daemon's
+    default preview_every (5) over the camera preset's steps; tiny-random is the CPU default model."""
+    resolve = _playhead_clip(clip_files["right"], tmp_path)
+    shown: list[dict] = []
+
+    def user(dialog) -> None:
+        dialog.items["Prompt"].Text = "a red fox running"
+        dialog.click("Generate")
+
+        def look() -> None:
+            icon = dialog.items["Preview"].Icon
+            path = Path(icon.File) if icon is not None and icon.File else None
+            image = cv2.imread(str(path)) if path else None
+            shown.append({"path": path, "size": None if image is None else image.shape[:2]})
+
+        dialog.wait_while_timer_runs(look)
+        look()
+        dialog.close()
+
+    with running_daemon(tmp_path, engine=shared_engine):
+        status = main(resolve=resolve, bmd=with_dialogs(resolve, user), menu=True)
+
+    assert status == 0
+    previews = [sight for sight in shown if sight["path"]]
+    assert len({sight["path"] for sight in previews}) >= 2, "the preview must follow the job"
+    steps = [int(sight["path"].stem.removeprefix("preview-step-")) for sight in previews]
+    assert steps == sorted(steps) and all(step % 5 == 0 for step in steps), steps
+    for sight in previews:
+        assert sight["size"] is not None, f"{sight['path']} was not a readable image when shown"
+        height, width = sight["size"]
+        assert max(height, width) <= 256 and width == 4 * height  # 4 square frames side by side
+    assert shown[-1]["path"] is None, "the preview must go when the job ends"
+    assert not previews[-1]["path"].parent.exists(), "previews are not kept after the job"
+    [placed] = timeline_of(resolve).GetItemListInTrack("video", 2)
+    assert result_file(placed).is_file()
