@@ -102,3 +102,14 @@ def test_importing_the_whole_library_loads_no_grpc_and_no_client():
     loaded = json.loads(result.stdout)
     assert len(modules) > 30 and "motionclone.sampling.denoise" in loaded and "motionclone.engine" in loaded
     assert [name for name in loaded if reaches_above(name)] == []
+
+
+def test_no_function_of_the_engine_runs_past_sixty_lines():
+    """Small named parts: the sampler reads as numbered steps, not one long body (the old
+    pipeline's generate ran 70 lines and resolve 126)."""
+    long = []
+    for path in sorted(ENGINE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
+    assert long == []
