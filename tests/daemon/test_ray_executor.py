@@ -40,9 +40,23 @@ def cluster(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'motionclone-studio[ray]'")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("actor-cache")))
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        start_local_cluster(ray)
         yield ray
         ray.shutdown()
+
+
+def start_local_cluster(ray) -> None:
+    """`ray.init` of a local 2-CPU cluster, once more when its node did not come up: in one clean
+    clone's full run (2026-12-04) the GCS started but the raylet never registered within Ray's 30 s,
+    and every test of the module failed at set-up; the module alone passed on the same clone."""
+    options = {"address": "local", "num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+    try:
+        ray.init(**options)
+    except Exception as error:
+        if "timed out during startup" not in str(error):
+            raise
+        ray.shutdown()
+        ray.init(**options)
 
 
 @pytest.fixture(scope="module")
