@@ -2,8 +2,11 @@
 
 The daemon dying mid-job (seen at the next start) and a Ray actor or node dying mid-job (seen at
 once by the worker) are the same event for the job: it did not end, so it runs again, unless it
-has died `max_attempts` times or died while allocating memory (likely out of memory, so it would
-only die again). One rule for both keeps `attempts`, `crashes` and the reasons consistent.
+has died `max_attempts` times, or twice in the same allocation-heavy phase (model load and
+extraction, the first guided step, the decode): that is the evidence of running out of memory,
+where it would only die again. One death there is not: a `kill -9`, a reboot or a crash of the
+editor's session lands in a heavy phase as easily as anywhere. One rule for both keeps
+`attempts`, `crashes` and the reasons consistent.
 """
 
 from __future__ import annotations
@@ -30,11 +33,16 @@ def requeue_or_fail(store: JobStore, job: Job, max_attempts: int, who: str, requ
     """Record that `who` ("the daemon", "its Ray actor") died running `job`: requeue it with the
     message `requeued`, or fail it. Raises `TransitionRefused` if the job moved meanwhile."""
     crashes = job.crashes + 1
-    if job.heavy_phase:
-        reason = f"{who} died while allocating memory for this job (likely out of memory): {SMALLER}"
+    if job.heavy_phase and job.heavy_phase == job.crash_phase:
+        reason = (
+            f"{who} died twice while allocating memory for this job ({job.heavy_phase}; likely out of memory):"
+            f" {SMALLER}"
+        )
         store.transition(job.id, JobState.FAILED, EventKind.FAILED, reason, crashes=crashes)
     elif crashes >= max_attempts:
         reason = f"{who} died {crashes} times while running this job; giving up"
         store.transition(job.id, JobState.FAILED, EventKind.FAILED, reason, crashes=crashes)
     else:
-        store.transition(job.id, JobState.QUEUED, EventKind.REQUEUED, requeued, crashes=crashes)
+        store.transition(
+            job.id, JobState.QUEUED, EventKind.REQUEUED, requeued, crashes=crashes, crash_phase=job.heavy_phase
+        )

@@ -70,6 +70,7 @@ class Job:
     report_json: str = ""
     crashes: int = 0  # times the daemon died while running it (graceful stops are not counted)
     heavy_phase: str = ""  # set while in an allocation-heavy phase whose first step has not completed
+    crash_phase: str = ""  # the heavy phase its last crash happened in ("" if none)
     queue_position: int = 0
 
 

@@ -81,6 +81,10 @@ MIGRATIONS = [
     -- the allocation-heavy phase a running job is in before its first step: a death then is likely out of memory
     alter table jobs add column heavy_phase text not null default '';
     """,
+    """
+    -- the heavy phase the job's last crash happened in: a second death there means out of memory
+    alter table jobs add column crash_phase text not null default '';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -88,6 +92,7 @@ _COLUMNS = [
     "id", "state", "priority", "settings", "reference_path", "reference_name", "idempotency_key",
     "motion_from_job", "error", "attempts", "phase", "step", "total_steps", "created_at",
     "started_at", "finished_at", "result_path", "result_size", "report_json", "crashes", "heavy_phase",
+    "crash_phase",
 ]  # fmt: skip
 
 
