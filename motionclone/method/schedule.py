@@ -18,12 +18,16 @@ BETA_START, BETA_END = 0.00085, 0.012
 
 
 def motionclone_timesteps(steps: int, guidance_steps: int, guidance_start: float) -> list[int]:
-    """Descending timesteps: `guidance_steps` over [1000 (1 - s), 999], the rest below that."""
-    boundary = round(NUM_TRAIN_TIMESTEPS * (1.0 - guidance_start))
-    guided = np.linspace(NUM_TRAIN_TIMESTEPS - 1, boundary, guidance_steps) if guidance_steps else []
-    rest_count = steps - guidance_steps
-    rest = np.linspace(boundary - 1, 0, rest_count) if rest_count else []
-    return [round(float(t)) for t in [*guided, *rest]]
+    """Descending timesteps: `guidance_steps` over [1000 (1 - s), 999], the rest below that.
+
+    Written as the official `customized_set_timesteps` does it, to the timestep: the boundary is
+    `int((1 - s) * 1000)` (truncated, float error included: s = 0.07 gives 929), and each part
+    is an ascending linspace, rounded, then reversed (so one guided step is t = boundary, not 999).
+    """
+    boundary = int((1 - guidance_start) * NUM_TRAIN_TIMESTEPS)
+    guided = np.linspace(boundary, NUM_TRAIN_TIMESTEPS - 1, guidance_steps).round()[::-1]
+    rest = np.linspace(0, boundary - 1, steps - guidance_steps).round()[::-1]
+    return [int(t) for t in np.concatenate((guided, rest))]
 
 
 def guidance_ramp(index: int, guidance_steps: int, warmup_steps: int, cooldown_steps: int) -> float:

@@ -20,17 +20,36 @@ from motionclone.method.schedule import (
 )
 
 
+def official_uneven_timesteps(steps: int, guided: int, s: float) -> list[int]:
+    """The official `customized_set_timesteps(timestep_spacing_type="uneven")`, transcribed
+    (motionclone/utils/motionclone_functions.py): the reference our schedule must equal."""
+    guidance = np.linspace(int((1 - s) * 1000), 1000 - 1, guided).round()[::-1].copy().astype(np.int64)
+    vanilla = np.linspace(0, int((1 - s) * 1000) - 1, steps - guided).round()[::-1].copy().astype(np.int64)
+    return np.concatenate((guidance, vanilla)).tolist()
+
+
 @pytest.mark.parametrize(("preset", "steps", "guided", "s"), [("camera", 100, 50, 0.3), ("object", 300, 180, 0.4)])
 def test_presets_follow_the_official_uneven_schedule(preset, steps, guided, s):
     config = resolve(MotionCloneConfig(preset=preset), ModelDefaults(), seed=0)
     assert (config.steps, config.guidance_steps, config.guidance_start) == (steps, guided, s)
     timesteps = motionclone_timesteps(config.steps, config.guidance_steps, config.guidance_start)
-    boundary = round(1000 * (1 - s))
-    expected = [*np.linspace(999, boundary, guided), *np.linspace(boundary - 1, 0, steps - guided)]
-    assert timesteps == [round(float(t)) for t in expected]
+    assert timesteps == official_uneven_timesteps(steps, guided, s)
+    boundary = int(1000 * (1 - s))
     assert timesteps[0] == 999 and timesteps[guided - 1] == boundary and timesteps[-1] == 0
     assert all(t >= boundary for t in timesteps[:guided]) and all(t < boundary for t in timesteps[guided:])
     assert all(a > b for a, b in itertools.pairwise(timesteps))
+
+
+def test_every_guidance_start_and_step_count_gives_the_official_timesteps():
+    """Issue 25, item 19: rounding the boundary and spacing downwards put 20 of 99 values of s one
+    timestep off the official schedule (s = 0.07: boundary 930, official 929), and a single
+    guided step at 999 instead of the official boundary."""
+    for hundredths in range(1, 100):
+        s = hundredths / 100
+        for steps, guided in ((100, 50), (300, 180), (12, 6), (8, 4), (2, 1), (3, 0), (3, 3), (50, 7)):
+            assert motionclone_timesteps(steps, guided, s) == official_uneven_timesteps(steps, guided, s), (s, steps)
+    assert motionclone_timesteps(2, 1, 0.3) == [700, 0]
+    assert motionclone_timesteps(4, 2, 0.07)[1] == 929
 
 
 def test_steps_override_keeps_the_guided_fraction_and_scales_the_ramps():
