@@ -143,7 +143,8 @@ class Engine:
             cached = cache.get(digest, settings)
             if cached is None:
                 start, end = TimePoint.parse(plan.start), TimePoint.parse(plan.end)
-                frames = read_frames(reference, plan.frames, plan.width, plan.height, start, end, plan.resize, info)
+                size = (plan.width, plan.height)
+                frames = read_frames(reference, plan.frames, *size, start, end, plan.resize, info, plan.frame_picking)
         if cached is not None:
             return cached, {"source": "cache", "reference_sha256": digest}
         with timer.phase("extract"):

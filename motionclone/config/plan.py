@@ -8,7 +8,13 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from motionclone_options import EXTRACTION_MODES, LOW_MEMORY_MODES, NOISE_SCHEDULES, RESIZE_MODES
+from motionclone_options import (
+    EXTRACTION_MODES,
+    LOW_MEMORY_MODES,
+    NOISE_SCHEDULES,
+    OFFICIAL_NEGATIVE_PROMPT,
+    RESIZE_MODES,
+)
 
 from motionclone.config.checks import (
     MAX_CFG_SCALE,
@@ -59,6 +65,10 @@ class ResolvedConfig:
     low_memory: str
     # Frames the VAE decodes at once: VAE_CHUNK, or fewer where the plan found that only fewer fit.
     decode_frames: int = VAE_CHUNK
+    # How the reference's frames are picked ("linspace", or the first release's "stride").
+    frame_picking: str = "linspace"
+    # The config's negative prompt, or the preset's where the config kept the latest release's default.
+    negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
 
     def block_weight(self, block: str) -> float:
         """Weight of a guided block as a multiple of `motion_guidance_weight` (1 unless the preset sets it)."""
@@ -133,7 +143,17 @@ def resolve(
         timestep_spacing=preset.timestep_spacing,
         motion_cooldown=preset.motion_cooldown,
         low_memory="full" if config.low_memory == "on" else "off",
+        frame_picking=preset.frame_picking,
+        negative_prompt=_negative_prompt(config, preset),
     )
+
+
+def _negative_prompt(config: MotionCloneConfig, preset: Preset) -> str:
+    """The preset's own negative prompt (the first release's) replaces the default that every
+    front end shows and sends; any other text the user wrote is kept."""
+    if preset.negative_prompt is not None and config.negative_prompt == OFFICIAL_NEGATIVE_PROMPT:
+        return preset.negative_prompt
+    return config.negative_prompt
 
 
 def _preset_of(config: MotionCloneConfig) -> Preset:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The first release's negative prompt (configs/inference_config/*.yaml): the latest release's words
+# in another order, which CLIP encodes differently.
+FIRST_RELEASE_NEGATIVE_PROMPT = (
+    "ugly, deformed, noisy, blurry, distorted, out of focus, bad anatomy, extra limbs, "
+    "poorly drawn face, poorly drawn hands, missing fingers"
+)
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -15,6 +22,8 @@ class Preset:
     `layer_reduction` says whether the per-layer losses are summed (latest release) or averaged
     (first release). `motion_cooldown` "linear" ramps the motion weight down over the last
     `cooldown_steps` guided steps (latest); "cut" drops it to zero there (first release).
+    `frame_picking` is how the reference's frames are taken (`media.video_io.frame_picks`), and
+    `negative_prompt`, when set, replaces the latest release's default negative prompt.
     """
 
     steps: int
@@ -28,6 +37,8 @@ class Preset:
     layer_reduction: str = "sum"
     timestep_spacing: str = "uneven"
     motion_cooldown: str = "linear"
+    frame_picking: str = "linspace"
+    negative_prompt: str | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -46,5 +57,7 @@ PRESETS: dict[str, Preset] = {
         layer_reduction="mean",
         timestep_spacing="even",
         motion_cooldown="cut",
+        frame_picking="stride",
+        negative_prompt=FIRST_RELEASE_NEGATIVE_PROMPT,
     ),
 }

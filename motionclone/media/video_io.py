@@ -146,10 +146,14 @@ def read_frames(
     end: TimePoint | None = None,
     resize: str = "crop",
     info: VideoInfo | None = None,
+    picking: str = "linspace",
 ) -> np.ndarray:
-    """`frames` RGB frames sampled uniformly over [start, end), as uint8 (frames, H, W, 3).
+    """`frames` RGB frames sampled over [start, end), as uint8 (frames, H, W, 3).
 
-    `info` is the clip's `probe` result when the caller already has it (saves an ffmpeg run).
+    `picking` "linspace" spreads them over the whole range, first and last frame included (the
+    latest release); "stride" takes every (count // frames)-th frame from the first (the first
+    release: on a 40-frame clip, frames 0-30). `info` is the clip's `probe` result when the
+    caller already has it (saves an ffmpeg run).
     """
     info = info or probe(path)
     stream = ffmpeg.input(str(path)).video
@@ -170,10 +174,17 @@ def read_frames(
     if decoded < frames:
         where = " in the selected time range" if trim else ""
         raise VideoError(f"clip too short: {path} has {decoded} frames{where}, at least {frames} are needed")
-    picks = np.linspace(0, decoded - 1, frames, dtype=int)  # the official picking: floor, not round
+    picks = frame_picks(decoded, frames, picking)
     sources = np.array([index for index, _frame in kept])
     nearest = np.abs(sources[None, :] - picks[:, None]).argmin(axis=1)
     return np.stack([kept[choice][1] for choice in nearest])
+
+
+def frame_picks(count: int, frames: int, picking: str) -> np.ndarray:
+    """Indices of the `frames` frames taken from `count` decoded ones (see `read_frames`)."""
+    if picking == "stride":
+        return np.arange(frames) * (count // frames)
+    return np.linspace(0, count - 1, frames, dtype=int)  # the official picking: floor, not round
 
 
 def _decode_bounded(

@@ -48,6 +48,8 @@ def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
         "guided_blocks": list(config.guided_blocks),
         "noise_schedule": config.noise_schedule,
     }
+    if config.frame_picking != "linspace":  # keyed only when not the default: older cache entries still match
+        settings["frame_picking"] = config.frame_picking
     if config.extraction_mode == "inversion":
         settings["inversion_steps"] = config.inversion_steps
         settings["recorded_timesteps"] = guided_timesteps(config)

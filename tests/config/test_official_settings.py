@@ -8,10 +8,11 @@ from motionclone_options import OFFICIAL_NEGATIVE_PROMPT, PRESET_NAMES
 
 from motionclone.config.model_defaults import ModelDefaults
 from motionclone.config.plan import resolve
-from motionclone.config.presets import PRESETS
+from motionclone.config.presets import FIRST_RELEASE_NEGATIVE_PROMPT, PRESETS
 from motionclone.config.settings import DEFAULT_MODEL, PAIRED_VAES, MotionCloneConfig
 from motionclone.method.guidance import sparse_template
 from motionclone.method.schedule import OFFICIAL_SCHEDULER
+from motionclone.sampling.extraction import extraction_settings
 
 
 def test_official_defaults():
@@ -45,6 +46,23 @@ def test_official_presets():
         "object": (300, 180, 0.4),
     }
     assert set(PRESET_NAMES) == set(PRESETS), "the flags offer exactly the engine's presets"
+
+
+def test_the_inversion_preset_reads_and_prompts_as_the_first_release():
+    """Issue 25, items 13 and 14: its frames are every (count // 16)-th from frame 0, and its
+    negative prompt is the first release's (the same words in another order: another embedding),
+    where the user kept the default that front ends send; a negative prompt the user wrote stays."""
+    inversion = resolve(MotionCloneConfig(preset="inversion"), ModelDefaults(), seed=0)
+    assert inversion.frame_picking == "stride"
+    assert inversion.negative_prompt == FIRST_RELEASE_NEGATIVE_PROMPT != OFFICIAL_NEGATIVE_PROMPT
+    assert sorted(FIRST_RELEASE_NEGATIVE_PROMPT.split(", ")) == sorted(OFFICIAL_NEGATIVE_PROMPT.split(", "))
+    own = resolve(MotionCloneConfig(preset="inversion", negative_prompt="blurry"), ModelDefaults(), seed=0)
+    assert own.negative_prompt == "blurry"
+    for latest in ("camera", "object"):
+        plan = resolve(MotionCloneConfig(preset=latest), ModelDefaults(), seed=0)
+        assert (plan.frame_picking, plan.negative_prompt) == ("linspace", OFFICIAL_NEGATIVE_PROMPT)
+    assert extraction_settings(inversion, "m")["frame_picking"] == "stride"
+    assert "frame_picking" not in extraction_settings(resolve(MotionCloneConfig(), ModelDefaults(), seed=0), "m")
 
 
 def test_the_template_keeps_the_top_one_component():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from motionclone.errors import ConfigError, VideoError
-from motionclone.media.video_io import TimePoint, ffmpeg_exe, probe, read_frames, write_video
+from motionclone.media.video_io import TimePoint, ffmpeg_exe, frame_picks, probe, read_frames, write_video
 
 
 def _numbered_clip(frames=24, size=32):
@@ -52,6 +52,15 @@ def test_frames_are_picked_as_the_official_linspace_floor(numbered, count, start
     last = 23 if end_point is None else int(end_point.seconds(12) * 12) - 1
     frames = read_frames(numbered, count, 32, 32, start_point, end_point)
     assert _levels(frames) == list(np.linspace(first, last, count, dtype=int))
+
+
+def test_the_first_releases_picking_takes_every_nth_frame_from_the_first(numbered):
+    """Issue 25, item 13: the first release takes every (count // frames)-th frame from frame 0
+    (`video_preprocess`); on this 24-frame clip 7 frames are 0, 3, ..., 18, not 0 ... 23."""
+    frames = read_frames(numbered, 7, 32, 32, picking="stride")
+    assert _levels(frames) == [0, 3, 6, 9, 12, 15, 18]
+    assert list(frame_picks(40, 16, "stride")) == list(range(0, 31, 2))
+    assert list(frame_picks(40, 16, "linspace"))[-1] == 39
 
 
 @pytest.mark.parametrize("mode", ["crop", "pad", "stretch"])
