@@ -230,6 +230,13 @@ def _extraction(config: MotionCloneConfig, preset: Preset) -> dict[str, Any]:
     require(0 <= timestep < 1000, "extraction_timestep", timestep, "must be in [0, 1000)")
     inversion_steps = preset.inversion_steps if config.inversion_steps is None else config.inversion_steps
     require_number("inversion_steps", inversion_steps, 1, MAX_STEPS, "the model's training timesteps", integer=True)
+    require(
+        mode != "inversion" or bool(config.reference_prompt and config.reference_prompt.strip()),
+        "reference_prompt",
+        config.reference_prompt,
+        "inversion needs what the reference shows (the first release inverts with that prompt and requires it),"
+        ' e.g. --reference-prompt "a fox moving its head in the wild"',
+    )
     start_point, end_point = (TimePoint.parse(getattr(config, key)) for key in ("start", "end"))
     if start_point and end_point and start_point.is_frame == end_point.is_frame:
         require(end_point.value > start_point.value, "end", config.end, f"must be after start={config.start!r}")

@@ -52,11 +52,12 @@ def test_the_inversion_preset_reads_and_prompts_as_the_first_release():
     """Issue 25, items 13 and 14: its frames are every (count // 16)-th from frame 0, and its
     negative prompt is the first release's (the same words in another order: another embedding),
     where the user kept the default that front ends send; a negative prompt the user wrote stays."""
-    inversion = resolve(MotionCloneConfig(preset="inversion"), ModelDefaults(), seed=0)
+    first = MotionCloneConfig(preset="inversion", reference_prompt="a fox")
+    inversion = resolve(first, ModelDefaults(), seed=0)
     assert inversion.frame_picking == "stride"
     assert inversion.negative_prompt == FIRST_RELEASE_NEGATIVE_PROMPT != OFFICIAL_NEGATIVE_PROMPT
     assert sorted(FIRST_RELEASE_NEGATIVE_PROMPT.split(", ")) == sorted(OFFICIAL_NEGATIVE_PROMPT.split(", "))
-    own = resolve(MotionCloneConfig(preset="inversion", negative_prompt="blurry"), ModelDefaults(), seed=0)
+    own = resolve(first.replace(negative_prompt="blurry"), ModelDefaults(), seed=0)
     assert own.negative_prompt == "blurry"
     for latest in ("camera", "object"):
         plan = resolve(MotionCloneConfig(preset=latest), ModelDefaults(), seed=0)

@@ -22,7 +22,20 @@ from motionclone.sampling.timesteps import generation_timesteps, guided_timestep
 
 
 def _sd15(**changes):
-    return resolve(MotionCloneConfig(**changes), ModelDefaults(), seed=0)
+    return resolve(MotionCloneConfig(**({"reference_prompt": "a red car"} | changes)), ModelDefaults(), seed=0)
+
+
+def test_inversion_without_a_reference_prompt_is_refused_not_run_with_an_empty_one():
+    """Issue 25, item 16: the first release inverts with a prompt and requires it; an omitted one
+    used to invert with the empty prompt, silently."""
+    for missing in (None, "", "  "):
+        with pytest.raises(ConfigError, match=r"invalid reference_prompt=.*inversion needs what the reference shows"):
+            _sd15(preset="inversion", reference_prompt=missing)
+    with pytest.raises(ConfigError, match="reference_prompt"):
+        _sd15(extraction_mode="inversion", reference_prompt=None)
+    assert _sd15(preset="inversion", extraction_mode="single-step", reference_prompt=None).extraction_mode == (
+        "single-step"
+    )
 
 
 def test_the_inversion_preset_is_the_first_release_setting_by_setting():

@@ -88,7 +88,7 @@ def test_template_file_round_trip_gives_identical_guidance(pipeline, tiny_model,
 def test_inversion_mode_records_the_guided_timesteps_of_the_uneven_schedule_and_guides(pipeline, tiny_model):
     """Inversion as a building block under the camera schedule: the template holds exactly the
     timesteps generation guides on, so every guided step finds its own row."""
-    config = _config(tiny_model, extraction_mode="inversion", inversion_steps=10)
+    config = _config(tiny_model, extraction_mode="inversion", inversion_steps=10, reference_prompt="a red car")
     template = extract(pipeline, textured_clip("right"), config)
     guided = motionclone_timesteps(STEPS, config.guidance_steps, config.guidance_start)[: config.guidance_steps]
     assert template.timesteps == sorted(guided)
