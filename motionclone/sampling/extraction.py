@@ -55,6 +55,8 @@ def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
         settings["recorded_timesteps"] = guided_timesteps(config)
     if reference_prompt(config):
         settings["reference_prompt"] = reference_prompt(config)
+        if config.extraction_mode == "single-step":  # it locates the subject; the motion is seen unprompted
+            settings["motion_prompt"] = ""
     if config.semantic_guidance_weight > 0:
         settings["reference_subject"] = config.reference_subject or config.subject
         settings["mask"] = [config.semantic_mask_threshold, config.semantic_sigma]
@@ -63,8 +65,9 @@ def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
 
 def reference_prompt(config: ResolvedConfig) -> str:
     """The prompt the reference is seen with: the inversion prompt in inversion mode (the first
-    release inverts with it), the one naming the reference subject for semantic guidance, else
-    the empty prompt of the latest release's single-step extraction."""
+    release inverts with it), the one naming the reference subject for semantic guidance (in
+    single-step mode for the subject's regions only), else the empty prompt of the latest
+    release's single-step extraction."""
     if config.extraction_mode == "single-step" and config.semantic_guidance_weight == 0:
         return ""
     return config.reference_prompt or config.reference_subject or config.subject or ""
@@ -84,14 +87,20 @@ def extract(
     noise = torch.randn(guided.latent_shape(config), generator=generator)
     clean = encode_frames(guided.model, frames, generator)
     guided.latent_hw = tuple(clean.shape[-2:])
-    # 3. Encode the reference prompt (empty in the latest release) and find the subject's token.
+    # 3. Encode the reference prompt and find the subject's token. Single-step extraction records
+    #    the motion with the empty prompt, as the latest release does, whatever locates the subject.
     prompt = reference_prompt(config)
     embeddings = guided.encode_prompt(prompt)
     token = guided.subject_token(prompt, config.reference_subject or config.subject) if semantic else None
+    separate = config.extraction_mode == "single-step" and bool(prompt)
+    motion_embeddings = guided.encode_prompt("") if separate else embeddings
     rows: list[Row] = []
 
     def record(latents: torch.Tensor, timestep: int) -> None:
-        rows.append(_reference_row(guided, latents, timestep, embeddings, token, config))
+        row = _reference_row(guided, latents, timestep, motion_embeddings, None if separate else token, config)
+        if separate:
+            row = (*row[:3], _reference_row(guided, latents, timestep, embeddings, token, config)[3])
+        rows.append(row)
 
     # 4. Record: one noised pass, or every guided timestep along a DDIM inversion.
     if config.extraction_mode == "single-step":

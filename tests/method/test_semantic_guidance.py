@@ -224,6 +224,22 @@ def test_the_template_keeps_the_reference_regions_per_recorded_timestep(tmp_path
     assert torch.equal(loaded.semantic["fg"], template.semantic["fg"])
 
 
+def test_naming_a_subject_leaves_the_single_step_motion_template_as_the_official_one():
+    """Issue 25, item 17: the single-step pass that records the motion sees the empty prompt, as
+    the latest release's does; the reference prompt only locates the subject (a pass of its own).
+    With --subject the camera and object presets' motion templates used to change."""
+    clip = textured_clip("right", size=SIZE, step=8)
+    plain = extract(three_block_pipeline(), clip, _config(semantic_guidance_weight=0.0, subject=None))
+    with_subject = _template()
+    assert plain.settings.get("reference_prompt") is None and with_subject.settings["motion_prompt"] == ""
+    # Equal to float rounding: the subject's recorders compute cross-attention explicitly, not by
+    # SDPA (1.8e-7 at most here; before, values moved by 0.05 and 20-29% of the top-1 frames).
+    for layer, values in plain.values.items():
+        assert torch.allclose(with_subject.values[layer], values, atol=1e-6), layer
+        assert torch.equal(with_subject.indices[layer], plain.indices[layer]), layer
+    assert set(with_subject.semantic) == {"fg", "bg"}
+
+
 def test_semantic_guidance_lowers_its_own_energy_against_the_same_seed_at_weight_zero():
     pipeline = three_block_pipeline()
     template = _template()
