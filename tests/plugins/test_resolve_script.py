@@ -71,6 +71,26 @@ def test_clip_under_the_playhead_gets_its_result_above_it(clip_files, tmp_path, 
     assert "step 6/6" in output.out and "placed 1 of 1 clip" in output.out
 
 
+def test_a_second_run_without_moving_the_playhead_takes_the_source_not_the_first_result(
+    clip_files, tmp_path, shared_engine, capsys
+):
+    """Issue 25, item 9: the result on V2 is the top-most item under the playhead after a run;
+    the next run used to send it as its source."""
+    media = media_copy(clip_files["right"], tmp_path / "media")
+    resolve = new_resolve(fps=8)
+    timeline = timeline_of(resolve)
+    record = timeline.GetStartFrame() + 16
+    add_clip(resolve, media, track=1, record=record, source=(4, 12))
+    timeline.SetCurrentTimecode(frame_to_timecode(record + 3, 8))
+    with running_daemon(tmp_path, engine=shared_engine):
+        assert main([*FAST, "--prompt", "a red fox running"], resolve=resolve) == 0
+        assert result_file(timeline.GetCurrentVideoItem()).name.startswith("right__a-red-fox-running")
+        assert main([*FAST, "--prompt", "a blue car"], resolve=resolve) == 0, capsys.readouterr()
+    second = result_file(timeline.GetCurrentVideoItem())
+    assert second.name.startswith("right__a-blue-car"), f"{second.name} was made from the first result"
+    assert timeline.GetTrackCount("video") == 3
+
+
 def test_all_marked_clips_each_with_its_prompt(clip_files, tmp_path, shared_engine, capsys):
     """8 fps clips on a 24 fps timeline, each marker its own prompt and options; a bad clip fails alone."""
     folder = tmp_path / "media"

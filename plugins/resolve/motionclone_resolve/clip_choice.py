@@ -1,15 +1,21 @@
 """Which timeline items a run works on: the marked ones, the selected ones, or the one under the playhead.
 
+A result of this script (its media in a `MotionClone` results folder) is never taken from under
+the playhead: a second run without moving the playhead means the clip below it, the one it was
+made from. Selecting a result still makes it a source, since that is a choice.
+
 `Timeline.GetSelectedClips` first appears in the Resolve 21 README; older releases answer None for
 an attribute they lack (they never raise), so it is looked up and called only where it exists.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from motionclone_resolve.errors import ScriptError
 from motionclone_resolve.marker_prompts import MARKER_PREFIX, is_marked
+from motionclone_resolve.result_files import RESULTS_FOLDER
 
 
 def chosen_items(timeline: Any, all_marked: bool) -> list[Any]:
@@ -28,7 +34,28 @@ def chosen_items(timeline: Any, all_marked: bool) -> list[Any]:
     current = timeline.GetCurrentVideoItem()
     if not current:
         raise ScriptError("no clip under the playhead: move the playhead over a video clip (or select clips)")
-    return [current]
+    return [current if not is_result(current) else source_below(timeline, current)]
+
+
+def is_result(item: Any) -> bool:
+    """Whether `item` shows a clip this script generated (saved in a `MotionClone` results folder)."""
+    media = item.GetMediaPoolItem()
+    path = media.GetClipProperty("File Path") if media else ""
+    return bool(path) and Path(path).parent.name == RESULTS_FOLDER
+
+
+def source_below(timeline: Any, result: Any) -> Any:
+    """The top-most clip under `result` that is no result itself: results are placed over the
+    frames of their source, on a track above it."""
+    track, start = int(result.GetTrackTypeAndIndex()[1]), result.GetStart()
+    for below in range(track - 1, 0, -1):
+        for item in timeline.GetItemListInTrack("video", below) or []:
+            if item.GetStart() <= start < item.GetEnd() and not is_result(item):
+                return item
+    raise ScriptError(
+        "the clip under the playhead is a MotionClone result with no source clip below it: move the playhead"
+        " over a source clip (or select the result to generate from it)"
+    )
 
 
 def video_items(timeline: Any) -> list[Any]:
