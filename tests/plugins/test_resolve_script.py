@@ -13,6 +13,7 @@ from daemon_helpers import running_daemon
 from resolve_fake import (
     Project,
     Resolve,
+    Timeline,
     add_clip,
     add_generator,
     frame_to_timecode,
@@ -47,13 +48,19 @@ def results_bin_clips(resolve: Resolve) -> list[str]:
     return [clip.GetName() for clip in bins[0].GetClipList()] if bins else []
 
 
-def test_clip_under_the_playhead_gets_its_result_above_it(clip_files, tmp_path, shared_engine, capsys):
-    media = media_copy(clip_files["right"], tmp_path / "media")
+def clip_under_the_playhead(clip: Path, tmp_path: Path) -> tuple[Resolve, Timeline, Path, int]:
+    """An 8 fps timeline with frames 4-12 of `clip` on V1 from frame 16, the playhead inside it."""
+    media = media_copy(clip, tmp_path / "media")
     resolve = new_resolve(fps=8)
     timeline = timeline_of(resolve)
     record = timeline.GetStartFrame() + 16
     add_clip(resolve, media, track=1, record=record, source=(4, 12))
     timeline.SetCurrentTimecode(frame_to_timecode(record + 3, 8))
+    return resolve, timeline, media, record
+
+
+def test_clip_under_the_playhead_gets_its_result_above_it(clip_files, tmp_path, shared_engine, capsys):
+    resolve, timeline, media, record = clip_under_the_playhead(clip_files["right"], tmp_path)
 
     with running_daemon(tmp_path, engine=shared_engine):
         status = main([*FAST, "--prompt", "a red fox running"], resolve=resolve)
@@ -76,12 +83,7 @@ def test_a_second_run_without_moving_the_playhead_takes_the_source_not_the_first
 ):
     """Issue 25, item 9: the result on V2 is the top-most item under the playhead after a run;
     the next run used to send it as its source."""
-    media = media_copy(clip_files["right"], tmp_path / "media")
-    resolve = new_resolve(fps=8)
-    timeline = timeline_of(resolve)
-    record = timeline.GetStartFrame() + 16
-    add_clip(resolve, media, track=1, record=record, source=(4, 12))
-    timeline.SetCurrentTimecode(frame_to_timecode(record + 3, 8))
+    resolve, timeline, _media, _record = clip_under_the_playhead(clip_files["right"], tmp_path)
     with running_daemon(tmp_path, engine=shared_engine):
         assert main([*FAST, "--prompt", "a red fox running"], resolve=resolve) == 0
         assert result_file(timeline.GetCurrentVideoItem()).name.startswith("right__a-red-fox-running")
