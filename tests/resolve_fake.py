@@ -123,11 +123,19 @@ class Folder(_ResolveObject):
 
 class TimelineItem(_ResolveObject):
     def __init__(
-        self, timeline: Timeline, media: MediaPoolItem | None, name: str, track: int, record: int, span: tuple
+        self,
+        timeline: Timeline,
+        media: MediaPoolItem | None,
+        name: str,
+        track: int,
+        record: int,
+        span: tuple,
+        speed: float = 1.0,
     ):
         self._id = f"item-{next(_ids)}"
         self._timeline, self._media, self._name, self._track, self._record = timeline, media, name, track, record
         self._source_start, self._source_end = span
+        self._speed = speed  # a speed change (Clip Attributes > Retime): 2.0 shows the span in half the time
         self._markers: dict[float, dict] = {}
 
     @property
@@ -141,7 +149,7 @@ class TimelineItem(_ResolveObject):
         return self._name
 
     def GetDuration(self, subframe_precision: bool = False) -> int:
-        return self._timeline_frames(self._source_end - self._source_start)
+        return self._timeline_frames((self._source_end - self._source_start) / self._speed)
 
     def GetStart(self, subframe_precision: bool = False) -> int:
         return self._record
@@ -604,8 +612,10 @@ def add_clip(
     fps: float | None = None,
     frames: int | None = None,
     kind: str = "Video",
+    speed: float = 1.0,
 ) -> TimelineItem:
-    """Put a media file on the timeline (imported into the master bin), showing clip frames [start, end)."""
+    """Put a media file on the timeline (imported into the master bin), showing clip frames [start, end)
+    at `speed` (2.0: in half the timeline frames)."""
     project = resolve.GetProjectManager().GetCurrentProject()
     timeline = project.GetCurrentTimeline()
     if fps is None or frames is None:
@@ -613,7 +623,7 @@ def add_clip(
         fps, frames = info.fps, _frame_count(info)
     media = MediaPoolItem(Path(path).name, str(path), fps, frames, kind)
     project.GetMediaPool().GetRootFolder()._clips.append(media)
-    item = TimelineItem(timeline, media, Path(path).name, track, record, source)
+    item = TimelineItem(timeline, media, Path(path).name, track, record, source, speed)
     assert timeline._place(item), "test clips must not overlap"
     return item
 

@@ -39,6 +39,16 @@ def test_source_range_is_counted_in_clip_frames_and_the_output_in_timeline_frame
     assert source.job_settings() == {"start": "3f", "end": "11f", "output_fps": 24.0, "output_frames": 24}
 
 
+def test_a_speed_change_sends_the_clip_frames_shown_not_the_timeline_length(clip_files):
+    """Issue 25, item 10: at 200% the item shows clip frames 0-16 in 8 timeline frames; the range
+    used to be start + duration x clip fps / timeline fps, 0-8, half the motion dropped."""
+    resolve = new_resolve(fps=8)
+    record = timeline_of(resolve).GetStartFrame()
+    item = add_clip(resolve, clip_files["right"], track=1, record=record, source=(0, 16), speed=2.0)
+    source = source_clip(item, current_edit(resolve).timeline_fps)
+    assert source.job_settings() == {"start": "0f", "end": "16f", "output_fps": 8.0, "output_frames": 8}
+
+
 def test_clips_without_media_are_skipped_with_a_reason(clip_files, tmp_path):
     resolve = new_resolve()
     start = timeline_of(resolve).GetStartFrame()

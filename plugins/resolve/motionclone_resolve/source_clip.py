@@ -1,11 +1,13 @@
 """What the editor sees of a timeline item, turned into the job's source range and output span.
 
-Resolve plays a clip in real time whatever its own rate (a 25 fps clip in a 24 fps timeline shows
-25 clip frames per 24 timeline frames), so the item's length in timeline frames is converted to
-clip frames with the clip's own FPS. `GetSourceStartFrame()` (README: "the start frame position of
-the media pool clip in the timeline clip") already counts clip frames. The result must cover the
-same timeline frames, so it is asked for at the timeline's rate with exactly the item's duration
-(`output_fps`, `output_frames`, the setting the Blender add-on uses too).
+`GetSourceStartFrame()` and `GetSourceEndFrame()` (README: "the start / end frame position of the
+media pool clip in the timeline clip") count clip frames, and they follow a speed change: a clip at
+200% shows twice the clip frames its timeline length would at 100%. Where a release lacks
+`GetSourceEndFrame` (it answers None), the end is the item's length in timeline frames converted
+with the clip's own FPS (Resolve plays a clip in real time whatever its rate: a 25 fps clip in a
+24 fps timeline shows 25 clip frames per 24 timeline frames), which is right at 100% only. The
+result must cover the same timeline frames, so it is asked for at the timeline's rate with exactly
+the item's duration (`output_fps`, `output_frames`, the setting the Blender add-on uses too).
 """
 
 from __future__ import annotations
@@ -29,15 +31,11 @@ class SourceClip:
     record_start: int
     duration: int
     source_start: int
+    # The clip frame after the last one shown (the file's end at most).
+    source_end: int
     clip_fps: float
     timeline_fps: float
     clip_frames: int | None
-
-    @property
-    def source_end(self) -> int:
-        """The clip frame after the last one shown (the file's end at most)."""
-        end = self.source_start + round(self.duration * self.clip_fps / self.timeline_fps)
-        return min(end, self.clip_frames) if self.clip_frames else end
 
     def job_settings(self) -> dict[str, Any]:
         return {
@@ -66,15 +64,26 @@ def source_clip(item: Any, timeline_fps: float) -> SourceClip:
         raise ClipSkipped(f"{name}: media offline ({file} not found); skipped")
     _, track = item.GetTrackTypeAndIndex()
     frames = str(media.GetClipProperty("Frames") or "")
+    clip_frames = int(frames) if frames.isdigit() else None
+    duration, source_start = int(item.GetDuration()), int(item.GetSourceStartFrame())
+    clip_fps = frame_rate(media.GetClipProperty("FPS"), f"clip {name}")
+    end = _shown_end(item, source_start, duration * clip_fps / timeline_fps)
     return SourceClip(
         item=item,
         name=name,
         file=file,
         track=int(track),
         record_start=int(item.GetStart()),
-        duration=int(item.GetDuration()),
-        source_start=int(item.GetSourceStartFrame()),
-        clip_fps=frame_rate(media.GetClipProperty("FPS"), f"clip {name}"),
+        duration=duration,
+        source_start=source_start,
+        source_end=min(end, clip_frames) if clip_frames else end,
+        clip_fps=clip_fps,
         timeline_fps=timeline_fps,
-        clip_frames=int(frames) if frames.isdigit() else None,
+        clip_frames=clip_frames,
     )
+
+
+def _shown_end(item: Any, source_start: int, clip_frames_at_full_speed: float) -> int:
+    """`GetSourceEndFrame()`, or where the release lacks it, the end a 100% speed would give."""
+    documented = item.GetSourceEndFrame()
+    return source_start + round(clip_frames_at_full_speed) if documented is None else int(documented)
