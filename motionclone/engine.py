@@ -104,8 +104,8 @@ class Engine:
     ) -> tuple[GuidedModel, ResolvedConfig]:
         """The run's plan, resolved once, before the (slow) model load, so that every bad value
         fails first; then the loaded model's own limits are checked and the memory level is
-        chosen for what is free on its device. `source_size` (the probed reference's, or a saved
-        template's) sets the size when it is auto.
+        chosen for what is free on its device. `source_size` (the probed reference's) sets the
+        size when it is auto; a saved template's size reaches the config before (`_size_of_template`).
 
         Also starts this run's peak-memory count, so a long-lived daemon reports per job.
         """

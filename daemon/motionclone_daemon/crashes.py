@@ -3,7 +3,7 @@
 The daemon dying mid-job (seen at the next start) and a Ray actor or node dying mid-job (seen at
 once by the worker) are the same event for the job: it did not end, so it runs again, unless it
 has died `max_attempts` times, or twice in the same allocation-heavy phase (model load and
-extraction, the first guided step, the decode): that is the evidence of running out of memory,
+extraction, the first denoising step, the decode): that is the evidence of running out of memory,
 where it would only die again. One death there is not: a `kill -9`, a reboot or a crash of the
 editor's session lands in a heavy phase as easily as anywhere. One rule for both keeps
 `attempts`, `crashes` and the reasons consistent.

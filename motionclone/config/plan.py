@@ -119,7 +119,7 @@ def resolve(
     weight = model.motion_guidance_weight if config.motion_guidance_weight is None else config.motion_guidance_weight
     require_number("motion_guidance_weight", weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength")
     frames = model.frames if config.frames is None else config.frames
-    require_number("frames", frames, 2, model.max_frames, "the motion module's limit", integer=True)
+    _require_frames(frames, model)
     width, height = _size(config, model, source_size)
     _check_output(config)
     extraction = _extraction(config, preset)
@@ -263,4 +263,8 @@ def _check_semantic(config: MotionCloneConfig, model: ModelDefaults) -> None:
 def check_model_limits(plan: ResolvedConfig, model: ModelDefaults) -> None:
     """What only the loaded model knows: its motion module's longest sequence (a plan is resolved
     before the load, against the defaults known then)."""
-    require_number("frames", plan.frames, 2, model.max_frames, "the motion module's limit", integer=True)
+    _require_frames(plan.frames, model)
+
+
+def _require_frames(frames: int, model: ModelDefaults) -> None:
+    require_number("frames", frames, 2, model.max_frames, "the motion module's limit", integer=True)

@@ -16,6 +16,7 @@ from typing import Any
 from motionclone_resolve.errors import ScriptError
 from motionclone_resolve.marker_prompts import MARKER_PREFIX, is_marked
 from motionclone_resolve.result_files import RESULTS_FOLDER
+from motionclone_resolve.source_clip import media_path
 
 
 def chosen_items(timeline: Any, all_marked: bool) -> list[Any]:
@@ -39,8 +40,7 @@ def chosen_items(timeline: Any, all_marked: bool) -> list[Any]:
 
 def is_result(item: Any) -> bool:
     """Whether `item` shows a clip this script generated (saved in a `MotionClone` results folder)."""
-    media = item.GetMediaPoolItem()
-    path = media.GetClipProperty("File Path") if media else ""
+    path = media_path(item)
     return bool(path) and Path(path).parent.name == RESULTS_FOLDER
 
 

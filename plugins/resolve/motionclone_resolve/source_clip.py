@@ -56,7 +56,7 @@ def source_clip(item: Any, timeline_fps: float) -> SourceClip:
     """The sendable facts of a video item; `ClipSkipped` for generators, titles, compound clips, offline media."""
     name = item.GetName() or "clip"
     media = item.GetMediaPoolItem()
-    path = media.GetClipProperty("File Path") if media else ""
+    path = media_path(item)
     if not path:
         raise ClipSkipped(f"{name}: not a media file (a generator, title or compound clip); skipped")
     file = Path(path)
@@ -81,6 +81,12 @@ def source_clip(item: Any, timeline_fps: float) -> SourceClip:
         timeline_fps=timeline_fps,
         clip_frames=clip_frames,
     )
+
+
+def media_path(item: Any) -> str:
+    """The file a timeline item shows ("" for generators, titles and compound clips)."""
+    media = item.GetMediaPoolItem()
+    return media.GetClipProperty("File Path") if media else ""
 
 
 def _shown_end(item: Any, source_start: int, clip_frames_at_full_speed: float) -> int:
