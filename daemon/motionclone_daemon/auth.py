@@ -19,7 +19,9 @@ def ensure_token(folder: Path | None = None) -> str:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / TOKEN_FILE
     if not path.exists():
-        token = secrets.token_urlsafe(32)
+        # Hex, not url-safe base64: one in 64 of those began with "-", which argparse then read as
+        # an option (`motionclone status --token -x...` failed). 256 bits either way.
+        token = secrets.token_hex(32)
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

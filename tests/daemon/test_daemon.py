@@ -14,7 +14,9 @@ import pytest
 import torch
 from daemon_helpers import FAST, client_for, running_daemon
 from motionclone_client import ClientError, DaemonClient, DaemonUnavailable, JobFailed
+from motionclone_daemon.auth import ensure_token
 
+from motionclone.cli.main import _build_parser
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.media.video_io import ffmpeg_exe, read_frames
@@ -92,6 +94,16 @@ def test_token_file_is_private(tmp_path, shared_engine, isolated_config_dir):
         token_file = isolated_config_dir / "token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         assert token_file.read_text().strip() == daemon.token
+
+
+def test_a_new_token_can_follow_token_on_a_command_line(tmp_path):
+    """A token is pasted after `--token`: one starting with "-" was taken for an option and the
+    command failed (a url-safe token did so one time in 64; seen in a CI run of the suite)."""
+    tokens = [ensure_token(tmp_path / str(n)) for n in range(64)]
+    assert all(len(token) == 64 and set(token) <= set("0123456789abcdef") for token in tokens)
+    assert len(set(tokens)) == len(tokens)
+    args = _build_parser().parse_args(["status", "--token", tokens[0]])
+    assert args.token == tokens[0]
 
 
 def test_oversize_uploads_and_paths_outside_allowed_roots_are_refused(clip_files, tmp_path, shared_engine):
