@@ -1,7 +1,7 @@
 # MotionClone Studio on this workstation (Windows): a venv for the daemon in the user data dir, the
-# right torch build, the project, then `motionclone install` (scheduled task + editor plugins).
+# right torch build (installer\torch_setup.py), the project, then `motionclone install` (scheduled task + editor plugins).
 # Re-run to upgrade in place. Extra arguments go to `motionclone install` (e.g. --no-resolve, --dry-run).
-#   powershell -ExecutionPolicy Bypass -File installer\install.ps1 [--no-service] [--no-blender] [--no-resolve]
+#   powershell -ExecutionPolicy Bypass -File installer\install.ps1 [--torch-index auto|pypi|URL] [--no-service] [--no-blender] [--no-resolve]
 # Undo: `motionclone uninstall`, then delete the venv folder this script prints.
 $ErrorActionPreference = "Stop"
 
@@ -16,16 +16,13 @@ function Find-Python {
     throw "install.ps1: Python 3.10 or newer is needed (python.org installer, with the py launcher)"
 }
 
-# The PyTorch wheel index for this machine: the newest CUDA build the driver supports, else the CPU build.
-function Get-TorchIndex {
-    $smi = Get-Command nvidia-smi -ErrorAction SilentlyContinue
-    if (-not $smi) { return "cpu" }
-    $match = (& nvidia-smi | Select-String "CUDA Version: (\d+)\.(\d+)").Matches
-    if (-not $match) { return "cpu" }
-    $cuda = [int]($match[0].Groups[1].Value + $match[0].Groups[2].Value)
-    foreach ($build in 128, 126, 124, 121, 118) { if ($cuda -ge $build) { return "cu$build" } }
-    Write-Warning "the NVIDIA driver is too old for PyTorch's CUDA builds: using the CPU build"
-    return "cpu"
+# --torch-index auto|pypi|URL is the bootstrap's own (torch_setup.py); the rest go to `motionclone install`.
+$TorchIndex = "auto"
+$Passed = @()
+for ($i = 0; $i -lt $args.Count; $i++) {
+    if ($args[$i] -eq "--torch-index") { $TorchIndex = $args[$i + 1]; $i++ }
+    elseif ($args[$i] -like "--torch-index=*") { $TorchIndex = $args[$i].Substring(14) }
+    else { $Passed += $args[$i] }
 }
 
 $Python = Join-Path $Venv "Scripts\python.exe"
@@ -36,17 +33,11 @@ if (-not (Test-Path $Python)) {
 }
 & $Python -m pip install --quiet --upgrade pip
 
-$Index = Get-TorchIndex
-$Have = & $Python -c "import torch; print('cu' + torch.version.cuda.replace('.', '') if torch.version.cuda else 'cpu')" 2>$null
-if ($Have -eq $Index) {
-    Write-Host "keeping torch ($Have)"
-} else {
-    Write-Host "installing torch ($Index)"
-    & $Python -m pip install --quiet --upgrade torch --index-url "https://download.pytorch.org/whl/$Index"
-}
+& $Python (Join-Path $Source "installer\torch_setup.py") --torch-index $TorchIndex
+if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 
 Write-Host "installing MotionClone Studio from $Source"
 & $Python -m pip install --quiet --upgrade $Source
-& (Join-Path $Venv "Scripts\motionclone.exe") install --source $Source @args
+& (Join-Path $Venv "Scripts\motionclone.exe") install --source $Source @Passed
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 Write-Host "venv: $Venv (commands: $Venv\Scripts\motionclone.exe, motionclone-daemon.exe)"

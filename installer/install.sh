@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # MotionClone Studio on this workstation (Linux, macOS): a venv for the daemon in the user data dir,
-# the right torch build, the project, then `motionclone install` (service + editor plugins).
+# the right torch build (installer/torch_setup.py), the project, then `motionclone install`
+# (service + editor plugins).
 # Re-run to upgrade in place. Extra arguments go to `motionclone install` (e.g. --no-resolve, --dry-run).
-#   installer/install.sh [--no-service] [--no-blender] [--no-resolve] [--blender PATH] [--resolve-python PATH]
+#   installer/install.sh [--torch-index auto|pypi|URL] [--no-service] [--no-blender] [--no-resolve]
+#                        [--blender PATH] [--resolve-python PATH]
 # Undo: `motionclone uninstall`, then delete the venv folder this script prints.
 set -euo pipefail
 
@@ -26,37 +28,24 @@ find_python() {
     exit 1
 }
 
-# The PyTorch wheel index for this machine: the newest CUDA build the driver supports, else the CPU build.
-torch_index() {
-    local cuda
-    cuda="$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: \([0-9]*\)\.\([0-9]*\).*/\1\2/p' | head -n1)"
-    if [[ -z "$cuda" ]]; then
-        [[ "$(uname -s)" == Darwin ]] && echo "" || echo "cpu"  # macOS: PyPI's torch (Metal / CPU)
-        return
-    fi
-    for build in 128 126 124 121 118; do
-        if ((cuda >= build)); then echo "cu$build"; return; fi
-    done
-    echo "install.sh: the NVIDIA driver supports CUDA ${cuda:0:2}.${cuda:2}, too old for PyTorch: using the CPU build" >&2
-    echo "cpu"
-}
+# --torch-index auto|pypi|URL is the bootstrap's own (torch_setup.py); the rest go to `motionclone install`.
+TORCH_INDEX="auto"
+PASSED=()
+while (($#)); do
+    case "$1" in
+        --torch-index) TORCH_INDEX="${2:?--torch-index needs auto, pypi or a URL}"; shift 2 ;;
+        --torch-index=*) TORCH_INDEX="${1#*=}"; shift ;;
+        *) PASSED+=("$1"); shift ;;
+    esac
+done
 
 [[ -x "$VENV/bin/python" ]] || { echo "creating $VENV"; "$(find_python)" -m venv "$VENV"; }
 PY="$VENV/bin/python"
 "$PY" -m pip install --quiet --upgrade pip
 
-INDEX="$(torch_index)"
-HAVE="$("$PY" -c 'import torch; print("cu" + torch.version.cuda.replace(".", "") if torch.version.cuda else "cpu")' 2>/dev/null || true)"
-if [[ -n "$HAVE" && ( "$HAVE" == "$INDEX" || -z "$INDEX" ) ]]; then
-    echo "keeping torch ($HAVE)"
-elif [[ -n "$INDEX" ]]; then
-    echo "installing torch ($INDEX)"
-    "$PY" -m pip install --quiet --upgrade torch --index-url "https://download.pytorch.org/whl/$INDEX"
-else
-    "$PY" -m pip install --quiet --upgrade torch
-fi
+"$PY" "$SOURCE/installer/torch_setup.py" --torch-index "$TORCH_INDEX"
 
 echo "installing MotionClone Studio from $SOURCE"
 "$PY" -m pip install --quiet --upgrade "$SOURCE"
-"$VENV/bin/motionclone" install --source "$SOURCE" "$@"
+"$VENV/bin/motionclone" install --source "$SOURCE" ${PASSED[@]+"${PASSED[@]}"}
 echo "venv: $VENV (commands: $VENV/bin/motionclone, $VENV/bin/motionclone-daemon)"

@@ -60,7 +60,7 @@ def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert built.returncode == 0, built.stderr
     print(f"build: {time.perf_counter() - started:.1f} s\n{built.stdout}")
-    (zip_path,) = output.glob("*linux_x64.zip")
+    (zip_path,) = output.glob("*blender4.2-5.0-linux_x64.zip")
     return zip_path
 
 
@@ -195,16 +195,6 @@ def test_job_in_flight_when_saved_arrives_after_reopening(extension_zip, tmp_pat
     source, (result,) = source_and_results(reopened)
     assert (result["channel"], result["start"]) == (SOURCE_CHANNEL + 2, source["start"])
     assert result["file_exists"]
-
-
-def test_built_zip_passes_blenders_validate(extension_zip):
-    builder = next((REPO / ".venv-bpy" / "lib").glob("python*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli"))
-    validated = subprocess.run(
-        [sys.executable, str(builder / "blender_ext.py"), "validate", str(extension_zip)],
-        capture_output=True,
-        text=True,
-    )
-    assert validated.returncode == 0, validated.stdout + validated.stderr
 
 
 def test_job_panel_shows_the_latest_live_preview_while_the_job_runs(extension_zip, tmp_path, shared_engine):

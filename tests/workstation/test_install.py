@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
+from checkout_copy import copy_checkout
 
 REPO = Path(__file__).resolve().parents[2]
 BPY_PYTHON = REPO / ".venv-bpy" / "bin" / "python"
@@ -173,3 +175,33 @@ def test_uninstall_keeps_what_the_user_added_to_our_folders(tmp_path: Path) -> N
     assert sorted(path.name for path in edit.iterdir()) == ["Mine.py"]
     assert not (home / ".config" / "systemd" / "user").exists()
     assert not (home / ".local" / "share" / "motionclone").exists()
+
+
+@pytest.fixture(scope="module")
+def fresh_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkout as a fresh clone has it: no .venv-bpy, so no Blender builder anywhere (issue 25, item 1)."""
+    return copy_checkout(tmp_path_factory.mktemp("checkout"))
+
+
+def test_a_machine_without_blender_installs_the_rest_and_keeps_the_zips(tmp_path: Path, fresh_checkout: Path) -> None:
+    home, env = fake_home(tmp_path, blender_versions=())
+    dry = motionclone(env, "install", "--no-service", "--dry-run", "--source", str(fresh_checkout))
+    assert "MotionClone.py" in dry.stdout
+    result = motionclone(env, "install", "--no-service", "--source", str(fresh_checkout))
+    kept = home / ".local" / "share" / "motionclone" / "plugins"
+    assert sorted(path.name for path in kept.glob("*.zip")) == [
+        "motionclone-0.1.0-blender4.2-5.0-linux_x64.zip",
+        "motionclone-0.1.0-blender5.1+-linux_x64.zip",
+    ]
+    assert f"no Blender 4.2+ user folder found: the extension is kept in {kept}" in result.stdout
+    assert (home / ".local" / "share" / "DaVinciResolve" / "Fusion" / "Scripts" / "Edit" / "MotionClone.py").is_file()
+
+
+def test_each_blender_folder_gets_the_zip_for_its_python(tmp_path: Path, fresh_checkout: Path) -> None:
+    home, env = fake_home(tmp_path, blender_versions=("4.2", "5.1"))
+    motionclone(env, "install", "--no-service", "--no-resolve", "--source", str(fresh_checkout))
+    for version, python_tag in (("4.2", "cp311"), ("5.1", "cp313")):
+        extension = home / ".config" / "blender" / version / "extensions" / "user_default" / "motionclone"
+        manifest = tomllib.loads((extension / "blender_manifest.toml").read_text())
+        assert next(wheel for wheel in manifest["wheels"] if "grpcio" in wheel).split("-")[2] == python_tag
+        assert all((extension / wheel).is_file() for wheel in manifest["wheels"])

@@ -23,6 +23,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomllib
+
 from motionclone.workstation.install.actions import Changes, tree_state
 from motionclone.workstation.install.layout import Layout
 
@@ -56,25 +58,6 @@ class BlenderCommand:
             return [str(self.executable), "-c", BPY_CLI, *arguments]
         return [str(self.executable), "--command", "extension", *arguments]
 
-    def builder(self) -> Path | None:
-        """Blender's extension builder (blender_ext.py) inside this Blender, to build the zip with."""
-        pattern = "*/scripts/addons_core/bl_pkg/cli/blender_ext.py"
-        roots = [self.executable.parent, self.executable.parent.parent / "Resources"]
-        if self.is_bpy_python:
-            roots = [Path(path) / "bpy" for path in _site_packages(self.executable)]
-        found = [match for root in roots for match in sorted(root.glob(pattern))]
-        return found[-1] if found else None
-
-
-def _site_packages(python: Path) -> list[str]:
-    result = subprocess.run(
-        [str(python), "-c", "import site; print('\\n'.join(site.getsitepackages()))"],
-        capture_output=True,
-        text=True,
-        timeout=VERSION_SECONDS,
-    )
-    return result.stdout.split()
-
 
 def probe_command(executable: Path) -> BlenderCommand | None:
     """The Blender at `executable` and its version; None when it does not run as one."""
@@ -103,14 +86,44 @@ def find_commands(given: Path | None) -> list[BlenderCommand]:
     return list(commands.values())
 
 
-def target_folders(layout: Layout, commands: list[BlenderCommand]) -> list[tuple[Path, BlenderCommand | None]]:
-    """Each Blender user folder with the Blender that can install into it (None: unpack)."""
+@dataclass(frozen=True)
+class Target:
+    """A Blender user folder, the Blender version it belongs to, and the Blender that can install into it."""
+
+    folder: Path
+    version: tuple[int, int]
+    command: BlenderCommand | None  # None: unpack the zip there
+
+
+def target_folders(layout: Layout, commands: list[BlenderCommand]) -> list[Target]:
+    """Each Blender user folder with its version and the Blender that can install into it."""
     by_version = {command.version: command for command in commands}
-    targets = {folder: by_version.get(version) for version, folder in layout.blender_user_folders()}
+    targets = {
+        folder: Target(folder, version, by_version.get(version)) for version, folder in layout.blender_user_folders()
+    }
     override = os.environ.get(USER_RESOURCES_ENV)
-    if override:  # a portable or redirected Blender keeps its user files there; its version is the runnable one's
-        targets.setdefault(Path(override).resolve(), commands[0] if commands else None)
-    return list(targets.items())
+    if (
+        override and commands
+    ):  # a portable or redirected Blender keeps its user files there; its version is the runnable one's
+        folder = Path(override).resolve()
+        targets.setdefault(folder, Target(folder, commands[0].version, commands[0]))
+    return list(targets.values())
+
+
+def zip_for_version(zips: list[Path], version: tuple[int, int]) -> Path | None:
+    """The built zip whose manifest's Blender range holds `version` (each zip carries one Blender Python)."""
+    for zip_path in zips:
+        with zipfile.ZipFile(zip_path) as archive:
+            manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
+        lowest = _version(manifest["blender_version_min"])
+        beyond = _version(manifest.get("blender_version_max", "999.0.0"))
+        if lowest <= (*version, 0) < beyond:
+            return zip_path
+    return None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 def extension_folder(user_folder: Path) -> Path:

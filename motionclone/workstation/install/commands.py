@@ -17,7 +17,7 @@ from motionclone.workstation.install.actions import Changes, InstallError, tree_
 from motionclone.workstation.install.layout import Layout, blender_platform
 from motionclone.workstation.install.manifest import MANIFEST_NAME, Manifest
 from motionclone.workstation.install.plugin_builds import (
-    build_blender_zip,
+    build_blender_zips,
     build_resolve,
     find_source,
     staging_folder,
@@ -79,38 +79,55 @@ def install_blender(changes: Changes, layout: Layout, source: Path, given: Path 
 
 
 def _install_blender(changes: Changes, layout: Layout, source: Path, given: Path | None) -> None:
-    commands = blender.find_commands(given)
-    targets = blender.target_folders(layout, commands)
-    builders = [builder for command in commands if (builder := command.builder())]
+    targets = blender.target_folders(layout, blender.find_commands(given))
     platform = blender_platform()
     changes.say(f"build the Blender extension for {platform} with {source / 'plugins/blender/build.py'}")
     with staging_folder() as staging:
-        built = build_blender_zip(source, platform, Path(staging), builders[0] if builders else None)
-        digest = zip_digest(built)
-        kept = data_dir() / "plugins" / built.name
-        if not (kept.is_file() and zip_digest(kept) == digest):
-            changes.write(kept, built.read_bytes())
-        changes.remove_files(changes.manifest.files_under(kept.parent) - {kept})
-        for folder, command in targets:
-            record = changes.manifest.blender.get(str(folder), {})
-            if record.get("digest") == digest and blender.is_installed(folder):
-                changes.say(f"Blender extension in {folder} is up to date")
+        built = build_blender_zips(source, platform, Path(staging))
+        kept = _keep_zips(changes, built, data_dir() / "plugins")
+        for target in targets:
+            zip_path = blender.zip_for_version(built, target.version)
+            if zip_path is None:
+                changes.say(
+                    f"no extension zip for Blender {target.version[0]}.{target.version[1]}: {target.folder} skipped"
+                )
                 continue
-            if command:
-                blender.install_with_blender(changes, command, folder, built)
-            else:
-                blender.unpack(changes, folder, built)
-            route = "blender" if command else "unpack"
-            changes.manifest.blender[str(folder)] = {
-                "digest": digest,
-                "route": route,
-                "command": str(command.executable) if command else "",
-            }
+            _install_into(changes, target, zip_path)
     if not targets:
         changes.say(
-            f"no Blender 4.2+ user folder found: drag {kept} into Blender "
+            f"no Blender 4.2+ user folder found: the extension is kept in {kept.parent}; drag the zip for your "
+            f"Blender ({', '.join(path.name for path in built)}) into Blender "
             "(or Edit > Preferences > Get Extensions > Install from Disk)"
         )
+
+
+def _keep_zips(changes: Changes, built: list[Path], folder: Path) -> Path:
+    """The built zips in the data dir (to drag into a Blender installed later); older builds there go."""
+    kept = []
+    for zip_path in built:
+        copy = folder / zip_path.name
+        if not (copy.is_file() and zip_digest(copy) == zip_digest(zip_path)):
+            changes.write(copy, zip_path.read_bytes())
+        kept.append(copy)
+    changes.remove_files(changes.manifest.files_under(folder) - set(kept))
+    return kept[0]
+
+
+def _install_into(changes: Changes, target: blender.Target, zip_path: Path) -> None:
+    digest = zip_digest(zip_path)
+    record = changes.manifest.blender.get(str(target.folder), {})
+    if record.get("digest") == digest and blender.is_installed(target.folder):
+        changes.say(f"Blender extension in {target.folder} is up to date")
+        return
+    if target.command:
+        blender.install_with_blender(changes, target.command, target.folder, zip_path)
+    else:
+        blender.unpack(changes, target.folder, zip_path)
+    changes.manifest.blender[str(target.folder)] = {
+        "digest": digest,
+        "route": "blender" if target.command else "unpack",
+        "command": str(target.command.executable) if target.command else "",
+    }
 
 
 def install_resolve(changes: Changes, layout: Layout, source: Path, given: Path | None) -> None:

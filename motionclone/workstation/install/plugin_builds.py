@@ -1,7 +1,7 @@
 """The editor plugins, built from the source checkout with their own build scripts.
 
 The plugins are not Python packages of the daemon (the Blender extension and the Resolve script
-are built with Blender's builder and vendored wheels), so `motionclone install` builds them from
+are zips and folders with vendored wheels), so `motionclone install` builds them from
 the checkout the bootstrap ran from, through the build scripts' command lines. The checkout is
 found from --source, $MOTIONCLONE_SOURCE, the folder around an editable install, or the path an
 earlier install recorded; install.sh / install.ps1 pass it.
@@ -38,25 +38,19 @@ def find_source(given: Path | None, recorded: str) -> Path:
     )
 
 
-def _run_build(script: Path, arguments: list[str], env: dict[str, str] | None = None) -> None:
+def _run_build(script: Path, arguments: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, str(script), *arguments],
-        capture_output=True,
-        text=True,
-        timeout=BUILD_SECONDS,
-        env=env and {**os.environ, **env},
+        [sys.executable, str(script), *arguments], capture_output=True, text=True, timeout=BUILD_SECONDS
     )
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
         raise InstallError(f"{script} failed: {lines[-1] if lines else result.returncode}")
 
 
-def build_blender_zip(source: Path, platform: str, staging: Path, blender_ext: Path | None) -> Path:
-    """This platform's extension zip, built into `staging`."""
-    env = {"MOTIONCLONE_BLENDER_EXT": str(blender_ext)} if blender_ext else None
-    _run_build(source / BLENDER_BUILD, ["--output", str(staging), "--platforms", platform], env)
-    (zip_path,) = staging.glob("*.zip")
-    return zip_path
+def build_blender_zips(source: Path, platform: str, staging: Path) -> list[Path]:
+    """This platform's extension zips (one per Blender Python), built into `staging`."""
+    _run_build(source / BLENDER_BUILD, ["--output", str(staging), "--platforms", platform])
+    return sorted(staging.glob("*.zip"))
 
 
 def build_resolve(source: Path, python: str, platform: str, staging: Path) -> Path:

@@ -1,1 +1,1 @@
-"""The Blender-only steps of `plugins/blender/build.py`: run Blender's builder, check its zips."""
+"""The Blender-only steps of `plugins/blender/build.py`: write the extension zips, check them."""
