@@ -128,6 +128,37 @@ def watch_previews(addon: Any, timeout: float, keep: Path) -> dict[str, Any]:
     }
 
 
+def result_files(spec: dict[str, Any]) -> list[str]:
+    """The result files saved next to the .blend: one per job, however the job's life went."""
+    return sorted(path.name for path in (Path(spec["blend"]).parent / "motionclone").glob("*.mp4"))
+
+
+def undo_redo(addon: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """A user's edit while the job runs, the result landing, then Ctrl+Z and Ctrl+Shift+Z with ticks between."""
+    bpy.ops.ed.undo_push(message="before the edit")
+    bpy.context.scene.frame_end = 777
+    bpy.ops.ed.undo_push(message="the user's edit")
+    landed = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
+    after_landing = summary()
+    bpy.ops.ed.undo()
+    tick_until(addon, lambda: False, 1.5)
+    after_undo = {**summary(), "frame_end": bpy.context.scene.frame_end}
+    bpy.ops.ed.redo()
+    tick_until(addon, lambda: False, 1.5)
+    after_redo = {**summary(), "frame_end": bpy.context.scene.frame_end}
+    return {"landed": landed, "after_landing": after_landing, "after_undo": after_undo, "after_redo": after_redo}
+
+
+def reregister(addon: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Disable and enable the add-on while its job runs (an update, or a user toggling it), then finish."""
+    tick_until(addon, lambda: records()[0].state == "running", spec["timeout"])
+    bpy.ops.preferences.addon_disable(module=ADDON_MODULE)
+    bpy.ops.preferences.addon_enable(module=ADDON_MODULE)
+    configure(spec)
+    addon = sys.modules[ADDON_MODULE]
+    return {"finished": tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])}
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     addon = install(spec["zip"])
     scenario = spec["scenario"]
@@ -152,7 +183,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     elif scenario == "save_in_flight":
         tick_until(addon, lambda: bool(records()[0].job_id), spec["timeout"])
         bpy.ops.wm.save_mainfile()
-    return {**outcome, **summary()}
+    elif scenario == "undo":
+        outcome.update(undo_redo(addon, spec))
+    elif scenario == "reregister":
+        outcome.update(reregister(addon, spec))
+    return {**outcome, **summary(), "result_files": result_files(spec)}
 
 
 if __name__ == "__main__":

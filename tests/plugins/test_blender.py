@@ -224,3 +224,41 @@ def test_job_panel_shows_the_latest_live_preview_while_the_job_runs(extension_zi
         assert sighting["size"] == [image.shape[1], image.shape[0]], "Blender loaded the file at its own size"
         assert max(image.shape[:2]) <= 256 and image.shape[1] == 4 * image.shape[0]  # 4 frames side by side
     assert not outcome["preview_after_done"] and not outcome["folder_after_done"], "previews outlive the job"
+
+
+def test_undo_takes_back_only_the_placement_and_never_loses_or_replays_the_job(extension_zip, tmp_path, shared_engine):
+    """Issue 25, item 4: placing is an undo step of its own; job records are not undo's to change."""
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        spec = scenario(tmp_path, extension_zip, "undo", f"127.0.0.1:{daemon.port}", daemon.token)
+        outcome = run_driver(tmp_path, spec)
+    assert outcome["landed"], outcome
+    placed = source_and_results(outcome["after_landing"])[1]
+    assert len(placed) == 1
+    undone = outcome["after_undo"]
+    assert source_and_results(undone)[1] == [] and undone["frame_end"] == 777  # the edit stays, the strip goes
+    redone = outcome["after_redo"]
+    assert [r["name"] for r in source_and_results(redone)[1]] == [placed[0]["name"]]
+    for state in (undone, redone):
+        (record,) = state["records"]
+        assert record["state"] == "succeeded" and record["done"] and record["result_path"], record
+    assert len(outcome["result_files"]) == 1, outcome["result_files"]
+    assert len(source_and_results(outcome)[1]) == 1
+
+
+def test_reregistering_the_addon_while_a_job_runs_downloads_its_result_once(extension_zip, tmp_path, shared_engine):
+    """Issue 25, item 7: the old add-on's follower thread stops; the new one picks the job up."""
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        spec = scenario(
+            tmp_path,
+            extension_zip,
+            "reregister",
+            f"127.0.0.1:{daemon.port}",
+            daemon.token,
+            settings={**SETTINGS, "steps": 12},
+        )
+        outcome = run_driver(tmp_path, spec)
+    assert outcome["finished"], outcome
+    (record,) = outcome["records"]
+    assert record["state"] == "succeeded", record
+    assert len(outcome["result_files"]) == 1, outcome["result_files"]
+    assert len(source_and_results(outcome)[1]) == 1

@@ -11,7 +11,7 @@ import logging
 
 import bpy
 
-from . import job_records, job_sync, live_previews, ui
+from . import job_journal, job_records, job_sync, live_previews, ui
 from .connection_operator import MOTIONCLONE_OT_test_connection
 from .generate_operator import MOTIONCLONE_OT_generate
 from .job_operators import MOTIONCLONE_OT_cancel, MOTIONCLONE_OT_clear_finished, MOTIONCLONE_OT_show_report
@@ -48,6 +48,7 @@ def register() -> None:
     start_runner()
     live_previews.open_previews()
     job_records.register()
+    job_journal.register()
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.SEQUENCER_MT_context_menu.append(ui.draw_context_menu_entry)
@@ -57,8 +58,12 @@ def register() -> None:
 def unregister() -> None:
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
+    runner = current_runner()
+    runner.stop()  # the next register's runner picks the jobs up; its followers must be the only ones
+    job_sync.apply_updates(runner)  # what the stopped followers learned (a job id, a downloaded file) is kept
     bpy.types.SEQUENCER_MT_context_menu.remove(ui.draw_context_menu_entry)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
+    job_journal.unregister()
     job_records.unregister()
     live_previews.close_previews()

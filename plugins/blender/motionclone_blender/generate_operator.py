@@ -23,7 +23,7 @@ from motionclone_options import (
     PRESET_NAMES,
 )
 
-from . import compat
+from . import compat, job_journal
 from .background import run_in_background
 from .daemon_calls import server_info
 from .job_runner import current_runner
@@ -157,6 +157,7 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         record.file_stem = result_stem(strip.name, self.prompt, self.seed)
         record.message = "sending to the daemon"
         start_follower(current_runner(), context, record)
+        job_journal.note()
         self.report({"INFO"}, f"MotionClone: generating {span.length} frames for {strip.name!r}")
         return {"FINISHED"}
 

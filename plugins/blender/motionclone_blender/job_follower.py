@@ -44,6 +44,14 @@ class Ticket:
     file_stem: str
     preview_folder: Path
     cancel: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    client: DaemonClient | None = None
+
+    def halt(self) -> None:
+        """Stop following (the add-on is being unregistered): closing the channel ends a running stream or download."""
+        self.stop.set()
+        if self.client is not None:
+            self.client.close()
 
 
 @dataclass(frozen=True)
@@ -64,18 +72,31 @@ Post = Callable[[JobUpdate], None]
 
 
 def follow(ticket: Ticket, post: Post) -> None:
-    """Drive the job to its end and report each change; never raises (a thread has no one to raise to)."""
+    """Drive the job to its end and report each change; never raises (a thread has no one to raise to).
+
+    A follower halted by the runner reports nothing of the error its closed channel causes: the
+    job is the next follower's to pick up, not failed.
+    """
     try:
         with DaemonClient(ticket.connection.address, ticket.connection.token) as client:
-            _follow(client, ticket, post)
-    except DaemonUnavailable as error:
+            ticket.client = client
+            if not ticket.stop.is_set():
+                _follow(client, ticket, post)
+    except Exception as error:
+        if not ticket.stop.is_set():
+            _report(error, ticket, post)
+
+
+def _report(error: Exception, ticket: Ticket, post: Post) -> None:
+    """What the panel says about the error that stopped the follower; a passing problem is retried later."""
+    if isinstance(error, DaemonUnavailable):
         post(JobUpdate(ticket.key, {"message": f"{error} (will retry)"}, retry=True))
-    except ClientError as error:
+    elif isinstance(error, ClientError):
         post(JobUpdate(ticket.key, {"state": "failed", "message": str(error)}))
-    except OSError as error:
+    elif isinstance(error, OSError):
         post(JobUpdate(ticket.key, {"message": _save_failure(error, ticket.folder)}, retry=True))
-    except Exception as error:  # a bug must not kill the editor's job list silently: log it, show one line
-        log.exception("MotionClone job %s", ticket.key)
+    else:  # a bug must not kill the editor's job list silently: log it, show one line
+        log.exception("MotionClone job %s", ticket.key, exc_info=error)
         post(JobUpdate(ticket.key, {"state": "failed", "message": f"unexpected error: {error}"}))
 
 

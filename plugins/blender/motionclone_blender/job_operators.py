@@ -5,7 +5,7 @@ import json
 import bpy
 from motionclone_client import ClientError
 
-from . import compat
+from . import compat, job_journal
 from .background import run_in_background
 from .daemon_calls import cancel_job
 from .job_follower import JobUpdate
@@ -31,6 +31,7 @@ class MOTIONCLONE_OT_cancel(bpy.types.Operator):
         runner = current_runner()
         runner.cancel_event(self.key).set()  # a job not yet submitted is cancelled right after its submit
         record.message = "cancelling"
+        job_journal.note()
         if record.job_id:
             try:
                 daemon = connection(context)
@@ -79,4 +80,5 @@ class MOTIONCLONE_OT_clear_finished(bpy.types.Operator):
         for index in reversed(range(len(jobs))):
             if jobs[index].done:
                 jobs.remove(index)
+        job_journal.note()
         return {"FINISHED"}

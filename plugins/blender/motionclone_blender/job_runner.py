@@ -14,12 +14,14 @@ from .background import start_thread
 from .job_follower import JobUpdate, Ticket, follow
 
 RETRY_SECONDS = 5.0
+STOP_SECONDS = 5.0
 
 
 class JobRunner:
     def __init__(self) -> None:
         self._updates: queue.Queue[JobUpdate] = queue.Queue()
         self._followers: dict[str, threading.Thread] = {}
+        self._tickets: dict[str, Ticket] = {}
         self._cancels: dict[str, threading.Event] = {}
         self._retry_at: dict[str, float] = {}
         self.models: list[str] = []
@@ -38,6 +40,7 @@ class JobRunner:
     def follow(self, ticket: Ticket) -> None:
         ticket.cancel = self.cancel_event(ticket.key)
         self._retry_at.pop(ticket.key, None)
+        self._tickets[ticket.key] = ticket
         self._followers[ticket.key] = start_thread(lambda: follow(ticket, self.post), f"motionclone-{ticket.key[:8]}")
 
     def may_follow(self, key: str) -> bool:
@@ -52,6 +55,15 @@ class JobRunner:
     def cancel_event(self, key: str) -> threading.Event:
         """Set to cancel a job its follower has not submitted yet (it cancels right after submitting)."""
         return self._cancels.setdefault(key, threading.Event())
+
+    def stop(self) -> None:
+        """Halt every follower and wait for them (briefly): a new runner, after re-registering, follows
+        the same jobs, and two followers of one job would download its result twice."""
+        for ticket in self._tickets.values():
+            ticket.halt()
+        deadline = time.monotonic() + STOP_SECONDS
+        for thread in self._followers.values():
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     @property
     def busy(self) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import bpy
 from motionclone_client import ClientError
 
-from . import live_previews
+from . import job_journal, live_previews
 from .job_follower import Ticket
 from .job_records import FINISHED_STATES, MotionCloneJob, all_records, find_record
 from .job_runner import JobRunner
@@ -29,7 +29,7 @@ IDLE_INTERVAL = 1.0
 
 def sync(runner: JobRunner, context: bpy.types.Context) -> float:
     """One round of the timer; returns the seconds until the next one."""
-    changed = _apply_updates(runner)
+    changed = apply_updates(runner)
     for scene, record in all_records():
         if record.ready_to_place:
             _place(scene, record)
@@ -37,6 +37,7 @@ def sync(runner: JobRunner, context: bpy.types.Context) -> float:
         elif record.needs_follower and runner.may_follow(record.key):
             start_follower(runner, context, record)
     live_previews.keep_only({record.key for _scene, record in all_records() if record.in_progress})
+    job_journal.note()
     if changed:
         _redraw_sequencers(context)
     pending = any(not record.done for _scene, record in all_records())
@@ -70,7 +71,7 @@ def results_folder(context: bpy.types.Context) -> Path:
     return Path(bpy.path.abspath(preferences(context).unsaved_folder)).expanduser()
 
 
-def _apply_updates(runner: JobRunner) -> bool:
+def apply_updates(runner: JobRunner) -> bool:
     updates = runner.drain()
     for update in updates:
         record = find_record(update.key)
@@ -88,6 +89,7 @@ def _apply_updates(runner: JobRunner) -> bool:
 
 
 def _place(scene: bpy.types.Scene, record: MotionCloneJob) -> None:
+    """Place the result as an undo step of its own: Ctrl+Z then takes back the strip, not the user's last edit."""
     try:
         strip = place_result(scene, record)
     except PlacementError as error:
@@ -95,6 +97,11 @@ def _place(scene: bpy.types.Scene, record: MotionCloneJob) -> None:
     else:
         record.message = f"placed on channel {strip.channel}"
     record.done = True
+    job_journal.note()  # before the push, so the undo step and the journal agree
+    try:
+        bpy.ops.ed.undo_push(message=f"MotionClone: place {record.prompt[:40]!r}")
+    except RuntimeError as error:  # no undo stack (e.g. undo steps set to 0): the strip is simply there
+        log.warning("MotionClone: no undo step for the placed result: %s", error)
 
 
 def _redraw_sequencers(context: bpy.types.Context) -> None:
