@@ -23,7 +23,7 @@ from motionclone.config.memory_plan import fitting_config
 from motionclone.config.plan import resolve
 from motionclone.device.memory import device_memory
 from motionclone.errors import MotionCloneError, VideoError
-from motionclone.media.video_io import probe
+from motionclone.media.video_io import probe, range_seconds
 from motionclone.models.loading import choose_device, defaults_before_loading
 from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.crashes import requeue_or_fail
@@ -51,6 +51,10 @@ class Submission:
     reference_name: str = ""
     reference_path: str = ""
     motion_from_job: str = ""
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
 class JobService:
@@ -142,9 +146,9 @@ class JobService:
         if submission.motion_from_job:
             clip = self._clip_of_job(submission.motion_from_job, job_id)
         elif submission.reference_path:
-            clip = self._copy_allowed_path(Path(submission.reference_path), job_id)
+            clip = self._copy_allowed_path(Path(submission.reference_path), job_id, submission.settings)
         else:
-            clip = self._receive(chunks, job_id, submission.reference_name)
+            clip = self._receive(chunks, job_id, submission.reference_name, submission.settings)
         name = submission.reference_name or Path(submission.reference_path).name
         try:
             return self.store.add(
@@ -170,7 +174,9 @@ class JobService:
         suffix = Path(name).suffix.lower()
         return self.clips / f"{job_id}{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
 
-    def _receive(self, chunks: Iterable[bytes], job_id: str, name: str, probed: bool = False) -> Path:
+    def _receive(
+        self, chunks: Iterable[bytes], job_id: str, name: str, settings: dict[str, Any], probed: bool = False
+    ) -> Path:
         """Write a clip under uploads/, fsync it, check that it is a video (unless `probed`), then
         rename it into clips/: clips/ never holds a partial file or a non-video, and the clip is on
         disk before its job row is."""
@@ -187,7 +193,7 @@ class JobService:
                 handle.flush()
                 os.fsync(handle.fileno())
             if not probed:
-                self._check_video(partial, name)
+                self._check_video(partial, name, settings)
             target = self._clip_target(job_id, name)
             os.replace(partial, target)
             _sync_directory(self.clips)
@@ -197,7 +203,7 @@ class JobService:
         finally:
             partial.unlink(missing_ok=True)
 
-    def _copy_allowed_path(self, path: Path, job_id: str) -> Path:
+    def _copy_allowed_path(self, path: Path, job_id: str, settings: dict[str, Any]) -> Path:
         resolved = path.expanduser().resolve()
         roots = [Path(r).expanduser().resolve() for r in self.settings.allowed_roots]
         if not any(resolved.is_relative_to(root) for root in roots):
@@ -206,7 +212,7 @@ class JobService:
             raise InvalidRequest(f"clip not found: {path}")
         if self.settings.max_upload_bytes and resolved.stat().st_size > self.settings.max_upload_bytes:
             raise TooLarge(f"clip larger than this daemon's limit of {self.settings.max_upload_mb:g} MB")
-        self._check_video(resolved, str(path))  # in place: a large non-video is never copied
+        self._check_video(resolved, str(path), settings)  # in place: a large non-video is never copied
         return self._copy_in(resolved, job_id)
 
     def _clip_of_job(self, other_id: str, job_id: str) -> Path:
@@ -225,20 +231,28 @@ class JobService:
     def _copy_in(self, source: Path, job_id: str) -> Path:
         """Copy a clip already known to be a video into clips/, the way an upload is stored."""
         with open(source, "rb") as handle:
-            return self._receive(iter(lambda: handle.read(COPY_CHUNK), b""), job_id, source.name, probed=True)
+            return self._receive(iter(lambda: handle.read(COPY_CHUNK), b""), job_id, source.name, {}, probed=True)
 
-    def _check_video(self, path: Path, name: str) -> None:
+    def _check_video(self, path: Path, name: str, settings: dict[str, Any]) -> None:
         """Refuse an empty, unreadable or too long clip at submit, naming it as the client knows
-        it: the one probe of the clip the daemon makes (the engine reads it again anyway)."""
+        it: the one probe of the clip the daemon makes (the engine reads it again anyway).
+
+        The length limit is on the range the job uses (`start`..`end`), not the file: an editor
+        sends a 3 s strip cut from a 20-minute take, and only those 3 s are decoded.
+        """
         if path.stat().st_size == 0:
             raise InvalidRequest(f"the clip is empty (0 bytes): {name}" if name else NO_CLIP_SENT)
         try:
-            duration = probe(path).duration
+            info = probe(path)
         except VideoError as error:
             raise InvalidRequest(str(error).replace(str(path), name or "the uploaded clip")) from None
         longest = self.settings.max_clip_seconds
-        if longest and duration > longest:
-            raise InvalidRequest(f"clip is {duration:.0f} s long; this daemon accepts at most {longest:.0f} s")
+        used = range_seconds(info, settings.get("start"), settings.get("end"))
+        if longest and used > longest:
+            whole = "" if used == info.duration else f" (of a {_seconds(info.duration)} s file)"
+            raise InvalidRequest(
+                f"clip is {_seconds(used)} s long{whole}; this daemon accepts at most {_seconds(longest)} s"
+            )
 
     def _disk_error(self, error: Exception) -> Exception:
         """A full disk as the one clear message; any other error as it is."""

@@ -72,6 +72,14 @@ class TimePoint:
         return self.value / fps if self.is_frame else self.value
 
 
+def range_seconds(info: VideoInfo, start: str | float | None, end: str | float | None) -> float:
+    """How long the range `start`..`end` of a clip is (None: the clip's start, its end), clipped to the clip."""
+    first, last = TimePoint.parse(start), TimePoint.parse(end)
+    begin = first.seconds(info.fps) if first else 0.0
+    finish = min(last.seconds(info.fps), info.duration) if last else info.duration
+    return max(0.0, finish - begin)
+
+
 def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 

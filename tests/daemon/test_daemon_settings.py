@@ -106,6 +106,22 @@ def test_clips_longer_than_the_limit_are_refused_at_submit_with_the_reason(clip_
         assert client.list() == []
 
 
+def test_the_length_limit_is_on_the_range_used_not_the_file(clip_files, tmp_path, shared_engine):
+    """Issue 25, item 6: a short range of a file longer than the limit is accepted; a long range of it is not."""
+    from motionclone_client import ClientError
+
+    with (
+        running_daemon(tmp_path, engine=shared_engine, max_clip_seconds=1) as daemon,
+        DaemonClient(f"127.0.0.1:{daemon.port}", token=daemon.token) as client,
+    ):
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x", "start": "4f", "end": "12f"})
+        assert client.get(job.id).state in ("queued", "running", "succeeded")
+        with pytest.raises(
+            ClientError, match=r"^clip is 1\.8 s long \(of a 2 s file\); this daemon accepts at most 1 s"
+        ):
+            client.submit(clip_files["right"], {**FAST, "prompt": "y", "start": "0.25"})
+
+
 def test_a_busy_port_gives_a_clear_error(tmp_path, shared_engine):
     import socket
 

@@ -262,3 +262,14 @@ def test_reregistering_the_addon_while_a_job_runs_downloads_its_result_once(exte
     assert record["state"] == "succeeded", record
     assert len(outcome["result_files"]) == 1, outcome["result_files"]
     assert len(source_and_results(outcome)[1]) == 1
+
+
+def test_a_short_strip_of_a_file_longer_than_the_daemons_limit_is_generated(extension_zip, tmp_path, shared_engine):
+    """Issue 25, item 6: the 3 s sample over a 2.5 s limit; the strip shows 2 s of it, and only those count."""
+    with running_daemon(tmp_path, engine=shared_engine, max_clip_seconds=2.5) as daemon:
+        spec = scenario(tmp_path, extension_zip, "generate", f"127.0.0.1:{daemon.port}", daemon.token)
+        outcome = run_driver(tmp_path, spec)
+    assert outcome["operator"] == "FINISHED" and outcome["finished"], outcome
+    (record,) = outcome["records"]
+    assert record["state"] == "succeeded", record
+    assert len(source_and_results(outcome)[1]) == 1

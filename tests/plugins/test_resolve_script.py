@@ -93,6 +93,17 @@ def test_a_second_run_without_moving_the_playhead_takes_the_source_not_the_first
     assert timeline.GetTrackCount("video") == 3
 
 
+def test_a_short_clip_cut_from_a_file_longer_than_the_daemons_limit_is_generated(
+    clip_files, tmp_path, shared_engine, capsys
+):
+    """Issue 25, item 6: 1 s of a 2 s file under a 1.5 s limit: only the range used counts."""
+    resolve, timeline, _media, _record = clip_under_the_playhead(clip_files["right"], tmp_path)
+    with running_daemon(tmp_path, engine=shared_engine, max_clip_seconds=1.5):
+        status = main([*FAST, "--prompt", "a red fox running"], resolve=resolve)
+    assert status == 0, capsys.readouterr()
+    assert len(timeline.GetItemListInTrack("video", 2)) == 1
+
+
 def test_all_marked_clips_each_with_its_prompt(clip_files, tmp_path, shared_engine, capsys):
     """8 fps clips on a 24 fps timeline, each marker its own prompt and options; a bad clip fails alone."""
     folder = tmp_path / "media"
