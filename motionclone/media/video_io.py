@@ -21,6 +21,7 @@ from pathlib import Path
 import ffmpeg
 import imageio_ffmpeg
 import numpy as np
+import torch
 
 from motionclone.errors import ConfigError, VideoError, shown
 
@@ -136,8 +137,9 @@ def ffmpeg_failure(stderr: bytes, otherwise: str) -> str:
 
 
 def _fit_filter(stream: ffmpeg.nodes.FilterableStream, width: int, height: int, mode: str):
+    """ffmpeg's scaling for `crop` and `pad`; `stretch` is left to `stretch_frames`."""
     if mode == "stretch":
-        return stream.filter("scale", width, height, flags="bilinear")
+        return stream
     if mode == "crop":
         scaled = stream.filter("scale", width, height, force_original_aspect_ratio="increase", flags="bilinear")
         return scaled.filter("crop", width, height)
@@ -176,7 +178,8 @@ def read_frames(
         stream = stream.filter("trim", **trim).filter("setpts", "PTS-STARTPTS")
     stream = _fit_filter(stream, width, height, resize)
     command = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24").compile(cmd=ffmpeg_exe())
-    kept, decoded, returncode, stderr = _decode_bounded(command, width, height)
+    decoded_size = (info.width, info.height) if resize == "stretch" else (width, height)
+    kept, decoded, returncode, stderr = _decode_bounded(command, *decoded_size)
     if returncode != 0 and decoded == 0:
         raise VideoError(f"cannot decode {path}: {ffmpeg_failure(stderr, 'unreadable input')}")
     if decoded < frames:
@@ -185,7 +188,17 @@ def read_frames(
     picks = frame_picks(decoded, frames, picking)
     sources = np.array([index for index, _frame in kept])
     nearest = np.abs(sources[None, :] - picks[:, None]).argmin(axis=1)
-    return np.stack([kept[choice][1] for choice in nearest])
+    chosen = np.stack([kept[choice][1] for choice in nearest])
+    return stretch_frames(chosen, width, height) if resize == "stretch" else chosen
+
+
+def stretch_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Frames resized as the official `video_preprocess` does: torch's bilinear with
+    align_corners=True on the uint8 frames, no antialiasing filter (ffmpeg's bilinear filters
+    when it shrinks, so its pixels differ from the official reference's)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    resized = torch.nn.functional.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=True)
+    return resized.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def frame_picks(count: int, frames: int, picking: str) -> np.ndarray:

@@ -78,6 +78,28 @@ def test_frames_are_fitted_to_the_model_size(tmp_path, mode):
         assert centre > 150 and corner < 50
 
 
+def test_stretch_resizes_like_the_official_video_preprocess(tmp_path):
+    """Issue 25, item 18: the official reference is torch's unfiltered bilinear (align_corners=True)
+    on the decoded uint8 frames; ffmpeg's bilinear filters when it shrinks and gives other pixels."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    texture = rng.integers(0, 256, size=(4, 72, 120, 3), dtype=np.uint8)
+    path = tmp_path / "textured.mp4"
+    write_video(path, texture, fps=8)
+    native = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    decoded = torch.from_numpy(np.frombuffer(native, dtype=np.uint8).reshape(4, 72, 120, 3).copy())
+    official = torch.nn.functional.interpolate(
+        decoded.permute(0, 3, 1, 2), size=(48, 64), mode="bilinear", align_corners=True
+    ).permute(0, 2, 3, 1)
+    ours = read_frames(path, 4, 64, 48, resize="stretch")
+    assert np.array_equal(ours, official.numpy())
+
+
 def test_write_is_atomic_and_leaves_no_partial_file(tmp_path):
     write_video(tmp_path / "out.mp4", _numbered_clip(4), fps=8)
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
