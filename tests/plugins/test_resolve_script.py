@@ -75,7 +75,19 @@ def test_clip_under_the_playhead_gets_its_result_above_it(clip_files, tmp_path, 
     assert result.name in results_bin_clips(resolve)
     info = probe(result)
     assert info.fps == pytest.approx(8) and round(info.duration * info.fps) == 8
-    assert "step 6/6" in output.out and "placed 1 of 1 clip" in output.out
+    assert "step 6/6" in output.out
+    where = f"V2 at {frame_to_timecode(record, 8)}"  # issue 25, item 11: timecode, not frame 86416
+    assert f"placed on {where} ({result})" in output.out and "at frame" not in output.out
+    assert f"placed 1 of 1 clip: right.mp4 on {where}" in output.out
+
+
+def test_a_terminal_run_without_seed_names_its_file_with_the_seed_used(clip_files, tmp_path, shared_engine):
+    """Issue 25, item 11: the README's `<clip>__<prompt>__s<seed>.mp4` holds without --seed: the official 2025."""
+    resolve, timeline, _media, _record = clip_under_the_playhead(clip_files["right"], tmp_path)
+    with running_daemon(tmp_path, engine=shared_engine):
+        assert main(["--model", "tiny-random", "--steps", "6", "--prompt", "a red fox"], resolve=resolve) == 0
+    [placed] = timeline.GetItemListInTrack("video", 2)
+    assert result_file(placed).name == "right__a-red-fox__s2025.mp4"
 
 
 def test_a_second_run_without_moving_the_playhead_takes_the_source_not_the_first_result(
@@ -112,7 +124,8 @@ def test_all_marked_clips_each_with_its_prompt(clip_files, tmp_path, shared_engi
     start = timeline.GetStartFrame()
     boat = add_clip(resolve, media_copy(clip_files["right"], folder), track=1, record=start, source=(2, 10))
     boat.AddMarker(1, "Blue", "MotionClone", "motionclone: a paper boat seed=5", 1)
-    add_clip(resolve, media_copy(clip_files["static"], folder), track=2, record=start + 12, source=(0, 8))
+    still = add_clip(resolve, media_copy(clip_files["static"], folder), track=2, record=start + 12, source=(0, 8))
+    still.AddMarker(0, "Blue", "MotionClone", "motionclone: a still lake seed=abc", 1)  # issue 25, item 11
     hills = add_clip(resolve, media_copy(clip_files["down"], folder), track=1, record=start + 48, source=(0, 16))
     hills.AddMarker(0, "Blue", "MotionClone", "MotionClone: snowy hills preset=object", 1)
     broken = folder / "broken.mp4"
@@ -129,7 +142,8 @@ def test_all_marked_clips_each_with_its_prompt(clip_files, tmp_path, shared_engi
     assert status == 1, output
     assert "Traceback" not in output.out + output.err
     assert "Text+: not a media file" in output.out and "broken.mp4: failed" in output.out
-    assert "placed 2 of 4 clips" in output.out
+    assert "static.mp4: marker option seed=abc is not a whole number; skipped" in output.out
+    assert "placed 2 of 5 clips: right.mp4 on V3 at 01:00:00:00; down.mp4 on V2 at 01:00:02:00" in output.out
     [boat_result] = timeline.GetItemListInTrack("video", 3)  # V2 is taken over the boat's span
     assert (boat_result.GetStart(), boat_result.GetDuration()) == (start, 24)
     [hills_result] = [item for item in timeline.GetItemListInTrack("video", 2) if item.GetStart() == start + 48]
@@ -226,6 +240,7 @@ def test_dialog_shows_the_latest_preview_of_the_running_job(clip_files, tmp_path
 
         dialog.wait_while_timer_runs(look)
         look()
+        shown.append({"path": None, "status": dialog.items["Status"].Text})
         dialog.close()
 
     with running_daemon(tmp_path, engine=shared_engine):
@@ -240,7 +255,9 @@ def test_dialog_shows_the_latest_preview_of_the_running_job(clip_files, tmp_path
         assert sight["size"] is not None, f"{sight['path']} was not a readable image when shown"
         height, width = sight["size"]
         assert max(height, width) <= 256 and width == 4 * height  # 4 square frames side by side
-    assert shown[-1]["path"] is None, "the preview must go when the job ends"
+    assert shown[-2]["path"] is None, "the preview must go when the job ends"
+    record = timeline_of(resolve).GetStartFrame()
+    assert shown[-1]["status"].startswith(f"placed 1 of 1 clip: right.mp4 on V2 at {frame_to_timecode(record, 8)}")
     assert not previews[-1]["path"].parent.exists(), "previews are not kept after the job"
     [placed] = timeline_of(resolve).GetItemListInTrack("video", 2)
     assert result_file(placed).is_file()

@@ -20,3 +20,13 @@ def frame_rate(value: object, what: str) -> float:
     if rate <= 0:
         raise ScriptError(f"Resolve reports no usable frame rate for {what} ({value!r})")
     return rate
+
+
+def timecode(frame: int, fps: float) -> str:
+    """An absolute timeline frame as HH:MM:SS:FF, as Resolve's timeline shows it (non-drop-frame,
+    at the nominal rate: 24 for 23.976). Frame numbers like 108030 mean nothing to an editor."""
+    rate = max(1, round(fps))
+    seconds, frames = divmod(int(frame), rate)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}:{frames:02d}"

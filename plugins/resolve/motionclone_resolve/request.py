@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from motionclone_options import add_generation_arguments, settings_from_namespace
+from motionclone_options import OFFICIAL_SEED, add_generation_arguments, settings_from_namespace
 
 
 @dataclass
@@ -63,6 +63,7 @@ def request_from_argv(argv: Sequence[str] | None) -> Request:
         settings = settings_from_namespace(args)
     except ValueError as error:
         parser.error(str(error))
+    settings.setdefault("seed", OFFICIAL_SEED)  # the daemon's default too: the file name says which seed made it
     if not args.all_marked and not str(settings.get("prompt") or "").strip():
         parser.error("--prompt is required (or --all-marked, to take each clip's prompt from its marker)")
     return Request(settings, args.all_marked, args.address, args.token, args.results_dir)

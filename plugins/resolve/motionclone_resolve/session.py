@@ -16,6 +16,7 @@ from motionclone_client import DaemonClient
 
 from motionclone_resolve.edit import Edit, timeline_made_current
 from motionclone_resolve.errors import ClipSkipped, ScriptError
+from motionclone_resolve.frame_rate import timecode
 from motionclone_resolve.job_followers import JobFollowers, JobNews, JobOrder
 from motionclone_resolve.marker_prompts import marker_prompt
 from motionclone_resolve.placement import place_result
@@ -36,6 +37,7 @@ class ClipJob:
     fraction: float = 0.0
     finished: bool = False
     placed: bool = False
+    where: str = ""  # "V2 at 01:00:04:12" once placed
     preview: Path | None = None  # the newest live preview, while the job runs
 
 
@@ -73,7 +75,10 @@ class GenerationSession:
         source = source_clip(item, self.edit.timeline_fps)
         settings = dict(self.request.settings)
         if self.request.all_marked:
-            marker = marker_prompt(item.GetMarkers())
+            try:
+                marker = marker_prompt(item.GetMarkers())
+            except ClipSkipped as error:
+                raise ClipSkipped(f"{source.name}: {error}; skipped") from None
             if marker is not None:
                 settings.update(marker.settings)
                 settings["prompt"] = marker.prompt or settings.get("prompt")
@@ -115,9 +120,11 @@ class GenerationSession:
         self._followers.cancel()
 
     def summary(self) -> str:
-        placed = sum(1 for job in self.jobs if job.placed)
+        """The run's last line: how many were placed, and where (it replaces the dialog's status line)."""
+        placed = [job for job in self.jobs if job.placed]
         total = len(self.jobs) + self.skipped
-        return f"placed {placed} of {total} clip{'s' if total != 1 else ''}"
+        where = "; ".join(f"{job.source.name} on {job.where}" for job in placed)
+        return f"placed {len(placed)} of {total} clip{'s' if total != 1 else ''}" + (f": {where}" if where else "")
 
     def _take(self, news: JobNews) -> None:
         job = self.jobs[news.clip]
@@ -149,4 +156,5 @@ class GenerationSession:
             job.status = f"not placed: {error} (the result is kept at {job.destination})"
             return
         job.placed = True
-        job.status = f"placed on V{placed.track} at frame {placed.record_start} ({job.destination})"
+        job.where = f"V{placed.track} at {timecode(placed.record_start, self.edit.timeline_fps)}"
+        job.status = f"placed on {job.where} ({job.destination})"
