@@ -159,6 +159,21 @@ def reregister(addon: Any, spec: dict[str, Any]) -> dict[str, Any]:
     return {"finished": tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])}
 
 
+def panel_basics(addon: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """What the panel shows around a job: the connection line, the notice when it lands, Run Again."""
+    runner = sys.modules[f"{ADDON_MODULE}.job_runner"].current_runner()
+    landed = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
+    state = runner.connection.state
+    notice = bpy.context.window_manager.motionclone_notice
+    bpy.ops.motionclone.run_again(key=records()[0].key, seed=11)
+    again = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
+    return {
+        "landed": landed and again,
+        "connection": [state.connected, state.text],
+        "notice": notice,
+    }
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     addon = install(spec["zip"])
     scenario = spec["scenario"]
@@ -169,6 +184,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         return {"finished": finished, **summary()}
     configure(spec)
     build_scene(spec)
+    if scenario == "connection":
+        watch = sys.modules[f"{ADDON_MODULE}.job_runner"].current_runner().connection
+        tick_until(addon, lambda: not watch.state.text.startswith("checking"), spec["timeout"])
+        return {"connection": [watch.state.connected, watch.state.text]}
     outcome = generate(spec)
     if scenario == "generate":
         started = time.perf_counter()
@@ -185,6 +204,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         bpy.ops.wm.save_mainfile()
     elif scenario == "undo":
         outcome.update(undo_redo(addon, spec))
+    elif scenario == "panel":
+        outcome.update(panel_basics(addon, spec))
     elif scenario == "reregister":
         outcome.update(reregister(addon, spec))
     return {**outcome, **summary(), "result_files": result_files(spec)}

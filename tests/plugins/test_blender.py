@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -110,6 +111,12 @@ def scenario(tmp_path: Path, zip_path: Path, name: str, address: str, token: str
         "settings": SETTINGS,
         **changes,
     }
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
 
 
 def source_and_results(outcome: dict) -> tuple[dict, list[dict]]:
@@ -273,3 +280,25 @@ def test_a_short_strip_of_a_file_longer_than_the_daemons_limit_is_generated(exte
     (record,) = outcome["records"]
     assert record["state"] == "succeeded", record
     assert len(source_and_results(outcome)[1]) == 1
+
+
+def test_panel_shows_the_connection_a_notice_and_runs_a_job_again(extension_zip, tmp_path, shared_engine):
+    """Issue 25, item 8: krita-ai-diffusion's basics."""
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        spec = scenario(tmp_path, extension_zip, "panel", f"127.0.0.1:{daemon.port}", daemon.token)
+        outcome = run_driver(tmp_path, spec)
+    assert outcome["landed"], outcome
+    connected, text = outcome["connection"]
+    assert connected and text.startswith("daemon ") and text.endswith(" on CPU"), text
+    assert outcome["notice"].startswith("'a paper boat': placed on channel"), outcome["notice"]
+    first, again = outcome["records"]
+    assert (first["state"], again["state"]) == ("succeeded", "succeeded")
+    assert sorted(outcome["result_files"]) == ["source__a-paper-boat__s11.mp4", "source__a-paper-boat__s7.mp4"]
+    assert len(source_and_results(outcome)[1]) == 2
+
+
+def test_panel_says_why_the_daemon_cannot_be_reached(extension_zip, tmp_path):
+    spec = scenario(tmp_path, extension_zip, "connection", f"127.0.0.1:{free_port()}", "token")
+    outcome = run_driver(tmp_path, spec)
+    connected, text = outcome["connection"]
+    assert not connected and "not running" in text, text

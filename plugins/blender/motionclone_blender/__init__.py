@@ -14,7 +14,12 @@ import bpy
 from . import job_journal, job_records, job_sync, live_previews, ui
 from .connection_operator import MOTIONCLONE_OT_test_connection
 from .generate_operator import MOTIONCLONE_OT_generate
-from .job_operators import MOTIONCLONE_OT_cancel, MOTIONCLONE_OT_clear_finished, MOTIONCLONE_OT_show_report
+from .job_operators import (
+    MOTIONCLONE_OT_cancel,
+    MOTIONCLONE_OT_clear_finished,
+    MOTIONCLONE_OT_run_again,
+    MOTIONCLONE_OT_show_report,
+)
 from .job_runner import current_runner, start_runner
 from .preferences import MotionClonePreferences
 
@@ -25,6 +30,7 @@ CLASSES = (
     MOTIONCLONE_OT_cancel,
     MOTIONCLONE_OT_show_report,
     MOTIONCLONE_OT_clear_finished,
+    MOTIONCLONE_OT_run_again,
     MOTIONCLONE_OT_test_connection,
     ui.SEQUENCER_PT_motionclone,
 )

@@ -7,15 +7,11 @@ leaves upload and progress to a background follower.
 """
 
 import contextlib
-import json
-import random
-import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 import bpy
 from motionclone_client import ClientError
-from motionclone_client.result_names import result_stem
 from motionclone_options import (
     GENERATION_OPTIONS,
     OFFICIAL_NEGATIVE_PROMPT,
@@ -26,13 +22,13 @@ from motionclone_options import (
 from . import compat, job_journal
 from .background import run_in_background
 from .daemon_calls import server_info
+from .job_records import MAX_SEED, JobSource, add_record, new_seed
 from .job_runner import current_runner
 from .job_sync import start_follower
 from .preferences import Connection, connection
 from .source_span import SourceSpan
 
 HELP = {option.key: option.help for option in GENERATION_OPTIONS}
-MAX_SEED = 2**31 - 1
 PROBE_SECONDS = 2.0  # the longest the editor waits for the daemon; a slower answer is reported in the panel
 
 
@@ -54,7 +50,7 @@ def _model_suggestions(_self, _context, edit_text: str) -> list[str]:
 
 def _randomize_seed(self, _context) -> None:
     if self.randomize_seed:
-        self.seed = random.randint(0, MAX_SEED)
+        self.seed = new_seed()
         self.randomize_seed = False
 
 
@@ -97,7 +93,6 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         return True
 
     def invoke(self, context: bpy.types.Context, _event) -> set[str]:
-        self.seed = random.randint(0, MAX_SEED)
         try:
             daemon = connection(context)
         except ClientError:
@@ -144,19 +139,8 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         except ClientError as error:
             self.report({"ERROR"}, f"MotionClone: {error}")
             return {"CANCELLED"}
-        record = scene.motionclone_jobs.add()
-        record.key = uuid.uuid4().hex
-        record.prompt = self.prompt
-        record.seed = self.seed
-        record.strip_name = strip.name
-        record.clip_path = str(clip)
-        record.settings_json = json.dumps(settings)
-        record.channel = strip.channel
-        record.frame_start = span.timeline_start
-        record.frame_count = span.length
-        record.file_stem = result_stem(strip.name, self.prompt, self.seed)
-        record.message = "sending to the daemon"
-        start_follower(current_runner(), context, record)
+        source = JobSource(strip.name, str(clip), strip.channel, span.timeline_start, span.length)
+        start_follower(current_runner(), context, add_record(scene, source, settings))
         job_journal.note()
         self.report({"INFO"}, f"MotionClone: generating {span.length} frames for {strip.name!r}")
         return {"FINISHED"}

@@ -9,8 +9,9 @@ from . import compat, job_journal
 from .background import run_in_background
 from .daemon_calls import cancel_job
 from .job_follower import JobUpdate
-from .job_records import ACTIVE_STATES, find_record
+from .job_records import ACTIVE_STATES, add_record, all_records, find_record, new_seed, source_of
 from .job_runner import current_runner
+from .job_sync import start_follower
 from .preferences import connection
 
 
@@ -81,4 +82,27 @@ class MOTIONCLONE_OT_clear_finished(bpy.types.Operator):
             if jobs[index].done:
                 jobs.remove(index)
         job_journal.note()
+        return {"FINISHED"}
+
+
+class MOTIONCLONE_OT_run_again(bpy.types.Operator):
+    """Generate this job again: the same clip range and settings, a new seed"""
+
+    bl_idname = "motionclone.run_again"
+    bl_label = "Run Again"
+    bl_options = {"INTERNAL"}
+
+    key: bpy.props.StringProperty(options={"HIDDEN"})
+    seed: bpy.props.IntProperty(default=-1, min=-1, options={"HIDDEN"}, description="-1: a new random seed")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        found = next(((scene, record) for scene, record in all_records() if record.key == self.key), None)
+        if found is None:
+            return {"CANCELLED"}
+        scene, record = found
+        settings = json.loads(record.settings_json)
+        settings["seed"] = self.seed if self.seed >= 0 else new_seed()
+        start_follower(current_runner(), context, add_record(scene, source_of(record), settings))
+        job_journal.note()
+        self.report({"INFO"}, f"MotionClone: generating {record.prompt!r} again with seed {settings['seed']}")
         return {"FINISHED"}

@@ -5,10 +5,17 @@ id, or the idempotency key that makes a resubmission return the same job), to sa
 its result where the source was when the job was made, and what the panel shows.
 """
 
+import json
+import random
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import bpy
+from motionclone_client.result_names import result_stem
 
+MAX_SEED = 2**31 - 1
 ACTIVE_STATES = ("submitting", "queued", "running")
 FINISHED_STATES = ("succeeded", "failed", "cancelled")
 
@@ -50,6 +57,39 @@ class MotionCloneJob(bpy.types.PropertyGroup):
         return not self.done and bool(self.result_path)
 
 
+@dataclass(frozen=True)
+class JobSource:
+    """Where a job's motion comes from and where its result goes, as the strip was when it was made."""
+
+    strip_name: str
+    clip_path: str
+    channel: int
+    frame_start: int
+    frame_count: int
+
+
+def add_record(scene: bpy.types.Scene, source: JobSource, settings: dict[str, Any]) -> MotionCloneJob:
+    """A new job in `scene` for `settings` (prompt, seed, the range...), ready for its follower."""
+    record = scene.motionclone_jobs.add()
+    record.key = uuid.uuid4().hex
+    record.prompt = settings["prompt"]
+    record.seed = settings["seed"]
+    record.settings_json = json.dumps(settings)
+    for name in ("strip_name", "clip_path", "channel", "frame_start", "frame_count"):
+        setattr(record, name, getattr(source, name))
+    record.file_stem = result_stem(source.strip_name, record.prompt, record.seed)
+    record.message = "sending to the daemon"
+    return record
+
+
+def new_seed() -> int:
+    return random.randint(0, MAX_SEED)
+
+
+def source_of(record: MotionCloneJob) -> JobSource:
+    return JobSource(record.strip_name, record.clip_path, record.channel, record.frame_start, record.frame_count)
+
+
 def all_records() -> Iterator[tuple[bpy.types.Scene, MotionCloneJob]]:
     for scene in bpy.data.scenes:
         for record in scene.motionclone_jobs:
@@ -63,8 +103,11 @@ def find_record(key: str) -> MotionCloneJob | None:
 def register() -> None:
     bpy.utils.register_class(MotionCloneJob)
     bpy.types.Scene.motionclone_jobs = bpy.props.CollectionProperty(type=MotionCloneJob)
+    # On the window manager: not saved in the .blend and not undone; the latest landed result.
+    bpy.types.WindowManager.motionclone_notice = bpy.props.StringProperty()
 
 
 def unregister() -> None:
+    del bpy.types.WindowManager.motionclone_notice
     del bpy.types.Scene.motionclone_jobs
     bpy.utils.unregister_class(MotionCloneJob)

@@ -11,6 +11,7 @@ import threading
 import time
 
 from .background import start_thread
+from .connection_watch import ConnectionWatch
 from .job_follower import JobUpdate, Ticket, follow
 
 RETRY_SECONDS = 5.0
@@ -25,6 +26,7 @@ class JobRunner:
         self._cancels: dict[str, threading.Event] = {}
         self._retry_at: dict[str, float] = {}
         self.models: list[str] = []
+        self.connection = ConnectionWatch()
 
     def post(self, update: JobUpdate) -> None:
         self._updates.put(update)

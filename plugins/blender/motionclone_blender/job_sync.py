@@ -29,10 +29,11 @@ IDLE_INTERVAL = 1.0
 
 def sync(runner: JobRunner, context: bpy.types.Context) -> float:
     """One round of the timer; returns the seconds until the next one."""
-    changed = apply_updates(runner)
+    changed = apply_updates(runner) | runner.connection.refresh(context)
     for scene, record in all_records():
         if record.ready_to_place:
             _place(scene, record)
+            _notify(context, record)
             changed = True
         elif record.needs_follower and runner.may_follow(record.key):
             start_follower(runner, context, record)
@@ -102,6 +103,17 @@ def _place(scene: bpy.types.Scene, record: MotionCloneJob) -> None:
         bpy.ops.ed.undo_push(message=f"MotionClone: place {record.prompt[:40]!r}")
     except RuntimeError as error:  # no undo stack (e.g. undo steps set to 0): the strip is simply there
         log.warning("MotionClone: no undo step for the placed result: %s", error)
+
+
+def _notify(context: bpy.types.Context, record: MotionCloneJob) -> None:
+    """Tell a user working elsewhere that a result landed: the panel's notice line, and a popup in
+    the active window (not when Blender runs headless: its one window cannot show a popup)."""
+    notice = f"{record.prompt[:40]!r}: {record.message}"
+    context.window_manager.motionclone_notice = notice
+    if not bpy.app.background and context.window_manager.windows:
+        context.window_manager.popup_menu(
+            lambda menu, _context: menu.layout.label(text=notice), title="MotionClone result", icon="INFO"
+        )
 
 
 def _redraw_sequencers(context: bpy.types.Context) -> None:

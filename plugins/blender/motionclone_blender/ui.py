@@ -4,6 +4,7 @@ import bpy
 
 from . import compat, live_previews
 from .job_records import MotionCloneJob
+from .job_runner import current_runner
 
 STATE_ICONS = {
     "submitting": "EXPORT",
@@ -29,6 +30,10 @@ class SEQUENCER_PT_motionclone(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        state = current_runner().connection.state
+        layout.label(text=state.text, icon="LINKED" if state.connected else "UNLINKED")
+        if context.window_manager.motionclone_notice:
+            layout.label(text=context.window_manager.motionclone_notice, icon="INFO")
         layout.operator("motionclone.generate", text="Generate from Strip...", icon="SEQUENCE")
         jobs = compat.sequencer_scene(context).motionclone_jobs
         if not jobs:
@@ -56,6 +61,8 @@ def draw_job(box: bpy.types.UILayout, record: MotionCloneJob) -> None:
         buttons.operator("motionclone.cancel", icon="CANCEL").key = record.key
     if record.job_id:
         buttons.operator("motionclone.show_report", icon="TEXT").key = record.key
+    if record.done:
+        buttons.operator("motionclone.run_again", icon="FILE_REFRESH").key = record.key
 
 
 def progress_text(record: MotionCloneJob) -> str:
