@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO_ROOT / "plugins"))  # plugin_packaging, shared with 
 sys.path.insert(0, str(HERE))  # extension_build
 
 from extension_build.blender_lines import BLENDER_LINES  # noqa: E402
-from extension_build.zip_writer import MANIFEST, check_zip, line_manifest, line_wheels, write_zip, zip_name  # noqa: E402
+from extension_build.zip_writer import MANIFEST, check_zip, line_manifest, write_zip, zip_name  # noqa: E402
 from plugin_packaging.client_wheel import build_client_wheel  # noqa: E402
 from plugin_packaging.wheels import WHEEL_PLATFORMS, fetch_wheels  # noqa: E402
 
@@ -53,7 +53,7 @@ def build(platforms: list[str], cache: Path, output: Path) -> list[Path]:
         client = build_client_wheel(tomllib.loads(manifest_text)["version"], Path(staging))
         for platform in platforms:
             for line in BLENDER_LINES:
-                wheels = line_wheels([client, *fetch_wheels([line.python], [platform], cache)], line)
+                wheels = sorted([client, *fetch_wheels([line.python], [platform], cache)], key=lambda w: w.name)
                 text = line_manifest(manifest_text, line, platform, wheels)
                 zips.append(write_zip(SOURCE, text, wheels, output / zip_name(text, line, platform)))
     return zips

@@ -102,9 +102,8 @@ def target_folders(layout: Layout, commands: list[BlenderCommand]) -> list[Targe
         folder: Target(folder, version, by_version.get(version)) for version, folder in layout.blender_user_folders()
     }
     override = os.environ.get(USER_RESOURCES_ENV)
-    if (
-        override and commands
-    ):  # a portable or redirected Blender keeps its user files there; its version is the runnable one's
+    # A portable or redirected Blender keeps its user files there; its version is the runnable one's.
+    if override and commands:
         folder = Path(override).resolve()
         targets.setdefault(folder, Target(folder, commands[0].version, commands[0]))
     return list(targets.values())

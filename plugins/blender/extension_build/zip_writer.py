@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable
 from pathlib import Path
 
 import tomllib
@@ -33,12 +32,6 @@ def source_files(source: Path) -> list[Path]:
         and not any(part in SKIPPED_PARTS or part.startswith(".") for part in path.relative_to(source).parts)
         and path.suffix != ".pyc"
     )
-
-
-def line_wheels(wheels: Iterable[Path], line: BlenderLine) -> list[Path]:
-    """The wheels Blender of `line` can load: pure-Python ones and compiled ones for its CPython."""
-    tag = f"-cp{line.python.replace('.', '')}-"
-    return sorted((w for w in wheels if w.name.endswith("-none-any.whl") or tag in w.name), key=lambda w: w.name)
 
 
 def line_manifest(manifest_text: str, line: BlenderLine, platform: str, wheels: list[Path]) -> str:
@@ -87,7 +80,7 @@ def check_zip(zip_path: Path) -> list[str]:
     listed = [wheel.removeprefix("./") for wheel in manifest.get("wheels", [])]
     problems = [f"{zip_path.name}: lists {wheel} but does not contain it" for wheel in listed if wheel not in names]
     wheel_names = [Path(wheel).name.lower() for wheel in listed]
-    compiled_tags = {re.search(r"-(cp\d+)-", w)[1] for w in wheel_names if re.search(r"-(cp\d+)-", w)}
+    compiled_tags = {match[1] for w in wheel_names if (match := re.search(r"-(cp\d+)-", w))}
     if len(compiled_tags) > 1:
         problems.append(f"{zip_path.name}: compiled wheels for several Pythons ({', '.join(sorted(compiled_tags))})")
     for name in COMPILED:

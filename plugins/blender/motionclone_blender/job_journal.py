@@ -14,7 +14,7 @@ from typing import Any
 
 import bpy
 
-from .job_records import all_records
+from .job_records import all_records, find_record
 
 SKIPPED = ("rna_type", "name")
 _noted: dict[str, tuple[str, dict[str, Any]]] = {}  # record key -> (scene name, field values), in list order
@@ -45,8 +45,7 @@ def restore(*_arguments: Any) -> None:
         scene = bpy.data.scenes.get(scene_name)
         if scene is None:
             continue
-        record = next((record for record in scene.motionclone_jobs if record.key == key), None)
-        record = record or scene.motionclone_jobs.add()
+        record = find_record(key) or scene.motionclone_jobs.add()  # any other scene's copy is gone by now
         for name, value in fields.items():
             if getattr(record, name) != value:
                 setattr(record, name, value)

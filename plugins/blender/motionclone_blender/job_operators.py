@@ -9,7 +9,7 @@ from . import compat, job_journal
 from .background import run_in_background
 from .daemon_calls import cancel_job
 from .job_follower import JobUpdate
-from .job_records import ACTIVE_STATES, add_record, all_records, find_record, new_seed, source_of
+from .job_records import ACTIVE_STATES, add_record, find_record, new_seed, source_of
 from .job_runner import current_runner
 from .job_sync import start_follower
 from .preferences import connection
@@ -96,13 +96,12 @@ class MOTIONCLONE_OT_run_again(bpy.types.Operator):
     seed: bpy.props.IntProperty(default=-1, min=-1, options={"HIDDEN"}, description="-1: a new random seed")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        found = next(((scene, record) for scene, record in all_records() if record.key == self.key), None)
-        if found is None:
+        record = find_record(self.key)
+        if record is None:
             return {"CANCELLED"}
-        scene, record = found
         settings = json.loads(record.settings_json)
         settings["seed"] = self.seed if self.seed >= 0 else new_seed()
-        start_follower(current_runner(), context, add_record(scene, source_of(record), settings))
+        start_follower(current_runner(), context, add_record(record.id_data, source_of(record), settings))
         job_journal.note()
         self.report({"INFO"}, f"MotionClone: generating {record.prompt!r} again with seed {settings['seed']}")
         return {"FINISHED"}

@@ -98,7 +98,6 @@ def _place(scene: bpy.types.Scene, record: MotionCloneJob) -> None:
     else:
         record.message = f"placed on channel {strip.channel}"
     record.done = True
-    job_journal.note()  # before the push, so the undo step and the journal agree
     try:
         bpy.ops.ed.undo_push(message=f"MotionClone: place {record.prompt[:40]!r}")
     except RuntimeError as error:  # no undo stack (e.g. undo steps set to 0): the strip is simply there
