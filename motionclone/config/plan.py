@@ -69,6 +69,17 @@ class ResolvedConfig:
     frame_picking: str = "linspace"
     # The config's negative prompt, or the preset's where the config kept the latest release's default.
     negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
+    # The config's appearance guidance weight, else the preset's.
+    semantic_guidance_weight: float = 0.0
+
+    @property
+    def semantic_mode(self) -> str:
+        """How appearance guidance runs: "masked" (with a subject: the location-aware variant, whose
+        template records where the reference's subject is), "global" (without one: the first
+        release's mask-free variant, which needs nothing from the reference) or "off"."""
+        if self.semantic_guidance_weight <= 0:
+            return "off"
+        return "masked" if self.subject else "global"
 
     def block_weight(self, block: str) -> float:
         """Weight of a guided block as a multiple of `motion_guidance_weight` (1 unless the preset sets it)."""
@@ -126,7 +137,7 @@ def resolve(
     _check_choices(config)
     guided_blocks = tuple(b for b, _ in preset.block_weights) if config.guided_blocks is None else config.guided_blocks
     require(len(guided_blocks) >= 1, "guided_blocks", guided_blocks, "must name at least one block")
-    _check_semantic(config, model)
+    semantic_weight = _check_semantic(config, preset, model)
     return ResolvedConfig(
         base=config,
         **schedule,
@@ -145,6 +156,7 @@ def resolve(
         low_memory="full" if config.low_memory == "on" else "off",
         frame_picking=preset.frame_picking,
         negative_prompt=_negative_prompt(config, preset),
+        semantic_guidance_weight=semantic_weight,
     )
 
 
@@ -250,14 +262,18 @@ def _check_choices(config: MotionCloneConfig) -> None:
     require(config.resize in RESIZE_MODES, "resize", config.resize, f"must be one of {', '.join(RESIZE_MODES)}")
 
 
-def _check_semantic(config: MotionCloneConfig, model: ModelDefaults) -> None:
+def _check_semantic(config: MotionCloneConfig, preset: Preset, model: ModelDefaults) -> float:
+    """The appearance guidance weight (the config's, else the preset's), its settings checked."""
     weight = config.semantic_guidance_weight
+    if weight is None:
+        weight = preset.semantic_guidance_weight
     require_number("semantic_guidance_weight", weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength")
     require_number("semantic_mask_threshold", config.semantic_mask_threshold, 0, 1, "a normalised mask")
     require_number("semantic_app_threshold", config.semantic_app_threshold, 0, 1, "a normalised mask")
     require_number("semantic_sigma", config.semantic_sigma, 0, model.max_side, "the video's size")
-    if weight > 0:
-        require(bool(config.subject), "subject", config.subject, "is needed when semantic guidance is on")
+    if weight > 0 and config.reference_subject:
+        require(bool(config.subject), "subject", config.subject, "names the new subject that reference_subject maps to")
+    return float(weight)
 
 
 def check_model_limits(plan: ResolvedConfig, model: ModelDefaults) -> None:

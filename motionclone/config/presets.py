@@ -24,6 +24,8 @@ class Preset:
     `cooldown_steps` guided steps (latest); "cut" drops it to zero there (first release).
     `frame_picking` is how the reference's frames are taken (`media.video_io.frame_picks`), and
     `negative_prompt`, when set, replaces the latest release's default negative prompt.
+    `semantic_guidance_weight` is the appearance guidance the preset runs (1.0: the first release's
+    block weights; 0: none, as the latest release).
     """
 
     steps: int
@@ -39,6 +41,7 @@ class Preset:
     motion_cooldown: str = "linear"
     frame_picking: str = "linspace"
     negative_prompt: str | None = None
+    semantic_guidance_weight: float = 0.0
 
 
 PRESETS: dict[str, Preset] = {
@@ -46,7 +49,8 @@ PRESETS: dict[str, Preset] = {
     "object": Preset(steps=300, guidance_steps=180, guidance_start=0.4),
     # The first release (the paper): DDIM inversion over every timestep with the inversion prompt,
     # up_blocks.1 and .2 at 20000 / 10000 averaged over layers, 200 evenly spaced steps of which
-    # the first 120 are guided (t from 999 down to 402, so guidance_start 0.6 only describes it).
+    # the first 120 are guided (t from 999 down to 402, so guidance_start 0.6 only describes it);
+    # appearance guidance always on: masked with a subject pair, global (mask-free) without one.
     "inversion": Preset(
         steps=200,
         guidance_steps=120,
@@ -59,5 +63,6 @@ PRESETS: dict[str, Preset] = {
         motion_cooldown="cut",
         frame_picking="stride",
         negative_prompt=FIRST_RELEASE_NEGATIVE_PROMPT,
+        semantic_guidance_weight=1.0,
     ),
 }

@@ -74,7 +74,8 @@ class MotionCloneConfig:
     subject: str | None = None
     reference_prompt: str | None = None
     reference_subject: str | None = None
-    semantic_guidance_weight: float = 0.0
+    # None: the preset's (the first release's inversion preset always guides appearance, 1.0).
+    semantic_guidance_weight: float | None = None
     semantic_mask_threshold: float = 0.2
     semantic_app_threshold: float = 0.3
     semantic_sigma: float = 5.0

@@ -120,6 +120,15 @@ def semantic_layer_loss(
     return loss
 
 
+def global_layer_loss(generated: torch.Tensor, appearance: torch.Tensor) -> torch.Tensor:
+    """The first release's mask-free appearance loss (no subject pair): MSE between each frame's
+    spatial key mean of the generated video and the appearance branch's mean over space *and*
+    frames (the target, detached). Keys are (h * w, frames, channels)."""
+    target = appearance.detach().float().mean(dim=(0, 1), keepdim=True)
+    per_frame = generated.float().mean(dim=0, keepdim=True)
+    return torch.nn.functional.mse_loss(per_frame, target.expand_as(per_frame))
+
+
 def token_grid(tokens: int, height: int, width: int) -> tuple[int, int]:
     """The (h, w) grid of `tokens` positions that keeps the aspect ratio of height x width."""
     scale = math.sqrt(tokens / (height * width))

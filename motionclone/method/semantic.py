@@ -6,7 +6,9 @@ adds an unguided **appearance branch** (denoised from the same noise with the ne
 shows how the new prompt draws the subject, and pulls the generated video's temporal-attention
 keys so that, where the *reference* has its subject, they match the appearance branch's keys
 where *it* has the subject (and likewise for the background). Both places come from the
-cross-attention of the subject word in `MASK_BLOCK`.
+cross-attention of the subject word in `MASK_BLOCK`. Without a subject pair the first release
+runs a global variant: each generated frame's mean key is pulled to the appearance branch's mean
+over the whole video, with no masks.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import torch
 
 from motionclone.errors import ConfigError
 from motionclone.method.attention import AttentionStore, block_of
-from motionclone.method.guidance import resize_regions, semantic_layer_loss, subject_map, token_grid
+from motionclone.method.guidance import (
+    global_layer_loss,
+    resize_regions,
+    semantic_layer_loss,
+    subject_map,
+    token_grid,
+)
 
 # The first release's appearance guidance: the keys of every motion-module attention in these
 # blocks, weighted per block (its walk.yaml; weight 1.0 of `semantic_guidance_weight` = these).
@@ -41,24 +49,23 @@ def recorded_subject_map(record: AttentionStore, token: int, latent_hw: tuple[in
 def semantic_energy(
     generated: AttentionStore,
     appearance: AttentionStore,
-    reference_regions: Regions,
-    appearance_regions: Regions,
+    regions: tuple[Regions, Regions] | None,
     latent_hw: tuple[int, int],
 ) -> torch.Tensor:
     """The first release's appearance loss: the mean over the semantic layers of block weight x
-    (foreground MSE + background MSE) between the generated keys under the reference's regions
-    and the appearance branch's keys under its own regions (the target)."""
+    layer loss. With `regions` (the reference's, then the appearance branch's own) the layer loss
+    is the foreground MSE + background MSE between the generated keys under the reference's
+    regions and the appearance branch's keys under its own (the target); without, the global one."""
     losses = []
     for layer, keys in generated.keys.items():
         block = block_of(layer, SEMANTIC_BLOCKS)
         if block is None:
             continue
-        height, width = token_grid(keys.shape[0], *latent_hw)
-        loss = semantic_layer_loss(
-            keys,
-            tuple(resize_regions(weights, height, width) for weights in reference_regions),
-            appearance.keys[layer],
-            tuple(resize_regions(weights, height, width) for weights in appearance_regions),
-        )
+        if regions is None:
+            loss = global_layer_loss(keys, appearance.keys[layer])
+        else:
+            height, width = token_grid(keys.shape[0], *latent_hw)
+            reference, own = (tuple(resize_regions(w, height, width) for w in pair) for pair in regions)
+            loss = semantic_layer_loss(keys, reference, appearance.keys[layer], own)
         losses.append(SEMANTIC_BLOCK_WEIGHTS[block] * loss)
     return torch.stack(losses).mean()

@@ -7,7 +7,7 @@ of `generate` are the method; each step of the loop (`denoise_step`) is:
 1. a guided step (the first `guidance_steps`): the passes of `passes.guided_pass`, whose
    gradient of the motion energy w.r.t. the latent enters the DDIM step's direction term; with
    semantic guidance an unguided appearance branch, started from the same noise, advances beside
-   it and locates the new subject. Or a plain step: one batched CFG pass.
+   it (and locates the new subject, when one is named). Or a plain step: one batched CFG pass.
 2. the DDIM step to the next timestep of the plan (x0 from the unguided eps).
 
 Callers observe progress through `on_step` and stop a run through `should_stop` (checked every
@@ -65,7 +65,7 @@ def generate(
     started = time.perf_counter()
     # 1. Check the template against the plan and install the recorders it needs.
     semantic = _prepare(guided, template, plan)
-    # 2. Encode the prompts (and find the subject's token for semantic guidance).
+    # 2. Encode the prompts (and find the subject's token for masked semantic guidance).
     prompts = _encode_prompts(guided, plan, semantic)
     # 3. Draw the initial noise from the seed: the extraction's too, by the official tie.
     run = _start(guided, template, plan, prompts, semantic)
@@ -87,14 +87,20 @@ def generate(
     return Generation(frames, run.steps, seconds, run.latents.detach().cpu(), run.fallbacks)
 
 
-def _prepare(guided: GuidedModel, template: MotionTemplate | None, plan: ResolvedConfig) -> bool:
-    """Set the model up for this plan and template; returns whether the semantic branch runs.
+def _prepare(guided: GuidedModel, template: MotionTemplate | None, plan: ResolvedConfig) -> str | None:
+    """Set the model up for this plan and template; returns how the appearance branch runs
+    ("masked", "global" or None: not at all).
 
-    The semantic energy is measured (and the appearance branch run) whenever the template has the
-    reference's regions and a subject is named; it guides when its weight is above 0."""
-    if template is not None and plan.semantic_guidance_weight > 0 and not template.semantic:
+    The masked energy is measured (and the appearance branch run) whenever the template has the
+    reference's regions and a subject is named; it guides when its weight is above 0. The global
+    variant needs nothing from the template and runs when guided without a subject."""
+    if template is not None and plan.semantic_mode == "masked" and not template.semantic:
         raise TemplateError("motion template has no subject regions: extract it with semantic guidance on")
-    semantic = template is not None and bool(template.semantic) and bool(plan.subject)
+    semantic = None
+    if template is not None and template.semantic and plan.subject:
+        semantic = "masked"
+    elif template is not None and plan.semantic_mode == "global":
+        semantic = "global"
     guided.use_blocks(tuple(plan.guided_blocks), SEMANTIC_BLOCKS if semantic else ())
     guided.use_schedule(plan)
     guided.latent_hw = tuple(guided.latent_shape(plan)[-2:])
@@ -103,8 +109,8 @@ def _prepare(guided: GuidedModel, template: MotionTemplate | None, plan: Resolve
     return semantic
 
 
-def _encode_prompts(guided: GuidedModel, plan: ResolvedConfig, semantic: bool) -> Conditioning:
-    token = guided.subject_token(plan.prompt, plan.subject) if semantic else None
+def _encode_prompts(guided: GuidedModel, plan: ResolvedConfig, semantic: str | None) -> Conditioning:
+    token = guided.subject_token(plan.prompt, plan.subject) if semantic == "masked" else None
     cond = guided.encode_prompt(plan.prompt)
     uncond = guided.encode_prompt(plan.negative_prompt)
     if plan.low_memory != "off":
@@ -113,7 +119,11 @@ def _encode_prompts(guided: GuidedModel, plan: ResolvedConfig, semantic: bool) -
 
 
 def _start(
-    guided: GuidedModel, template: MotionTemplate | None, plan: ResolvedConfig, prompts: Conditioning, semantic: bool
+    guided: GuidedModel,
+    template: MotionTemplate | None,
+    plan: ResolvedConfig,
+    prompts: Conditioning,
+    semantic: str | None,
 ) -> Denoising:
     generator = torch.Generator("cpu").manual_seed(plan.seed)
     latents = torch.randn(guided.latent_shape(plan), generator=generator).to(guided.device)
@@ -122,9 +132,9 @@ def _start(
         template=template,
         prompts=prompts,
         timesteps=generation_timesteps(plan),
-        guiding=template is not None and (plan.motion_guidance_weight > 0 or semantic),
+        guiding=template is not None and (plan.motion_guidance_weight > 0 or semantic is not None),
         latents=latents,
-        appearance=latents.clone() if semantic else None,
+        appearance=latents.clone() if semantic is not None else None,
     )
 
 

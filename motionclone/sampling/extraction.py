@@ -57,7 +57,7 @@ def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
         settings["reference_prompt"] = reference_prompt(config)
         if config.extraction_mode == "single-step":  # it locates the subject; the motion is seen unprompted
             settings["motion_prompt"] = ""
-    if config.semantic_guidance_weight > 0:
+    if config.semantic_mode == "masked":
         settings["reference_subject"] = config.reference_subject or config.subject
         settings["mask"] = [config.semantic_mask_threshold, config.semantic_sigma]
     return settings
@@ -65,10 +65,10 @@ def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
 
 def reference_prompt(config: ResolvedConfig) -> str:
     """The prompt the reference is seen with: the inversion prompt in inversion mode (the first
-    release inverts with it), the one naming the reference subject for semantic guidance (in
-    single-step mode for the subject's regions only), else the empty prompt of the latest
+    release inverts with it), the one naming the reference subject for masked semantic guidance
+    (in single-step mode for the subject's regions only), else the empty prompt of the latest
     release's single-step extraction."""
-    if config.extraction_mode == "single-step" and config.semantic_guidance_weight == 0:
+    if config.extraction_mode == "single-step" and config.semantic_mode != "masked":
         return ""
     return config.reference_prompt or config.reference_subject or config.subject or ""
 
@@ -78,7 +78,7 @@ def extract(
 ) -> MotionTemplate:
     """Motion template of a clip (uint8 frames at the plan's size and count)."""
     # 1. Set the model up: recorders on the guided blocks (and the subject's), the schedule.
-    semantic = config.semantic_guidance_weight > 0
+    semantic = config.semantic_mode == "masked"
     guided.use_blocks(tuple(config.guided_blocks), (MASK_BLOCK,) if semantic else ())
     guided.use_schedule(config)
     # 2. Draw the noise first, exactly as generation draws its first latent from the same seed

@@ -97,7 +97,7 @@ def guided_pass(
     times `weights[0]` plus the semantic energy times `weights[1]`."""
     assert guided.hooks is not None
     appearance_eps = appearance_record = None
-    with torch.no_grad(), guided.store.record(cross=appearance is not None):
+    with torch.no_grad(), guided.store.record(cross=appearance is not None and prompts.token is not None):
         if appearance is None:
             eps_uncond = guided.predict_noise(latents, timestep, prompts.uncond).float()
         else:
@@ -135,11 +135,14 @@ def _semantic_energy(
     template: MotionTemplate,
     timestep: int,
     appearance: AttentionStore,
-    token: int,
+    token: int | None,
     config: ResolvedConfig,
 ) -> torch.Tensor:
-    """Semantic energy of the last prompt pass: the reference's regions at this timestep from
-    the template, the appearance branch's regions from its own cross-attention."""
+    """Semantic energy of the last prompt pass. Masked (a subject `token`): the reference's regions
+    at this timestep from the template, the appearance branch's from its own cross-attention.
+    Global (no token): no regions at all."""
+    if token is None:
+        return semantic_energy(guided.store, appearance, None, guided.latent_hw)
     row = template.nearest(timestep)
     reference: Regions = (
         template.semantic["fg"][row].to(guided.device),
@@ -147,4 +150,4 @@ def _semantic_energy(
     )
     subject = recorded_subject_map(appearance, token, guided.latent_hw)
     own = appearance_regions(subject, config.semantic_app_threshold)
-    return semantic_energy(guided.store, appearance, reference, own, guided.latent_hw)
+    return semantic_energy(guided.store, appearance, (reference, own), guided.latent_hw)

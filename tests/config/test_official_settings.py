@@ -29,8 +29,9 @@ def test_official_defaults():
     assert config.fps == 8.0
     assert config.extraction_timestep == 400
     assert config.noise_schedule == "official" and OFFICIAL_SCHEDULER["beta_schedule"] == "linear"
-    assert config.semantic_guidance_weight == 0.0, "semantic guidance is a first-release option, off"
+    assert config.semantic_guidance_weight is None, "the preset's: a first-release option"
     resolved = resolve(config, ModelDefaults(), seed=2025)
+    assert resolved.semantic_guidance_weight == 0.0, "the latest release has no semantic guidance"
     assert (resolved.frames, resolved.width, resolved.height) == (16, 512, 512)
     assert resolved.extraction_mode == "single-step"
     assert tuple(resolved.guided_blocks) == ("up_blocks.1",)
@@ -73,3 +74,20 @@ def test_the_template_keeps_the_top_one_component():
     values, indices = sparse_template(probs)
     assert values.shape[-1] == indices.shape[-1] == 1
     assert torch.equal(indices[..., 0], probs.argmax(dim=-1))
+
+
+def test_the_inversion_preset_always_runs_appearance_guidance_global_without_a_subject_pair():
+    """Issue 25, item 15: the first release runs appearance guidance on every config (weights
+    400 / 200 in walk.yaml), masked with `obj_pairs` and global without; the preset used to run
+    motion guidance only unless a subject was named."""
+    inversion = MotionCloneConfig(preset="inversion", reference_prompt="a fox")
+    plan = resolve(inversion, ModelDefaults(), seed=0)
+    assert (plan.semantic_guidance_weight, plan.semantic_mode) == (1.0, "global")
+    paired = resolve(inversion.replace(subject="cat", reference_subject="fox"), ModelDefaults(), seed=0)
+    assert paired.semantic_mode == "masked"
+    assert resolve(inversion.replace(semantic_guidance_weight=0.0), ModelDefaults(), seed=0).semantic_mode == "off"
+    for latest in ("camera", "object"):
+        plan = resolve(MotionCloneConfig(preset=latest), ModelDefaults(), seed=0)
+        assert (plan.semantic_guidance_weight, plan.semantic_mode) == (0.0, "off")
+    # The global variant needs nothing from the reference: the template's cache key is unchanged.
+    assert "reference_subject" not in extraction_settings(resolve(inversion, ModelDefaults(), seed=0), "m")

@@ -20,6 +20,7 @@ from motionclone.method.attention import AttentionStore
 from motionclone.method.guidance import (
     appearance_regions,
     centroid_gaussian,
+    global_layer_loss,
     reference_regions,
     region_means,
     resize_regions,
@@ -173,6 +174,16 @@ def test_the_appearance_side_is_a_target_only():
     assert appearance.grad is None
 
 
+def test_the_global_loss_pulls_each_frames_mean_key_to_the_branchs_mean_over_space_and_frames():
+    """The first release's mask-free variant (`calculate_semantic_loss` without masks, temp keys)."""
+    generated, appearance = _keys(4), _keys(5)
+    target = appearance.reshape(-1, appearance.shape[-1]).mean(dim=0)
+    expected = torch.stack([((generated[:, f].mean(dim=0) - target) ** 2).mean() for f in range(3)]).mean()
+    assert global_layer_loss(generated, appearance).item() == pytest.approx(expected.item(), rel=1e-6)
+    aligned = generated - generated.mean(dim=0, keepdim=True) + target
+    assert global_layer_loss(aligned, appearance).item() == pytest.approx(0.0, abs=1e-10)
+
+
 def test_semantic_energy_is_the_mean_over_layers_of_block_weight_times_layer_loss():
     generated, appearance = AttentionStore(), AttentionStore()
     layers = {
@@ -184,7 +195,7 @@ def test_semantic_energy_is_the_mean_over_layers_of_block_weight_times_layer_los
         generated.keys[layer] = _keys(index, tokens=side * side)
         appearance.keys[layer] = _keys(10 + index, tokens=side * side)
     reference, own = _halves(), (torch.rand(3, 4, 4), torch.rand(3, 4, 4))
-    energy = semantic_energy(generated, appearance, reference, own, latent_hw=(8, 8))
+    energy = semantic_energy(generated, appearance, (reference, own), latent_hw=(8, 8))
     expected = []
     for layer, side in list(layers.items())[:2]:
         block = ".".join(layer.split(".")[:2])
@@ -193,6 +204,13 @@ def test_semantic_energy_is_the_mean_over_layers_of_block_weight_times_layer_los
         expected.append(SEMANTIC_BLOCK_WEIGHTS[block] * loss)
     assert SEMANTIC_BLOCK_WEIGHTS == {"up_blocks.1": 400.0, "up_blocks.2": 200.0}
     assert energy.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-6)
+    global_energy = semantic_energy(generated, appearance, None, latent_hw=(8, 8))
+    weighted = [
+        SEMANTIC_BLOCK_WEIGHTS[".".join(layer.split(".")[:2])]
+        * global_layer_loss(generated.keys[layer], appearance.keys[layer])
+        for layer in list(layers)[:2]
+    ]
+    assert global_energy.item() == pytest.approx(torch.stack(weighted).mean().item(), rel=1e-6)
 
 
 # -- end to end on the three-block tiny model ------------------------------------------------------
