@@ -43,11 +43,49 @@ def build_scene(spec: dict[str, Any]) -> Any:
     strips = editor.strips if hasattr(editor, "strips") else editor.sequences
     source = strips.new_movie("source", spec["clip"], SOURCE_CHANNEL, spec["frame_start"])
     source.frame_offset_start, source.frame_offset_end = spec["trim"]
-    blocker = strips.new_effect("blocker", "COLOR", SOURCE_CHANNEL + 1, frame_start=1, length=source.frame_final_end)
+    length = source.frame_final_end  # 5.x takes a length, 4.2 the frame after the end
+    span = {"length": length} if bpy.app.version >= (5, 0, 0) else {"frame_end": 1 + length}
+    blocker = strips.new_effect("blocker", "COLOR", SOURCE_CHANNEL + 1, frame_start=1, **span)
     blocker.color = (0.2, 0.2, 0.2)
     editor.active_strip = source
     bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
     return source
+
+
+def retime(spec: dict[str, Any]) -> None:
+    """Retime the source as a user does, with the sequencer's own operators (4.2 runs them headless;
+    5.x's need the sequencer's editor, so 5.x opens a file 4.2 retimed), and save the edit."""
+    editor = bpy.context.scene.sequence_editor
+    source = editor.active_strip
+    source.select = True
+    for frame in spec["retime"]["keys"]:
+        bpy.ops.sequencer.retiming_key_add(timeline_frame=frame)
+    bpy.ops.sequencer.retiming_segment_speed_set(speed=spec["retime"]["speed"])
+    bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
+
+
+def shown_file_frames(spec: dict[str, Any]) -> list[int]:
+    """The file frames Blender itself shows at the source's first and last visible frame: rendered
+    with the blocker muted, read off the numbered clip (a bar at x = 4 x its file frame)."""
+    scene = bpy.context.scene
+    editor = scene.sequence_editor
+    source = editor.active_strip
+    blocker = (editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)["blocker"]
+    blocker.mute = True
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 320, 64, 100
+    scene.view_settings.view_transform = "Standard"
+    scene.render.image_settings.file_format = "PNG"
+    shown = []
+    for frame in (source.frame_final_start, source.frame_final_end - 1):
+        scene.frame_set(frame)
+        scene.render.filepath = str(Path(spec["blend"]).parent / f"shown-{frame}.png")
+        bpy.ops.render.render(write_still=True)
+        image = bpy.data.images.load(scene.render.filepath)
+        row = list(image.pixels)[32 * 320 * 4 : 33 * 320 * 4 : 4]
+        bpy.data.images.remove(image)
+        shown.append(max(range(320), key=row.__getitem__) // 4)
+    blocker.mute = False
+    return shown
 
 
 def generate(spec: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +166,15 @@ def watch_previews(addon: Any, timeout: float, keep: Path) -> dict[str, Any]:
     }
 
 
+def retimed(addon: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Generate from the retimed source; what Blender shows of it, and the range the job was sent."""
+    shown = shown_file_frames(spec)
+    outcome = generate(spec)
+    finished = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
+    sent = [json.loads(record.settings_json) for record in records()]
+    return {**outcome, "finished": finished, "shown": shown, "sent": sent, **summary()}
+
+
 def result_files(spec: dict[str, Any]) -> list[str]:
     """The result files saved next to the .blend: one per job, however the job's life went."""
     return sorted(path.name for path in (Path(spec["blend"]).parent / "motionclone").glob("*.mp4"))
@@ -183,7 +230,15 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         finished = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
         return {"finished": finished, **summary()}
     configure(spec)
-    build_scene(spec)
+    if spec.get("open"):
+        bpy.ops.wm.open_mainfile(filepath=spec["open"])
+        bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
+    else:
+        build_scene(spec)
+    if spec.get("retime"):
+        retime(spec)
+    if scenario == "retimed":
+        return retimed(addon, spec)
     if scenario == "connection":
         watch = sys.modules[f"{ADDON_MODULE}.job_runner"].current_runner().connection
         tick_until(addon, lambda: not watch.state.text.startswith("checking"), spec["timeout"])

@@ -24,6 +24,7 @@ from motionclone.media.video_io import ffmpeg_exe, probe
 
 REPO = Path(__file__).resolve().parents[2]
 BPY_PYTHON = REPO / ".venv-bpy" / "bin" / "python"
+BPY_42_PYTHON = REPO / ".venv-bpy-4.2" / "bin" / "python"
 BUILD = REPO / "plugins" / "blender" / "build.py"
 DRIVER = Path(__file__).resolve().parents[1] / "blender_driver.py"
 SAMPLE_CLIP = REPO / "motionclone" / "assets" / "sample.mp4"  # 72 frames at 24 fps
@@ -75,21 +76,25 @@ def clip_at_25_fps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return clip
 
 
-def run_driver(tmp_path: Path, spec: dict, user_folder: str = "blender-user") -> dict:
+def run_driver(tmp_path: Path, spec: dict, user_folder: str = "blender-user", python: Path = BPY_PYTHON) -> dict:
     """One Blender process through one scenario, with its own user folder (extensions, preferences)."""
     spec_path = tmp_path / f"spec-{spec['scenario']}.json"
     spec_path.write_text(json.dumps(spec))
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / user_folder)}
     started = time.perf_counter()
     result = subprocess.run(
-        [str(BPY_PYTHON), str(DRIVER), str(spec_path)],
+        [str(python), str(DRIVER), str(spec_path)],
         capture_output=True,
         text=True,
         env=env,
         timeout=DRIVER_SECONDS + 60,
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert result.returncode == 0 and lines, f"driver failed:\n{result.stdout}\n{result.stderr}"
+    # bpy 4.2.0 as a module segfaults in its exit handler once this extension was enabled through
+    # package_install_files (a 10-line add-on with a Scene collection does not; 5.0.1 exits cleanly):
+    # there the RESULT line, printed before exit, is what counts.
+    exit_codes = (0, -11) if python == BPY_42_PYTHON else (0,)
+    assert result.returncode in exit_codes and lines, f"driver failed:\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr, result.stderr
     outcome = json.loads(lines[-1].removeprefix("RESULT "))
     print(f"{spec['scenario']}: {time.perf_counter() - started:.1f} s in Blender")
@@ -302,3 +307,44 @@ def test_panel_says_why_the_daemon_cannot_be_reached(extension_zip, tmp_path):
     outcome = run_driver(tmp_path, spec)
     connected, text = outcome["connection"]
     assert not connected and "not running" in text, text
+
+
+@pytest.fixture(scope="module")
+def numbered_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """72 frames at 24 fps, each with a white bar at x = 4 x its frame number: a render says which frame shows."""
+    clip = tmp_path_factory.mktemp("clips") / "numbered.mp4"
+    bar = "geq=lum='if(between(X,4*N,4*N+3),255,16)':cb=128:cr=128"
+    source = ["-f", "lavfi", "-i", "color=black:s=320x64:r=24:d=3", "-vf", bar]
+    encode = ["-c:v", "libx264", "-crf", "1", "-pix_fmt", "yuv420p"]
+    subprocess.run([ffmpeg_exe(), "-v", "error", *source, *encode, str(clip)], check=True)
+    return clip
+
+
+@pytest.mark.skipif(not BPY_42_PYTHON.exists(), reason="no .venv-bpy-4.2: scripts/test creates it (bpy 4.2.0)")
+@pytest.mark.parametrize("keys", [[], [30]], ids=["set-speed", "speed-ramp"])
+def test_a_retimed_strip_sends_the_file_frames_blender_shows(
+    keys, extension_zip, numbered_clip, tmp_path, shared_engine
+):
+    """Issue 25, item 5: the trimmed strip at 150 % (Set Speed: four keys, at its ends and handles),
+    or from a key inside the visible part on (two speeds on screen). 4.2 retimes it (its sequencer
+    operators run headless) and generates; 5.0 opens that edit and generates. Each sends the file
+    frames its own render shows first and last, and the result covers the visible frames."""
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        edit = scenario(tmp_path, extension_zip, "retimed", f"127.0.0.1:{daemon.port}", daemon.token)
+        edit.update(clip=str(numbered_clip), retime={"keys": keys, "speed": 150.0}, blend=str(tmp_path / "r.blend"))
+        opened = {**edit, "retime": None, "open": edit["blend"], "blend": str(tmp_path / "opened.blend")}
+        outcomes = {
+            "4.2": run_driver(tmp_path, edit, "user-4.2", python=BPY_42_PYTHON),
+            "5.0": run_driver(tmp_path, opened, "user-5.0"),
+        }
+    for version, outcome in outcomes.items():
+        assert outcome["operator"] == "FINISHED" and outcome["finished"], (version, outcome)
+        source, (result,) = source_and_results(outcome)
+        first, last = outcome["shown"]
+        (sent,) = outcome["sent"]
+        visible = source["end"] - source["start"]
+        assert (sent["start"], sent["end"]) == (f"{first}f", f"{last + 1}f"), (version, sent, outcome["shown"])
+        assert last + 1 - first > visible, "the strip plays more file frames than it covers scene frames"
+        assert sent["output_frames"] == visible and result["start"] == source["start"], (version, sent, source)
+        assert outcome["records"][0]["state"] == "succeeded"
+    print({version: (outcome["shown"], outcome["sent"][0]["output_frames"]) for version, outcome in outcomes.items()})

@@ -12,6 +12,8 @@ from typing import Any
 
 import bpy
 
+from . import retiming
+
 
 def sequencer_scene(context: bpy.types.Context) -> bpy.types.Scene:
     """The scene whose strips the sequencer shows (5.x may differ from the window's scene)."""
@@ -29,9 +31,9 @@ def all_strips(editor: bpy.types.SequenceEditor) -> Any:
 
 
 def visible_range(strip: Any) -> tuple[int, int]:
-    """The strip's first visible scene frame and the frame after its last, trims applied."""
+    """The strip's first visible scene frame and the frame after its last, trims (and retiming) applied."""
     start = strip.frame_start + strip.frame_offset_start
-    end = strip.frame_start + strip.frame_duration - strip.frame_offset_end
+    end = strip.frame_start + retiming.timeline_length(strip) - strip.frame_offset_end
     return round(start), round(end)
 
 

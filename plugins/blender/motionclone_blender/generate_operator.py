@@ -19,7 +19,7 @@ from motionclone_options import (
     PRESET_NAMES,
 )
 
-from . import compat, job_journal
+from . import compat, job_journal, retiming
 from .background import run_in_background
 from .daemon_calls import server_info
 from .job_records import MAX_SEED, JobSource, add_record, new_seed
@@ -39,9 +39,10 @@ def active_movie_strip(context: bpy.types.Context):
 
 
 def span_of(scene: bpy.types.Scene, strip) -> SourceSpan:
+    """The strip's visible range and the file frames it shows; ClientError where those cannot be known."""
     start, end = compat.visible_range(strip)
     scene_fps = compat.scene_fps(scene)
-    return SourceSpan(start, end, round(strip.frame_start), strip.fps or scene_fps, scene_fps)
+    return SourceSpan(start, end, *retiming.file_frames(strip, start, end), strip.fps or scene_fps, scene_fps)
 
 
 def _model_suggestions(_self, _context, edit_text: str) -> list[str]:
@@ -99,6 +100,8 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
             daemon = None
         if daemon is not None:
             run_in_background(lambda: _remember_models(daemon))
+        with contextlib.suppress(ClientError):  # reads a retimed strip's file length, which drawing cannot
+            span_of(compat.sequencer_scene(context), active_movie_strip(context))
         return context.window_manager.invoke_props_dialog(self, width=560)
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -111,7 +114,10 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         layout.row().prop(self, "preset", expand=True)
         strip = active_movie_strip(context)
         if strip is not None:
-            layout.label(text=span_of(compat.sequencer_scene(context), strip).describe(), icon="SEQUENCE")
+            try:
+                layout.label(text=span_of(compat.sequencer_scene(context), strip).describe(), icon="SEQUENCE")
+            except ClientError as error:
+                layout.label(text=str(error), icon="ERROR")
         icon = "DISCLOSURE_TRI_DOWN" if self.show_advanced else "DISCLOSURE_TRI_RIGHT"
         layout.prop(self, "show_advanced", icon=icon, emboss=False)
         if self.show_advanced:
@@ -129,9 +135,9 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         scene = compat.sequencer_scene(context)
         strip = active_movie_strip(context)
-        span = span_of(scene, strip)
         clip = Path(bpy.path.abspath(strip.filepath, library=strip.id_data.library))
         try:
+            span = span_of(scene, strip)
             settings = self._settings(span)
             if not clip.is_file():
                 raise ClientError(f"the strip's movie file is missing: {clip}")

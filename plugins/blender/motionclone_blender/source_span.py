@@ -4,7 +4,9 @@ Blender shows a movie strip one file frame per scene frame, whatever the file's 
 file in a 24 fps scene has as many strip frames as file frames), so the visible part of the strip
 is a range of file frames, sent exactly as frame numbers ("12f"). The result must cover the same
 scene frames, and Blender would play it one file frame per scene frame too, so it is asked for as
-exactly that many frames at the scene's rate (`output_frames`, `output_fps`).
+exactly that many frames at the scene's rate (`output_frames`, `output_fps`). A retimed strip shows
+another number of file frames than scene frames (`retiming.file_frames`): the result still covers
+the scene frames, so the reference's motion plays at the strip's speed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ class SourceSpan:
 
     timeline_start: int
     timeline_end: int
-    content_start: int
+    first_file_frame: int
+    end_file_frame: int
     movie_fps: float
     scene_fps: float
 
@@ -27,14 +30,6 @@ class SourceSpan:
     def length(self) -> int:
         """Scene frames the strip covers, and so the frames the result file must hold."""
         return self.timeline_end - self.timeline_start
-
-    @property
-    def first_file_frame(self) -> int:
-        return self.timeline_start - self.content_start
-
-    @property
-    def end_file_frame(self) -> int:
-        return self.first_file_frame + self.length
 
     def job_settings(self) -> dict[str, Any]:
         """The job's reference range (file frames) and the output span (scene frames at the scene's rate)."""
