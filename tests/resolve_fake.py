@@ -613,16 +613,23 @@ def add_clip(
     frames: int | None = None,
     kind: str = "Video",
     speed: float = 1.0,
+    bin_name: str | None = None,
 ) -> TimelineItem:
-    """Put a media file on the timeline (imported into the master bin), showing clip frames [start, end)
-    at `speed` (2.0: in half the timeline frames)."""
+    """Put a media file on the timeline (imported into the master bin, or the bin named `bin_name`),
+    showing clip frames [start, end) at `speed` (2.0: in half the timeline frames)."""
     project = resolve.GetProjectManager().GetCurrentProject()
     timeline = project.GetCurrentTimeline()
     if fps is None or frames is None:
         info = probe(path)
         fps, frames = info.fps, _frame_count(info)
     media = MediaPoolItem(Path(path).name, str(path), fps, frames, kind)
-    project.GetMediaPool().GetRootFolder()._clips.append(media)
+    pool = project.GetMediaPool()
+    folder = pool.GetRootFolder()
+    if bin_name is not None:
+        folder = next((f for f in folder.GetSubFolderList() if f.GetName() == bin_name), None) or pool.AddSubFolder(
+            folder, bin_name
+        )
+    folder._clips.append(media)
     item = TimelineItem(timeline, media, Path(path).name, track, record, source, speed)
     assert timeline._place(item), "test clips must not overlap"
     return item

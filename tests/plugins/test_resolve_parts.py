@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -11,6 +12,7 @@ from resolve_fake import (
     Resolve21Timeline,
     add_clip,
     add_generator,
+    frame_to_timecode,
     new_resolve,
     select,
     snapshot,
@@ -68,15 +70,31 @@ def test_selection_is_used_only_where_the_api_has_it(clip_files):
     start = timeline_of(older).GetStartFrame()
     under_playhead = add_clip(older, clip_files["right"], track=1, record=start, source=(0, 16))
     assert getattr(timeline_of(older), "GetSelectedClips", None) is None  # unknown attributes read as None
-    assert chosen_items(timeline_of(older), all_marked=False) == [under_playhead]
+    assert chosen_items(current_edit(older), all_marked=False) == [under_playhead]
 
     newer = new_resolve(tracks=2, timeline_class=Resolve21Timeline)
     first = add_clip(newer, clip_files["right"], track=1, record=start, source=(0, 16))
     second = add_clip(newer, clip_files["down"], track=2, record=start + 100, source=(0, 16))
     select(timeline_of(newer), [first, second])
-    assert chosen_items(timeline_of(newer), all_marked=False) == [first, second]
+    assert chosen_items(current_edit(newer), all_marked=False) == [first, second]
     select(timeline_of(newer), [])
-    assert chosen_items(timeline_of(newer), all_marked=False) == [first]
+    assert chosen_items(current_edit(newer), all_marked=False) == [first]
+
+
+def test_a_result_saved_outside_a_results_folder_is_not_taken_from_under_the_playhead(clip_files, tmp_path):
+    """Issue 25, item 9, with `--results-dir`: a result saved in a folder of any name is still a
+    result, known by the MotionClone bin the script imports it into; it used to be taken as the source."""
+    resolve = new_resolve(fps=8, tracks=2)
+    timeline = timeline_of(resolve)
+    start = timeline.GetStartFrame()
+    source = add_clip(resolve, clip_files["right"], track=1, record=start, source=(0, 16))
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    saved = shutil.copy(clip_files["down"], renders / "right__a-fox__s3.mp4")
+    add_clip(resolve, saved, track=2, record=start, source=(0, 16), bin_name="MotionClone")
+    timeline.SetCurrentTimecode(frame_to_timecode(start + 3, 8))
+    assert timeline.GetCurrentVideoItem().GetMediaPoolItem().GetClipProperty("File Path") == str(saved)
+    assert chosen_items(current_edit(resolve), all_marked=False) == [source]
 
 
 def test_marker_notes():

@@ -64,7 +64,7 @@ def started_session(
 def run_in_console(resolve: Any, request: Request, console: ConsoleReporter) -> int:
     """Send the clips, print each change, place results as they finish; Ctrl-C cancels the jobs."""
     edit = current_edit(resolve)
-    items = chosen_items(edit.timeline, request.all_marked)
+    items = chosen_items(edit, request.all_marked)
     with connected_client(request) as client:
         session = started_session(edit, items, request, client, console)
         try:
@@ -90,7 +90,7 @@ def run_from_menu(resolve: Any, bmd: Any, console: ConsoleReporter) -> int:
 
     def generate(request: Request) -> None:
         edit = current_edit(resolve)
-        items = chosen_items(edit.timeline, request.all_marked)
+        items = chosen_items(edit, request.all_marked)
         client = connected_client(request)
         try:
             runs.append((started_session(edit, items, request, client, reporter), client))
