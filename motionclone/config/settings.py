@@ -16,6 +16,7 @@ import yaml
 from motionclone_options import OFFICIAL_NEGATIVE_PROMPT, OFFICIAL_SEED
 from motionclone_options import size_settings as shared_size_settings
 
+from motionclone.config.yaml_text import parse_yaml
 from motionclone.errors import ConfigError
 
 # The official results and the guidance weight 2000 come from Realistic Vision V5.1 with its VAE
@@ -116,7 +117,7 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = parse_yaml(text) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -11,6 +11,8 @@ from daemon_helpers import running_daemon, wait_until
 from motionclone_daemon.watch import WatchFolder, is_ignored
 from motionclone_daemon.watch_params import ParamsError, combinations, read_params
 
+from motionclone.config.settings import load_yaml_mapping
+from motionclone.errors import ConfigError
 from motionclone.media.video_io import probe
 
 PARAMS = "model: tiny-random\nsteps: 4\nseed: 3\nprompt: a paper boat\n"
@@ -257,3 +259,23 @@ def test_a_writer_pausing_past_the_settle_time_gets_its_clip_taken_again(
     assert names(inbox / "failed") == []
     assert names(inbox / "output") == ["slow__a-paper-boat__s3.json", "slow__a-paper-boat__s3.mp4"]
     assert (inbox / "done" / "slow.mp4").read_bytes() == data
+
+
+BILLION_LAUGHS = "\n".join(
+    ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    + [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    + ["prompt: *a8"]
+)
+
+
+def test_a_billion_laughs_sidecar_is_refused_at_its_first_alias(tmp_path):
+    """Issue 26, item 2: nested aliases (about 600 bytes, 10^9 strings once walked) took the daemon
+    down; the first alias is refused with its line before anything is built."""
+    (tmp_path / "bomb.yaml").write_text(BILLION_LAUGHS)
+    assert len(BILLION_LAUGHS) < 700
+    with pytest.raises(ParamsError, match=r"bomb.yaml, line 2: invalid YAML \(aliases \(\*a0\) are not accepted"):
+        read_params(tmp_path / "bomb.yaml")
+    with pytest.raises(ConfigError, match=r"invalid YAML in .*bomb.yaml at line 2"):
+        load_yaml_mapping(tmp_path / "bomb.yaml")
+    (tmp_path / "anchor.yaml").write_text("prompt: &p a boat\nsteps: 4\n")
+    assert read_params(tmp_path / "anchor.yaml") == {"prompt": "a boat", "steps": 4}, "an anchor alone is harmless"

@@ -1,0 +1,35 @@
+"""YAML as every MotionClone file reads it: safe tags only, and no aliases.
+
+An alias (`*name`) repeats what its anchor holds without writing it out again, so a few hundred
+bytes of nested aliases ("billion laughs") expand to gigabytes once anything walks or serialises
+the data: a 570-byte watch-folder sidecar took a daemon down. Settings files never need them, so
+the first alias is refused with its line, before anything is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that stops at the first alias event."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not accepted; write the value out", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str) -> Any:
+    """The data of a YAML text; yaml.YAMLError (with `problem_mark`) for bad syntax or an alias."""
+    return yaml.load(text, Loader=_NoAliasLoader)
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """The YAML text's node tree (where each key sits), aliases refused as in `parse_yaml`."""
+    return yaml.compose(text, Loader=_NoAliasLoader)
