@@ -31,6 +31,7 @@ from motionclone.errors import MotionCloneError
 from motionclone.sampling.compilation import use_compile_cache
 from motionclone_daemon.auth import TokenInterceptor, ensure_token, fingerprint
 from motionclone_daemon.catalog import ModelCatalog
+from motionclone_daemon.data_lock import hold_data_dir
 from motionclone_daemon.dispatch import Dispatcher
 from motionclone_daemon.privacy import PRIVATE_UMASK, make_private
 from motionclone_daemon.service import JobService
@@ -64,6 +65,11 @@ class Daemon:
         self.token = ensure_token()
         self._umask = os.umask(PRIVATE_UMASK)
         make_private(settings.data_path)
+        try:
+            self._data_lock = hold_data_dir(settings.data_path)
+        except MotionCloneError:
+            os.umask(self._umask)
+            raise
         use_compile_cache(settings.data_path / "torch_compile")
         self.store = JobStore(settings.data_path / "jobs.sqlite3")
         self.catalog = ModelCatalog(settings)
@@ -93,6 +99,7 @@ class Daemon:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
                 ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.so_reuseport", 0),  # a port another process listens on is refused, not shared
                 *KEEPALIVE,
             ],
         )
@@ -160,8 +167,9 @@ class Daemon:
         return port
 
     def _release(self) -> None:
-        """Give back what the constructor took: the store, and the process's umask."""
+        """Give back what the constructor took: the store, the data dir's lock and the process's umask."""
         self.store.close()
+        self._data_lock.release()
         os.umask(self._umask)
 
     def _write_endpoint(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import stat
 import subprocess
 import threading
@@ -12,13 +13,14 @@ import grpc
 import numpy as np
 import pytest
 import torch
-from daemon_helpers import FAST, client_for, running_daemon
+from daemon_helpers import FAST, client_for, running_daemon, wait_until
 from motionclone_client import ClientError, DaemonClient, DaemonUnavailable, JobFailed
 from motionclone_daemon.auth import ensure_token
 
 from motionclone.cli.main import _build_parser
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
+from motionclone.errors import MotionCloneError
 from motionclone.media.video_io import ffmpeg_exe, read_frames
 
 
@@ -226,6 +228,24 @@ def test_graceful_stop_puts_the_running_job_back_in_the_queue(clip_files, tmp_pa
         assert kinds[-3:] == ["step", "requeued", "started"]
         assert client.get(job.id).attempts == 2
         client.cancel(job.id)
+
+
+def test_a_second_daemon_on_the_same_data_dir_or_port_is_refused_and_the_first_runs_on(
+    clip_files, tmp_path, shared_engine
+):
+    """Issue 26, item 1: the second daemon's start-up recovery re-queued the first one's running job
+    (both ran it), and gRPC's SO_REUSEPORT let it share even the port."""
+    with running_daemon(tmp_path, engine=shared_engine) as first, client_for(first) as client:
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 200})
+        wait_until(lambda: client.get(job.id).state == "running", what="the job to run")
+        with pytest.raises(MotionCloneError, match=rf"another daemon \(pid {os.getpid()}\) is already using the data"):
+            running_daemon(tmp_path, engine=shared_engine).__enter__()
+        with pytest.raises(MotionCloneError, match=f"cannot listen on 127.0.0.1:{first.port}"):
+            running_daemon(tmp_path / "other", engine=shared_engine, port=first.port).__enter__()
+        assert client.get(job.id).state == "running" and client.get(job.id).attempts == 1
+        client.cancel(job.id)
+    with running_daemon(tmp_path, engine=shared_engine):  # the lock goes with the daemon
+        pass
 
 
 def test_connection_refused_says_how_to_start_the_daemon():
