@@ -25,6 +25,7 @@ import torch
 
 from motionclone.errors import ConfigError, VideoError, shown
 
+_FRAME_COUNT = re.compile(r"frame=\s*(\d+)")
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (.*)")
 _SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
@@ -110,17 +111,35 @@ def probe(path: str | Path) -> VideoInfo:
     duration = _DURATION.search(result.stderr)
     if size is None:
         raise VideoError(f"cannot tell the frame size of {path}")
-    seconds = 0.0
+    rate = float(fps.group(1)) if fps else 25.0
     if duration:
         hours, minutes, secs = duration.groups()
         seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
+    else:
+        seconds = _counted_frames(path) / rate
     width, height = int(size.group(1)), int(size.group(2))
     rotation = _ROTATION.search(result.stderr)
     if rotation and round(float(rotation.group(1))) % 180 == 90:
         # A phone clip stored landscape with a quarter-turn flag: ffmpeg decodes it upright, so
         # its display size (what `--size auto` and the fit see) has the sides swapped.
         width, height = height, width
-    return VideoInfo(width, height, float(fps.group(1)) if fps else 25.0, seconds)
+    return VideoInfo(width, height, rate, seconds)
+
+
+def _counted_frames(path: Path) -> int:
+    """The video frames of a stream whose container states no duration (a raw .h264, some pipes):
+    counted by copying the stream to nowhere, which reads the file but decodes nothing. Without
+    it such a clip would measure 0 s and pass every length limit."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        errors="replace",
+    )
+    counts = _FRAME_COUNT.findall(result.stderr)
+    if not counts:
+        raise VideoError(f"cannot tell how long {path} is: it states no duration and its frames cannot be read")
+    return int(counts[-1])
 
 
 def ffmpeg_failure(stderr: bytes, otherwise: str) -> str:

@@ -248,6 +248,20 @@ def test_a_second_daemon_on_the_same_data_dir_or_port_is_refused_and_the_first_r
         pass
 
 
+def test_a_raw_stream_with_no_stated_duration_is_held_to_the_length_limit(tmp_path, shared_engine):
+    """Issue 26, item 8: a raw .h264 (no container duration) was accepted whatever its length."""
+    raw = tmp_path / "long.h264"
+    source = ["-f", "lavfi", "-i", "testsrc=s=64x64:r=25:d=6"]
+    subprocess.run([ffmpeg_exe(), "-v", "error", *source, "-c:v", "libx264", "-f", "h264", str(raw)], check=True)
+    with (
+        running_daemon(tmp_path, engine=shared_engine, max_clip_seconds=5) as daemon,
+        client_for(daemon) as client,
+    ):
+        with pytest.raises(ClientError, match="clip is 6 s long; this daemon accepts at most 5 s"):
+            client.submit(raw, {**FAST, "prompt": "x"})
+        assert client.list() == []
+
+
 def test_connection_refused_says_how_to_start_the_daemon():
     with DaemonClient(address="127.0.0.1:9", token="x") as client, pytest.raises(DaemonUnavailable) as error:
         client.list()

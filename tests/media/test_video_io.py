@@ -177,3 +177,12 @@ def test_a_long_clip_is_read_within_the_memory_budget(tmp_path):
         ).stdout
     )
     assert grown_mb < 100, f"reading grew the process by {grown_mb} MB"
+
+
+def test_a_stream_without_a_container_duration_is_measured_by_its_frames(tmp_path):
+    """Issue 26, item 8: a raw .h264 states "Duration: N/A"; it measured 0 s and passed every limit."""
+    raw = tmp_path / "clip.h264"
+    source = ["-f", "lavfi", "-i", "testsrc=s=64x64:r=25:d=4.8"]
+    subprocess.run([ffmpeg_exe(), "-v", "error", *source, "-c:v", "libx264", "-f", "h264", str(raw)], check=True)
+    info = probe(raw)
+    assert info.fps == 25.0 and info.duration == pytest.approx(4.8)
