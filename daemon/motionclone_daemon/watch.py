@@ -27,6 +27,7 @@ restart nothing is submitted or written twice. Only the watch over failed/ is ke
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -283,19 +284,18 @@ class WatchFolder:
         log.info("watch folder: %s -> %d job(s)", clip.name, len(job_ids))
 
     def _submit(self, item_id: int, name: str, source: Path, runs: list[dict]) -> list[str]:
-        """One job per parameter combination, all validated before the first is submitted."""
+        """One job per parameter combination, all validated before the first is submitted. The
+        clip is uploaded once: the other jobs take the first job's clip (a hard link in clips/)."""
         submissions = [
             Submission(settings=settings, idempotency_key=job_key(item_id, index), reference_name=name)
             for index, settings in enumerate(runs)
         ]
         for submission in submissions:
             self.service.validate(submission)
-        job_ids = []
-        for submission in submissions:
-            with open(source, "rb") as handle:
-                chunks = iter(lambda h=handle: h.read(1 << 20), b"")
-                job_ids.append(self.service.submit(submission, chunks).id)
-        return job_ids
+        with open(source, "rb") as handle:
+            first = self.service.submit(submissions[0], iter(lambda: handle.read(1 << 20), b"")).id
+        others = [dataclasses.replace(submission, motion_from_job=first) for submission in submissions[1:]]
+        return [first] + [self.service.submit(submission, iter(())).id for submission in others]
 
     def _jobs_of(self, item_id: int) -> list[Job]:
         """An item's jobs, found by their idempotency keys."""

@@ -20,6 +20,8 @@ from motionclone.config.yaml_text import compose_yaml, parse_yaml
 from motionclone.errors import ConfigError
 
 LIST_KEYS = {"prompts": "prompt", "seeds": "seed"}
+# The most jobs one clip may fan out to (prompts x seeds): `seeds: [0..99]` must not queue 100.
+MAX_COMBINATIONS = 32
 ALLOWED_KEYS = SETTINGS_FIELDS | {"size", *LIST_KEYS}
 
 
@@ -74,6 +76,12 @@ def combinations(folder_params: dict[str, Any], sidecar: dict[str, Any]) -> list
         choices[single] = [v for v in values if v is not None] or [None]
     if choices["prompt"] == [None] or not all(str(p).strip() for p in choices["prompt"]):
         raise ParamsError("no prompt: set `prompt` in motionclone.yaml or in the clip's sidecar .yaml")
+    count = len(choices["prompt"]) * len(choices["seed"])
+    if count > MAX_COMBINATIONS:
+        raise ParamsError(
+            f"{len(choices['prompt'])} prompts x {len(choices['seed'])} seeds make {count} jobs for one clip; "
+            f"at most {MAX_COMBINATIONS} are accepted: split them over several sidecars or folders"
+        )
     result = []
     for prompt, seed in itertools.product(choices["prompt"], choices["seed"]):
         settings = {**merged, "prompt": str(prompt)}

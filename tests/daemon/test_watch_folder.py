@@ -54,6 +54,9 @@ def test_late_sidecar_with_several_prompts_and_seeds_gives_one_output_each(clip_
         time.sleep(0.6)
         (inbox / "pan.yaml").write_text("prompts: [a fox, a red car]\nseeds: [1, 2]\n")
         wait_until(lambda: (inbox / "done" / "pan.mp4").exists(), what="the clip to move to done/")
+    # Issue 26, item 6: four jobs, one stored clip (the others are hard links to the first's).
+    stored = list((tmp_path / "data" / "clips").iterdir())
+    assert len(stored) == 4 and len({path.stat().st_ino for path in stored}) == 1
     outputs = [n for n in names(inbox / "output") if n.endswith(".mp4")]
     assert outputs == [
         "pan__a-fox__s1.mp4",
@@ -154,6 +157,9 @@ def test_ignore_rules_and_parameter_combinations(tmp_path):
     ]
     with pytest.raises(ParamsError, match="no prompt"):
         combinations({"steps": 4}, {})
+    with pytest.raises(ParamsError, match=r"1 prompts x 100 seeds make 100 jobs for one clip; at most 32"):
+        combinations(folder, {"seeds": list(range(100))})  # issue 26, item 6: it queued 100 jobs
+    assert len(combinations(folder, {"prompts": ["a", "b", "c", "d"], "seeds": list(range(8))})) == 32
     (tmp_path / "p.yaml").write_text("size: 32x32\nnegative-prompt: blur\n")
     assert read_params(tmp_path / "p.yaml") == {"width": 32, "height": 32, "negative_prompt": "blur"}
 
