@@ -24,6 +24,7 @@ from motionclone.config.plan import resolve
 from motionclone.device.memory import device_memory
 from motionclone.errors import MotionCloneError, VideoError
 from motionclone.media.video_io import probe, range_seconds
+from motionclone.method.template import TemplateCache
 from motionclone.models.loading import choose_device, defaults_before_loading
 from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.crashes import requeue_or_fail
@@ -340,10 +341,14 @@ class JobService:
         return event
 
     def sweep(self, now: float | None = None) -> int:
-        """Delete finished jobs older than the retention; returns how many went."""
-        if not self.settings.retention_days:
+        """Delete finished jobs older than the retention, and trim the template cache to its bound
+        and the same retention; returns how many jobs went."""
+        retention = self.settings.retention_days * 86400
+        cache = TemplateCache(self.settings.data_path / "templates")
+        cache.trim(int(self.settings.template_cache_mb * 2**20), retention, now)
+        if not retention:
             return 0
-        cutoff = (now or time.time()) - self.settings.retention_days * 86400
+        cutoff = (now or time.time()) - retention
         finished = [JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED]
         old = [job for job in self.store.list(finished) if job.finished_at and job.finished_at < cutoff]
         for job in old:

@@ -49,6 +49,10 @@ class DaemonSettings:
     retention_days: float = field(
         default=30.0, metadata=about("finished jobs are deleted after this many days (0 = keep)")
     )
+    template_cache_mb: float = field(
+        default=10240.0,
+        metadata=about("motion templates kept for reuse, MB; the least recently used go first (0 = no bound)"),
+    )
     max_attempts: int = field(default=3, metadata=about("a job whose runs the daemon died in this often is failed"))
     device: str | None = field(
         default=None,
@@ -121,7 +125,13 @@ class DaemonSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENT:
                 raise ConfigError(f"invalid daemon setting {name}={value!r}: must be 1-{MAX_CONCURRENT}")
-        for name in ("max_upload_mb", "max_clip_seconds", "retention_days", "watch_settle_seconds"):
+        for name in (
+            "max_upload_mb",
+            "max_clip_seconds",
+            "retention_days",
+            "template_cache_mb",
+            "watch_settle_seconds",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ConfigError(f"invalid daemon setting {name}={value!r}: must be a number >= 0")

@@ -12,9 +12,11 @@ extraction settings so a second prompt on the same clip skips extraction.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,14 +147,38 @@ class TemplateCache:
         return self.folder / f"{key[:32]}.safetensors"
 
     def get(self, clip_digest: str, settings: dict[str, Any]) -> MotionTemplate | None:
+        """The cached template, its file's mtime renewed: `trim` keeps the recently used ones."""
         path = self.path_for(clip_digest, settings)
         if not path.is_file():
             return None
         try:
-            return MotionTemplate.load(path)
+            template = MotionTemplate.load(path)
         except TemplateError:
             path.unlink(missing_ok=True)
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return template
+
+    def trim(self, max_bytes: int, max_age_seconds: float, now: float | None = None) -> int:
+        """Delete templates unused for `max_age_seconds` (0: no age limit), then the least recently
+        used until the rest fit in `max_bytes` (0: no size limit); returns how many went. An
+        inversion template is about 700 MB, so an unbounded cache fills a disk in weeks."""
+        now = time.time() if now is None else now
+        entries = sorted(
+            ((path.stat().st_mtime, path.stat().st_size, path) for path in self.folder.glob("*.safetensors")),
+            reverse=True,
+        )
+        kept, removed = 0, 0
+        for used, size, path in entries:
+            too_old = max_age_seconds and now - used > max_age_seconds
+            too_big = max_bytes and kept + size > max_bytes
+            if too_old or too_big:
+                path.unlink(missing_ok=True)
+                removed += 1
+            else:
+                kept += size
+        return removed
 
     def put(self, clip_digest: str, settings: dict[str, Any], template: MotionTemplate) -> None:
         template.save(self.path_for(clip_digest, settings))

@@ -22,6 +22,7 @@ from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.errors import MotionCloneError
 from motionclone.media.video_io import ffmpeg_exe, read_frames
+from motionclone.method.template import MotionTemplate, TemplateCache
 
 
 def test_round_trip_events_in_order_and_result_equals_generate(clip_files, tmp_path, shared_engine):
@@ -209,6 +210,29 @@ def test_retention_sweep_deletes_old_finished_jobs(clip_files, tmp_path, shared_
         assert daemon.service.sweep(now=job.finished_at + 3600) == 0
         assert daemon.service.sweep(now=job.finished_at + 2 * 86400) == 1
         assert client.list() == []
+
+
+def test_the_sweep_bounds_the_template_cache_by_size_and_age_keeping_the_recently_used(tmp_path, shared_engine):
+    """Issue 26, item 7: retention cleared clips and results but never a template (185 were left)."""
+    with running_daemon(tmp_path, engine=shared_engine, template_cache_mb=3, retention_days=10) as daemon:
+        templates = tmp_path / "data" / "templates"
+        templates.mkdir(exist_ok=True)
+        now = time.time()
+        for index, age_days in enumerate([0, 1, 2, 3, 20]):
+            path = templates / f"t{index}.safetensors"
+            path.write_bytes(b"\0" * (2**20))
+            os.utime(path, (now - age_days * 86400, now - age_days * 86400))
+        daemon.service.sweep(now=now)
+        assert sorted(p.name for p in templates.iterdir()) == ["t0.safetensors", "t1.safetensors", "t2.safetensors"]
+
+
+def test_a_cache_hit_renews_the_templates_place_in_the_cache(tmp_path):
+    cache = TemplateCache(tmp_path)
+    template = MotionTemplate([400], {}, {}, 8, 8, 8)
+    cache.put("clip", {"a": 1}, template)
+    path = cache.path_for("clip", {"a": 1})
+    os.utime(path, (1.0, 1.0))
+    assert cache.get("clip", {"a": 1}) is not None and path.stat().st_mtime > 1.0
 
 
 def test_graceful_stop_puts_the_running_job_back_in_the_queue(clip_files, tmp_path, shared_engine):
