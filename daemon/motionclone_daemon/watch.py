@@ -295,7 +295,7 @@ class WatchFolder:
         with open(source, "rb") as handle:
             first = self.service.submit(submissions[0], iter(lambda: handle.read(1 << 20), b"")).id
         others = [dataclasses.replace(submission, motion_from_job=first) for submission in submissions[1:]]
-        return [first] + [self.service.submit(submission, iter(())).id for submission in others]
+        return [first] + [self.service.submit(submission).id for submission in others]
 
     def _jobs_of(self, item_id: int) -> list[Job]:
         """An item's jobs, found by their idempotency keys."""

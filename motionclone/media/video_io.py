@@ -116,7 +116,7 @@ def probe(path: str | Path) -> VideoInfo:
         hours, minutes, secs = duration.groups()
         seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
     else:
-        seconds = _counted_frames(path) / rate
+        seconds = counted_frames(path) / rate
     width, height = int(size.group(1)), int(size.group(2))
     rotation = _ROTATION.search(result.stderr)
     if rotation and round(float(rotation.group(1))) % 180 == 90:
@@ -126,10 +126,10 @@ def probe(path: str | Path) -> VideoInfo:
     return VideoInfo(width, height, rate, seconds)
 
 
-def _counted_frames(path: Path) -> int:
-    """The video frames of a stream whose container states no duration (a raw .h264, some pipes):
-    counted by copying the stream to nowhere, which reads the file but decodes nothing. Without
-    it such a clip would measure 0 s and pass every length limit."""
+def counted_frames(path: str | Path) -> int:
+    """The frames of a file's video stream, counted by copying the stream to nowhere, which reads
+    the file but decodes nothing. `probe` needs it for a stream whose container states no duration
+    (a raw .h264, some pipes): such a clip would otherwise measure 0 s and pass every length limit."""
     result = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
         capture_output=True,

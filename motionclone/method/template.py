@@ -165,19 +165,16 @@ class TemplateCache:
         used until the rest fit in `max_bytes` (0: no size limit); returns how many went. An
         inversion template is about 700 MB, so an unbounded cache fills a disk in weeks."""
         now = time.time() if now is None else now
-        entries = sorted(
-            ((path.stat().st_mtime, path.stat().st_size, path) for path in self.folder.glob("*.safetensors")),
-            reverse=True,
-        )
+        stats = [(path.stat(), path) for path in self.folder.glob("*.safetensors")]
         kept, removed = 0, 0
-        for used, size, path in entries:
-            too_old = max_age_seconds and now - used > max_age_seconds
-            too_big = max_bytes and kept + size > max_bytes
+        for stat, path in sorted(stats, key=lambda entry: entry[0].st_mtime, reverse=True):
+            too_old = max_age_seconds and now - stat.st_mtime > max_age_seconds
+            too_big = max_bytes and kept + stat.st_size > max_bytes
             if too_old or too_big:
                 path.unlink(missing_ok=True)
                 removed += 1
             else:
-                kept += size
+                kept += stat.st_size
         return removed
 
     def put(self, clip_digest: str, settings: dict[str, Any], template: MotionTemplate) -> None:

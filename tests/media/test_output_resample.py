@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 
 import pytest
 from conftest import textured_clip
@@ -15,20 +14,10 @@ from motionclone.config.checks import MAX_OUTPUT_FRAMES
 from motionclone.config.plan import resolve
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError
-from motionclone.media.video_io import ffmpeg_exe, probe, write_resampled_video
+from motionclone.media.video_io import counted_frames, probe, write_resampled_video
 from motionclone.models.tiny import TINY_DEFAULTS
 
 FAST = ["--model", "tiny-random", "--steps", "6", "--seed", "5"]
-
-
-def frame_count(path) -> int:
-    """Frames in the file's video stream, counted by remuxing it to nowhere (no decoding)."""
-    result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v", "-c", "copy", "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-    )
-    return int(re.findall(r"frame=\s*(\d+)", result.stderr)[-1])
 
 
 def test_generated_clip_is_resampled_to_the_requested_span(clip_files, tmp_path):
@@ -37,7 +26,7 @@ def test_generated_clip_is_resampled_to_the_requested_span(clip_files, tmp_path)
     span = ["--output-fps", "24", "--output-frames", "60", "--cache-dir", str(tmp_path / "cache")]
     assert main([*argv, *FAST, *span]) == 0
     info = probe(out)
-    assert frame_count(out) == 60
+    assert counted_frames(out) == 60
     assert info.fps == 24.0
     assert info.duration == pytest.approx(2.5, abs=0.05)
     assert json.loads(report.read_text())["frames_written"] == 60
@@ -50,7 +39,7 @@ def test_resampled_frame_count_is_exact_at_every_rate(fps, frames, tmp_path):
     """The fps filter rounds timestamps; the count must not drift by a frame at any common rate."""
     out = tmp_path / "clip.mp4"
     write_resampled_video(out, textured_clip("right", frames=16, step=5), fps, frames)
-    assert frame_count(out) == frames
+    assert counted_frames(out) == frames
     assert probe(out).fps == pytest.approx(fps, abs=0.01)
 
 
