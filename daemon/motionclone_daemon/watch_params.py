@@ -16,7 +16,7 @@ import yaml
 from motionclone_client.protocol import SETTINGS_FIELDS
 
 from motionclone.config.settings import size_settings
-from motionclone.config.yaml_text import compose_yaml, parse_yaml
+from motionclone.config.yaml_text import parse_yaml_with_nodes
 from motionclone.errors import ConfigError
 
 LIST_KEYS = {"prompts": "prompt", "seeds": "seed"}
@@ -35,8 +35,7 @@ def read_params(path: Path) -> dict[str, Any]:
         return {}
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        node = compose_yaml(text)
-        data = parse_yaml(text)
+        node, data = parse_yaml_with_nodes(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""

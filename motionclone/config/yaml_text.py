@@ -30,6 +30,12 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_NoAliasLoader)
 
 
-def compose_yaml(text: str) -> yaml.Node | None:
-    """The YAML text's node tree (where each key sits), aliases refused as in `parse_yaml`."""
-    return yaml.compose(text, Loader=_NoAliasLoader)
+def parse_yaml_with_nodes(text: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML text's node tree (where each key sits) and the data built from it, in one parse;
+    aliases refused as in `parse_yaml`."""
+    loader = _NoAliasLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
