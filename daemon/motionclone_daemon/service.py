@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from motionclone_client.local_files import file_fingerprint
+
 from motionclone.config.checks import require_text
 from motionclone.config.memory_plan import fitting_config
 from motionclone.config.plan import resolve
 from motionclone.device.memory import device_memory
 from motionclone.errors import MotionCloneError, VideoError
-from motionclone.media.video_io import probe, range_seconds
+from motionclone.media.excerpt import write_excerpt
+from motionclone.media.video_io import TimePoint, VideoInfo, probe, range_seconds
 from motionclone.method.template import TemplateCache
 from motionclone.models.loading import choose_device, defaults_before_loading
 from motionclone_daemon.catalog import ModelCatalog
@@ -38,6 +41,7 @@ from motionclone_daemon.worker import Worker, job_config
 
 log = logging.getLogger(__name__)
 COPY_CHUNK = 1 << 20
+RANGE_KEYS = ("start", "end")
 NO_CLIP_SENT = "no clip was sent: upload its bytes or give a path"
 DAEMON_RESTARTED = "daemon restarted: job put back in the queue"
 
@@ -52,6 +56,9 @@ class Submission:
     reference_name: str = ""
     reference_path: str = ""
     motion_from_job: str = ""
+    reference_fingerprint: str = ""
+    # The call came from this machine (loopback): a path it sends may name any file it can read.
+    local_peer: bool = False
 
 
 def _seconds(value: float) -> str:
@@ -144,16 +151,20 @@ class JobService:
                 return existing
         self.validate(submission)
         job_id = uuid.uuid4().hex[:16]
+        settings = submission.settings
         if submission.motion_from_job:
-            clip = self._clip_of_job(submission.motion_from_job, job_id)
+            other = self.get(submission.motion_from_job)
+            clip = self._clip_of_job(other, job_id)
+            settings = {key: value for key, value in settings.items() if key not in RANGE_KEYS}
+            settings |= {key: other.settings[key] for key in RANGE_KEYS if key in other.settings}
         elif submission.reference_path:
-            clip = self._copy_allowed_path(Path(submission.reference_path), job_id, submission.settings)
+            clip, settings = self._clip_from_path(submission, job_id)
         else:
-            clip = self._receive(chunks, job_id, submission.reference_name, submission.settings)
+            clip = self._receive(chunks, job_id, submission.reference_name, settings)
         name = submission.reference_name or Path(submission.reference_path).name
         try:
             return self.store.add(
-                settings=submission.settings,
+                settings=settings,
                 reference_path=str(clip),
                 reference_name=name,
                 idempotency_key=submission.idempotency_key,
@@ -191,36 +202,75 @@ class JobService:
                     if limit and received > limit:
                         raise TooLarge(f"upload larger than this daemon's limit of {self.settings.max_upload_mb:g} MB")
                     handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
             if not probed:
                 self._check_video(partial, name, settings)
-            target = self._clip_target(job_id, name)
-            os.replace(partial, target)
-            _sync_directory(self.clips)
-            return target
+            return self._keep(partial, self._clip_target(job_id, name))
         except OSError as error:
             raise self._disk_error(error) from None
         finally:
             partial.unlink(missing_ok=True)
 
-    def _copy_allowed_path(self, path: Path, job_id: str, settings: dict[str, Any]) -> Path:
-        resolved = path.expanduser().resolve()
+    def _clip_from_path(self, submission: Submission, job_id: str) -> tuple[Path, dict[str, Any]]:
+        """Store the clip a path names, or only the range of it the job uses, and the job's
+        settings for what was stored (no range once the range is the whole clip).
+
+        The file is probed where it lies, so a large non-video is never copied; the length and
+        size limits apply to what is used and stored, not to the file.
+        """
+        path = Path(submission.reference_path).expanduser()
+        resolved = self._readable_path(path, submission)
+        settings = submission.settings
+        info = self._check_video(resolved, str(path), settings)
+        start, end = TimePoint.parse(settings.get("start")), TimePoint.parse(settings.get("end"))
+        if start is None and end is None:
+            if self.settings.max_upload_bytes and resolved.stat().st_size > self.settings.max_upload_bytes:
+                raise TooLarge(f"clip larger than this daemon's limit of {self.settings.max_upload_mb:g} MB")
+            return self._copy_in(resolved, job_id), settings
+        clip = self._cut_in(resolved, job_id, info, start, end)
+        return clip, {key: value for key, value in settings.items() if key not in RANGE_KEYS}
+
+    def _readable_path(self, path: Path, submission: Submission) -> Path:
+        """The file a path submission may read: inside an allowed root, or, for a client on this
+        machine, any file whose fingerprint matches the client's (the same file it sees)."""
+        resolved = path.resolve()
         roots = [Path(r).expanduser().resolve() for r in self.settings.allowed_roots]
-        if not any(resolved.is_relative_to(root) for root in roots):
+        allowed = any(resolved.is_relative_to(root) for root in roots)
+        local = self.settings.local_paths and submission.local_peer and bool(submission.reference_fingerprint)
+        if not (allowed or local):
             raise Forbidden(f"{path} is outside the daemon's allowed roots; upload the clip instead")
         if not resolved.is_file():
-            raise InvalidRequest(f"clip not found: {path}")
-        if self.settings.max_upload_bytes and resolved.stat().st_size > self.settings.max_upload_bytes:
-            raise TooLarge(f"clip larger than this daemon's limit of {self.settings.max_upload_mb:g} MB")
-        self._check_video(resolved, str(path), settings)  # in place: a large non-video is never copied
-        return self._copy_in(resolved, job_id)
+            if allowed:
+                raise InvalidRequest(f"clip not found: {path}")
+            raise Forbidden(f"the daemon's machine has no file {path}; upload the clip instead")
+        if submission.reference_fingerprint and file_fingerprint(resolved) != submission.reference_fingerprint:
+            raise Forbidden(f"the daemon sees another file at {path} than the client does; upload the clip instead")
+        return resolved
 
-    def _clip_of_job(self, other_id: str, job_id: str) -> Path:
-        other = self.get(other_id)
+    def _cut_in(
+        self, source: Path, job_id: str, info: VideoInfo, start: TimePoint | None, end: TimePoint | None
+    ) -> Path:
+        """Write the range a job uses into clips/, the way an upload is stored."""
+        partial = self.uploads / f"{job_id}.partial.mp4"
+        try:
+            write_excerpt(source, partial, info, start, end)
+            if self.settings.max_upload_bytes and partial.stat().st_size > self.settings.max_upload_bytes:
+                raise TooLarge(
+                    f"the range used is larger than this daemon's limit of {self.settings.max_upload_mb:g} MB"
+                )
+            return self._keep(partial, self._clip_target(job_id, partial.name))
+        except (OSError, VideoError) as error:
+            if is_disk_full(error, self.settings.data_path):
+                raise TooLarge(disk_full_message(self.settings.data_path)) from None
+            if isinstance(error, VideoError):
+                raise InvalidRequest(str(error).replace(str(source), str(source.name))) from None
+            raise
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def _clip_of_job(self, other: Job, job_id: str) -> Path:
         source = Path(other.reference_path)
         if not source.is_file():
-            raise Conflict(f"job {other_id} no longer has its clip")
+            raise Conflict(f"job {other.id} no longer has its clip")
         target = self._clip_target(job_id, source.name)
         try:
             os.link(source, target)
@@ -229,12 +279,20 @@ class JobService:
         _sync_directory(self.clips)
         return target
 
+    def _keep(self, partial: Path, target: Path) -> Path:
+        """Move a complete clip from uploads/ into clips/, on disk before the job row that names it."""
+        with open(partial, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+        _sync_directory(self.clips)
+        return target
+
     def _copy_in(self, source: Path, job_id: str) -> Path:
         """Copy a clip already known to be a video into clips/, the way an upload is stored."""
         with open(source, "rb") as handle:
             return self._receive(iter(lambda: handle.read(COPY_CHUNK), b""), job_id, source.name, {}, probed=True)
 
-    def _check_video(self, path: Path, name: str, settings: dict[str, Any]) -> None:
+    def _check_video(self, path: Path, name: str, settings: dict[str, Any]) -> VideoInfo:
         """Refuse an empty, unreadable or too long clip at submit, naming it as the client knows
         it: the one probe of the clip the daemon makes (the engine reads it again anyway).
 
@@ -254,6 +312,7 @@ class JobService:
             raise InvalidRequest(
                 f"clip is {_seconds(used)} s long{whole}; this daemon accepts at most {_seconds(longest)} s"
             )
+        return info
 
     def _disk_error(self, error: Exception) -> Exception:
         """A full disk as the one clear message; any other error as it is."""

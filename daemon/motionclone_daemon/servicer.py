@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import grpc
 import torch
 from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
+from motionclone_client.locations import is_loopback
 from motionclone_client.protocol import settings_from_proto, settings_to_proto
 
 from motionclone.config.checks import MAX_TEXT_CHARS
@@ -184,6 +185,8 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
             reference_name=spec.reference_name,
             reference_path=spec.reference_path,
             motion_from_job=spec.motion_from_job,
+            reference_fingerprint=spec.reference_fingerprint,
+            local_peer=is_loopback_peer(context.peer()),
         )
         stall = self.service.settings.upload_stall_seconds
         return job_to_proto(self.service.submit(submission, _chunks(requests, context, stall)))
@@ -280,3 +283,9 @@ def _chunks(requests: Iterator[jobs_pb2.SubmitJobRequest], context, stall_second
 
 def add_to_server(server: grpc.Server, servicer: MotionCloneServicer) -> None:
     jobs_pb2_grpc.add_MotionCloneServicer_to_server(servicer, server)
+
+
+def is_loopback_peer(peer: str) -> bool:
+    """Whether a gRPC peer ("ipv4:127.0.0.1:5123", "ipv6:[::1]:5123", "unix:...") is this machine."""
+    kind, _, address = peer.partition(":")
+    return kind == "unix" or (kind in ("ipv4", "ipv6") and is_loopback(address))

@@ -44,7 +44,13 @@ class DaemonSettings:
     allowed_roots: list[str] = field(
         default_factory=list, metadata=about("folders whose clips may be sent by path (repeatable)")
     )
-    max_upload_mb: float = field(default=2048.0, metadata=about("largest accepted clip, MB"))
+    local_paths: bool = field(
+        default=True,
+        metadata=about(
+            "clients on this machine may send clips by path (the daemon then keeps only the range a job uses)"
+        ),
+    )
+    max_upload_mb: float = field(default=2048.0, metadata=about("largest accepted clip (or range used), MB"))
     max_clip_seconds: float = field(default=600.0, metadata=about("longest accepted clip, seconds"))
     retention_days: float = field(
         default=30.0, metadata=about("finished jobs are deleted after this many days (0 = keep)")

@@ -31,7 +31,13 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     submit.add_argument("--wait", action="store_true", help="follow progress until the job ends")
     submit.add_argument("-o", "--output", type=Path, help="download the result here (implies --wait)")
     submit.add_argument("--report", type=Path, help="write the job's JSON report here (implies --wait)")
-    submit.add_argument("--by-path", action="store_true", help="send the clip's path, not its bytes")
+    submit.add_argument(
+        "--by-path",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send the clip's path (--no-by-path: its bytes; default: the path to a daemon on this "
+        "machine, which keeps only the range used, else the bytes)",
+    )
     submit.add_argument("--priority", type=int, default=0, help="higher runs first")
     submit.add_argument("--preview-dir", type=Path, help="write live previews here as they arrive (implies --wait)")
     add_generation_arguments(submit)

@@ -136,10 +136,16 @@ def counted_frames(path: str | Path) -> int:
         text=True,
         errors="replace",
     )
-    counts = _FRAME_COUNT.findall(result.stderr)
-    if not counts:
+    frames = frames_reported(result.stderr)
+    if frames is None:
         raise VideoError(f"cannot tell how long {path} is: it states no duration and its frames cannot be read")
-    return int(counts[-1])
+    return frames
+
+
+def frames_reported(stderr: str) -> int | None:
+    """The frame count of ffmpeg's last progress line (None when it wrote none)."""
+    counts = _FRAME_COUNT.findall(stderr)
+    return int(counts[-1]) if counts else None
 
 
 def ffmpeg_failure(stderr: bytes, otherwise: str) -> str:
@@ -153,6 +159,23 @@ def ffmpeg_failure(stderr: bytes, otherwise: str) -> str:
     detail = (meaningful or lines or ["no message"])[-1][:200]
     what = "disk full" if any("No space left on device" in line for line in lines) else otherwise
     return f"{what} (ffmpeg: {detail})"
+
+
+def trimmed_stream(
+    path: str | Path, info: VideoInfo, start: TimePoint | None, end: TimePoint | None
+) -> ffmpeg.nodes.FilterableStream:
+    """The video stream of `path` cut to [start, end) with timestamps from 0: frame numbers count
+    decoded frames from the first, so every reader of a range (the engine, an excerpt) sees the
+    same frames."""
+    stream = ffmpeg.input(str(path)).video
+    if start is not None and end is not None and end.seconds(info.fps) <= start.seconds(info.fps):
+        raise VideoError(f"empty time range: end ({end.value}) is not after start ({start.value})")
+    trim: dict[str, float] = {}
+    if start is not None:
+        trim["start_frame" if start.is_frame else "start"] = start.value
+    if end is not None:
+        trim["end_frame" if end.is_frame else "end"] = end.value
+    return stream.filter("trim", **trim).filter("setpts", "PTS-STARTPTS") if trim else stream
 
 
 def _fit_filter(stream: ffmpeg.nodes.FilterableStream, width: int, height: int, mode: str):
@@ -185,24 +208,14 @@ def read_frames(
     caller already has it (saves an ffmpeg run).
     """
     info = info or probe(path)
-    stream = ffmpeg.input(str(path)).video
-    trim: dict[str, float] = {}
-    if start is not None:
-        trim["start_frame" if start.is_frame else "start"] = start.value
-    if end is not None:
-        trim["end_frame" if end.is_frame else "end"] = end.value
-    if start is not None and end is not None and end.seconds(info.fps) <= start.seconds(info.fps):
-        raise VideoError(f"empty time range: end ({end.value}) is not after start ({start.value})")
-    if trim:
-        stream = stream.filter("trim", **trim).filter("setpts", "PTS-STARTPTS")
-    stream = _fit_filter(stream, width, height, resize)
+    stream = _fit_filter(trimmed_stream(path, info, start, end), width, height, resize)
     command = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24").compile(cmd=ffmpeg_exe())
     decoded_size = (info.width, info.height) if resize == "stretch" else (width, height)
     kept, decoded, returncode, stderr = _decode_bounded(command, *decoded_size)
     if returncode != 0 and decoded == 0:
         raise VideoError(f"cannot decode {path}: {ffmpeg_failure(stderr, 'unreadable input')}")
     if decoded < frames:
-        where = " in the selected time range" if trim else ""
+        where = " in the selected time range" if start or end else ""
         raise VideoError(f"clip too short: {path} has {decoded} frames{where}, at least {frames} are needed")
     picks = frame_picks(decoded, frames, picking)
     sources = np.array([index for index, _frame in kept])

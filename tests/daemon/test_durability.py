@@ -261,7 +261,7 @@ def test_empty_and_non_video_clips_are_refused_at_submit(tmp_path, shared_engine
             with pytest.raises(ClientError, match=r"^the clip is empty \(0 bytes\): "):
                 client.submit(empty, {**FAST, "prompt": "x"}, by_path=by_path)
         with pytest.raises(ClientError, match=r"^not a readable video file: notes\.mp4$"):
-            client.submit(notes, {**FAST, "prompt": "x"})
+            client.submit(notes, {**FAST, "prompt": "x"}, by_path=False)
         with pytest.raises(ClientError, match=f"^not a readable video file: {re.escape(str(notes.resolve()))}$"):
             client.submit(notes, {**FAST, "prompt": "x"}, by_path=True)
         assert client.list() == []

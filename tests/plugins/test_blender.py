@@ -20,7 +20,7 @@ import cv2
 import pytest
 from daemon_helpers import running_daemon
 
-from motionclone.media.video_io import ffmpeg_exe, probe
+from motionclone.media.video_io import counted_frames, ffmpeg_exe, probe
 
 REPO = Path(__file__).resolve().parents[2]
 BPY_PYTHON = REPO / ".venv-bpy" / "bin" / "python"
@@ -277,7 +277,8 @@ def test_reregistering_the_addon_while_a_job_runs_downloads_its_result_once(exte
 
 
 def test_a_short_strip_of_a_file_longer_than_the_daemons_limit_is_generated(extension_zip, tmp_path, shared_engine):
-    """Issue 25, item 6: the 3 s sample over a 2.5 s limit; the strip shows 2 s of it, and only those count."""
+    """Issue 25, item 6: the 3 s sample over a 2.5 s limit; the strip shows 2 s of it, and only
+    those count, and only they are sent and stored (the daemon on this machine reads them by path)."""
     with running_daemon(tmp_path, engine=shared_engine, max_clip_seconds=2.5) as daemon:
         spec = scenario(tmp_path, extension_zip, "generate", f"127.0.0.1:{daemon.port}", daemon.token)
         outcome = run_driver(tmp_path, spec)
@@ -285,6 +286,8 @@ def test_a_short_strip_of_a_file_longer_than_the_daemons_limit_is_generated(exte
     (record,) = outcome["records"]
     assert record["state"] == "succeeded", record
     assert len(source_and_results(outcome)[1]) == 1
+    (stored,) = (tmp_path / "data" / "clips").iterdir()
+    assert counted_frames(stored) == 48
 
 
 def test_panel_shows_the_connection_a_notice_and_runs_a_job_again(extension_zip, tmp_path, shared_engine):

@@ -23,7 +23,7 @@ from resolve_fake import (
     with_dialogs,
 )
 
-from motionclone.media.video_io import probe
+from motionclone.media.video_io import counted_frames, probe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "resolve"))
 
@@ -108,12 +108,15 @@ def test_a_second_run_without_moving_the_playhead_takes_the_source_not_the_first
 def test_a_short_clip_cut_from_a_file_longer_than_the_daemons_limit_is_generated(
     clip_files, tmp_path, shared_engine, capsys
 ):
-    """Issue 25, item 6: 1 s of a 2 s file under a 1.5 s limit: only the range used counts."""
+    """Issue 25, item 6: 1 s of a 2 s file under a 1.5 s limit: only the range used counts, and
+    only it is sent and stored (the daemon on this machine reads it by path)."""
     resolve, timeline, _media, _record = clip_under_the_playhead(clip_files["right"], tmp_path)
     with running_daemon(tmp_path, engine=shared_engine, max_clip_seconds=1.5):
         status = main([*FAST, "--prompt", "a red fox running"], resolve=resolve)
     assert status == 0, capsys.readouterr()
     assert len(timeline.GetItemListInTrack("video", 2)) == 1
+    (stored,) = (tmp_path / "data" / "clips").iterdir()
+    assert counted_frames(stored) == 8
 
 
 def test_all_marked_clips_each_with_its_prompt(clip_files, tmp_path, shared_engine, capsys):

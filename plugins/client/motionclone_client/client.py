@@ -21,7 +21,8 @@ import grpc
 from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
 
 from motionclone_client import locations
-from motionclone_client.errors import ClientError, DaemonUnavailable
+from motionclone_client.errors import ClientError, DaemonUnavailable, PathRefused
+from motionclone_client.local_files import file_fingerprint
 from motionclone_client.protocol import settings_from_proto, settings_to_proto
 
 CHUNK = 1 << 20
@@ -169,6 +170,8 @@ class DaemonClient:
         details = error.details() if hasattr(error, "details") else str(error)
         if code == grpc.StatusCode.UNAVAILABLE:
             return self._unreachable(details or "")
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            return PathRefused(details or "the daemon refused to read that path")
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return ClientError(
                 f"the daemon at {self.address} refused the token; use the token file from its config dir"
@@ -204,12 +207,18 @@ class DaemonClient:
         clip: str | Path | None,
         settings: dict[str, Any],
         *,
-        by_path: bool = False,
+        by_path: bool | None = None,
         motion_from_job: str = "",
         idempotency_key: str | None = None,
         priority: int = 0,
     ) -> JobInfo:
-        """Send a job. The clip is streamed in chunks unless `by_path` (daemon on this machine)."""
+        """Send a job.
+
+        By default a clip goes by path to a daemon on this machine, which then reads and keeps
+        only the range the job uses (a 3 s strip of a 20-minute take is neither streamed nor
+        stored whole, and the upload limit applies to those 3 s); it is streamed when the daemon
+        is elsewhere or refuses the path. `by_path` True or False forces one way.
+        """
         try:
             spec = jobs_pb2.JobSpec(
                 settings=settings_to_proto(settings),
@@ -219,18 +228,32 @@ class DaemonClient:
             )
         except (ValueError, TypeError) as error:
             raise ClientError(f"cannot send this job to the daemon: {error}") from None
-        if clip is not None:
-            clip = Path(clip)
-            if not clip.is_file():
-                raise ClientError(f"clip not found: {clip}")
-            spec.reference_name = clip.name
+        if clip is None:
+            return self._send(spec, None)
+        clip = Path(clip)
+        if not clip.is_file():
+            raise ClientError(f"clip not found: {clip}")
+        spec.reference_name = clip.name
+        if by_path is False or (by_path is None and not locations.is_loopback(self.address)):
+            return self._send(spec, clip)
+        path_spec = jobs_pb2.JobSpec()
+        path_spec.CopyFrom(spec)
+        path_spec.reference_path = str(clip.resolve())
+        path_spec.reference_fingerprint = file_fingerprint(clip)
+        try:
+            return self._send(path_spec, None)
+        except PathRefused:
             if by_path:
-                spec.reference_path = str(clip.resolve())
+                raise
+        return self._send(spec, clip)
+
+    def _send(self, spec: jobs_pb2.JobSpec, upload: Path | None) -> JobInfo:
+        """One SubmitJob call: the spec, then the bytes of `upload` when given."""
 
         def messages() -> Iterator[jobs_pb2.SubmitJobRequest]:
             yield jobs_pb2.SubmitJobRequest(spec=spec)
-            if clip is not None and not by_path:
-                with open(clip, "rb") as handle:
+            if upload is not None:
+                with open(upload, "rb") as handle:
                     for data in iter(lambda: handle.read(CHUNK), b""):
                         yield jobs_pb2.SubmitJobRequest(chunk=data)
 

@@ -11,3 +11,8 @@ class DaemonUnavailable(ClientError):
     def __init__(self, address: str) -> None:
         super().__init__(f"daemon not running at {address}; start it with `motionclone-daemon serve`")
         self.address = address
+
+
+class PathRefused(ClientError):
+    """The daemon will not read a clip by path (outside its allowed roots, or not the same file
+    there as here); the clip can still be uploaded."""

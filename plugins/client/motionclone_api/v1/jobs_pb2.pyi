@@ -116,20 +116,22 @@ class GenerationSettings(_message.Message):
     def __init__(self, prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., preset: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_steps: _Optional[int] = ..., motion_guidance_weight: _Optional[float] = ..., cfg_scale: _Optional[float] = ..., frames: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., resize: _Optional[str] = ..., model: _Optional[str] = ..., motion_adapter: _Optional[str] = ..., extraction_mode: _Optional[str] = ..., inversion_steps: _Optional[int] = ..., subject: _Optional[str] = ..., reference_prompt: _Optional[str] = ..., semantic_guidance_weight: _Optional[float] = ..., output_fps: _Optional[float] = ..., output_frames: _Optional[int] = ..., extraction_seed: _Optional[int] = ..., noise_schedule: _Optional[str] = ..., vae: _Optional[str] = ..., reference_subject: _Optional[str] = ..., semantic_mask_threshold: _Optional[float] = ..., semantic_app_threshold: _Optional[float] = ..., semantic_sigma: _Optional[float] = ..., preview_every: _Optional[int] = ..., low_memory: _Optional[str] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("settings", "idempotency_key", "priority", "reference_path", "reference_name", "motion_from_job")
+    __slots__ = ("settings", "idempotency_key", "priority", "reference_path", "reference_name", "motion_from_job", "reference_fingerprint")
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_PATH_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_NAME_FIELD_NUMBER: _ClassVar[int]
     MOTION_FROM_JOB_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     settings: GenerationSettings
     idempotency_key: str
     priority: int
     reference_path: str
     reference_name: str
     motion_from_job: str
-    def __init__(self, settings: _Optional[_Union[GenerationSettings, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., reference_path: _Optional[str] = ..., reference_name: _Optional[str] = ..., motion_from_job: _Optional[str] = ...) -> None: ...
+    reference_fingerprint: str
+    def __init__(self, settings: _Optional[_Union[GenerationSettings, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., reference_path: _Optional[str] = ..., reference_name: _Optional[str] = ..., motion_from_job: _Optional[str] = ..., reference_fingerprint: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("spec", "chunk")
