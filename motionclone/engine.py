@@ -133,6 +133,7 @@ class Engine:
         info: VideoInfo,
         timer: PhaseTimer,
         on_step: StepCallback | None,
+        should_stop: StopCheck | None = None,
     ) -> tuple[MotionTemplate, dict[str, Any]]:
         """The reference's template from the cache, else extracted (and cached); `info` is the
         reference's probe, made once per run."""
@@ -148,7 +149,7 @@ class Engine:
         if cached is not None:
             return cached, {"source": "cache", "reference_sha256": digest}
         with timer.phase("extract"):
-            template = extract(guided, frames, plan, on_step)
+            template = extract(guided, frames, plan, on_step, should_stop)
         cache.put(digest, settings, template)
         return template, {"source": "extracted", "reference_sha256": digest}
 
@@ -190,7 +191,7 @@ class Engine:
         else:
             info = self._probe(reference, timer)
             guided, plan = self.plan(config, timer, (info.width, info.height))
-            template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step)
+            template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step, should_stop)
         hook = preview_hook(on_preview) if on_preview else None
         result = generate(guided, template, plan, on_step=on_step, should_stop=should_stop, on_preview=hook)
         timer.seconds.update(result.seconds_per_phase)

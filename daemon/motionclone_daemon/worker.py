@@ -43,6 +43,7 @@ from motionclone_daemon.store import JobStore, TransitionRefused
 log = logging.getLogger(__name__)
 OUT_OF_MEMORY = "out of GPU memory: try fewer frames or a smaller size, or close other programs using the GPU"
 STORE_RETRY_SECONDS = 1.0
+STOPPING = "daemon stopping: job put back in the queue"
 
 
 def job_config(
@@ -187,6 +188,9 @@ class Worker(threading.Thread):
                 should_stop=self._should_stop,
                 on_preview=self._on_preview,
             )
+            if self._cancel_requested:  # asked while the clip was being written: still cancelled
+                output.unlink(missing_ok=True)
+                raise Interrupted("cancelled while writing the result")
             result = {"result_path": str(output), "result_size": output.stat().st_size}
             if self.settings.evaluate:
                 outcome.report["evaluation"] = _evaluation(job, output)
@@ -196,13 +200,19 @@ class Worker(threading.Thread):
             return
         except Interrupted:
             if self._stopping.is_set() and not self._cancel_requested:
-                self._finish(job, JobState.QUEUED, EventKind.REQUEUED, "daemon stopping: job put back in the queue")
+                self._finish(job, JobState.QUEUED, EventKind.REQUEUED, STOPPING)
             else:
                 self._finish(job, JobState.CANCELLED, EventKind.CANCELLED, "cancelled")
             return
         except Exception as error:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+            if self._stopping.is_set() and not self._cancel_requested:
+                # A stop can break what the job was doing (a signal to the process group, a
+                # closed store): the job is not at fault and runs again after the restart.
+                log.warning("job %s: %s while the daemon stops; put back in the queue", job.id, error)
+                self._finish(job, JobState.QUEUED, EventKind.REQUEUED, STOPPING)
+                return
             self._finish(job, JobState.FAILED, EventKind.FAILED, self._reason(job, error))
             return
         self._finish(job, JobState.SUCCEEDED, EventKind.SUCCEEDED, report_json=report_json, phase="done", **result)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from motionclone.errors import VideoError
 from motionclone.media.video_io import (
+    OWN_SESSION,
     TimePoint,
     VideoInfo,
     ffmpeg_exe,
@@ -43,7 +44,7 @@ def write_excerpt(
         .overwrite_output()
         .compile(cmd=ffmpeg_exe())
     )
-    result = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    result = subprocess.run(command, capture_output=True, text=True, errors="replace", **OWN_SESSION)
     if result.returncode != 0:
         raise VideoError(f"cannot cut the range from {source}: {ffmpeg_failure(result.stderr.encode(), 'unreadable')}")
     frames = frames_reported(result.stderr) or 0

@@ -35,6 +35,10 @@ _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 _FFMPEG_NOISE = re.compile(r"^(frame=|size=|video:|Conversion failed!|Exiting|Error : |\[out#\d+/\w+ @ \w+\] video:)")
 READ_BUDGET_BYTES = 1 << 30  # decoded reference frames held at once (see _decode_bounded)
 MAX_TIME = 1e7  # seconds or frames: longer than any clip a daemon accepts
+# ffmpeg runs in a session of its own: a stop signalled to the whole process group (systemd's
+# default KillMode, Ctrl-C in a terminal) reaches the daemon, which decides what happens to the
+# job, and not its ffmpeg, whose death would fail the job as an unreadable clip or a failed encode.
+OWN_SESSION = {"start_new_session": True}
 _INPUT_FORMAT = re.compile(r"Input #0, ([\w,]+), from")
 # ffmpeg "decodes" any text file as ANSI art (tty) and single images as one-frame videos.
 _NOT_VIDEO_FORMATS = {"tty": "a text file", "image2": "a still image"}
@@ -96,7 +100,7 @@ def probe(path: str | Path) -> VideoInfo:
     if path.stat().st_size == 0:
         raise VideoError(f"clip is empty (0 bytes): {path}")
     result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, errors="replace"
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, errors="replace", **OWN_SESSION
     )
     stream = _VIDEO_STREAM.search(result.stderr)
     container = _INPUT_FORMAT.search(result.stderr)
@@ -135,6 +139,7 @@ def counted_frames(path: str | Path) -> int:
         capture_output=True,
         text=True,
         errors="replace",
+        **OWN_SESSION,
     )
     frames = frames_reported(result.stderr)
     if frames is None:
@@ -258,7 +263,7 @@ def _decode_bounded(
     kept: list[tuple[int, np.ndarray]] = []
     stride, decoded, last = 1, 0, b""
     with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, **OWN_SESSION)
         assert process.stdout is not None
         with process.stdout:
             while len(data := process.stdout.read(frame_bytes)) == frame_bytes:
@@ -333,7 +338,7 @@ def _encode(
         .overwrite_output()
         .compile(cmd=ffmpeg_exe())
     )
-    result = subprocess.run(command, input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
+    result = subprocess.run(command, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, **OWN_SESSION)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         raise VideoError(f"cannot write {path}: {ffmpeg_failure(result.stderr, 'the video encoder failed')}")

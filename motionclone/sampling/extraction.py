@@ -17,14 +17,14 @@ import numpy as np
 import torch
 
 from motionclone.config.plan import ResolvedConfig
-from motionclone.errors import ConfigError
+from motionclone.errors import ConfigError, Interrupted
 from motionclone.method.attention import StopForward
 from motionclone.method.guidance import reference_regions, sparse_template
 from motionclone.method.schedule import ddim_step
 from motionclone.method.semantic import MASK_BLOCK, recorded_subject_map
 from motionclone.method.template import MotionTemplate
 from motionclone.sampling.guided_model import GuidedModel
-from motionclone.sampling.outputs import StepCallback, StepInfo
+from motionclone.sampling.outputs import StepCallback, StepInfo, StopCheck
 from motionclone.sampling.timesteps import even_timesteps, guided_timesteps
 from motionclone.sampling.vae import encode_frames
 
@@ -74,9 +74,14 @@ def reference_prompt(config: ResolvedConfig) -> str:
 
 
 def extract(
-    guided: GuidedModel, frames: np.ndarray, config: ResolvedConfig, on_step: StepCallback | None = None
+    guided: GuidedModel,
+    frames: np.ndarray,
+    config: ResolvedConfig,
+    on_step: StepCallback | None = None,
+    should_stop: StopCheck | None = None,
 ) -> MotionTemplate:
-    """Motion template of a clip (uint8 frames at the plan's size and count)."""
+    """Motion template of a clip (uint8 frames at the plan's size and count); `should_stop` is
+    asked before every inversion step (an inversion runs hundreds of UNet passes)."""
     # 1. Set the model up: recorders on the guided blocks (and the subject's), the schedule.
     semantic = config.semantic_mode == "masked"
     guided.use_blocks(tuple(config.guided_blocks), (MASK_BLOCK,) if semantic else ())
@@ -109,7 +114,7 @@ def extract(
         if on_step:
             on_step(StepInfo("extract", 0, 1, timestep, False, None, 0.0))
     else:
-        _invert(guided, clean, embeddings, config, record, on_step)
+        _invert(guided, clean, embeddings, config, record, on_step, should_stop)
     # 5. Stack the rows into the template.
     return _template_of(rows, guided, clean.shape, config)
 
@@ -165,6 +170,7 @@ def _invert(
     config: ResolvedConfig,
     record: Callable[[torch.Tensor, int], None],
     on_step: StepCallback | None,
+    should_stop: StopCheck | None,
 ) -> None:
     """DDIM inversion as the first release does it, recording the guided timesteps only.
 
@@ -181,6 +187,8 @@ def _invert(
     timesteps = sorted(set(even_timesteps(config.inversion_steps)) | recorded)
     latents, level = clean.float(), None
     for index, timestep in enumerate(timesteps):
+        if should_stop and should_stop():
+            raise Interrupted(f"stopped at inversion step {index} of {len(timesteps)}")
         eps = guided.predict_noise(latents, timestep, embeddings).float()
         if level is None:
             latents = guided.add_noise(clean.float(), eps, timestep)

@@ -255,6 +255,64 @@ def test_graceful_stop_puts_the_running_job_back_in_the_queue(clip_files, tmp_pa
         client.cancel(job.id)
 
 
+LONG_INVERSION = {"extraction_mode": "inversion", "inversion_steps": 600, "reference_prompt": "a square"}
+
+
+def _extracting(client: DaemonClient, job_id: str, at_least: int) -> None:
+    """Return once `job_id` reports inversion step `at_least`."""
+    for event in client.events(job_id):
+        if event.kind == "extracting" and event.step >= at_least:
+            return
+
+
+def _inversion_steps(kinds_and_steps: list[tuple[str, int]]) -> list[int]:
+    return [step for kind, step in kinds_and_steps if kind == "extracting"]
+
+
+def test_cancel_and_a_stop_end_an_inversion_within_a_step(clip_files, tmp_path, shared_engine):
+    """Issue 26, item 4: 600 inversion steps used to run to their end after cancel or SIGTERM."""
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x", **LONG_INVERSION})
+        _extracting(client, job.id, 2)
+        client.cancel(job.id)
+        with pytest.raises(JobFailed, match="cancelled"):
+            client.wait(job.id)
+        seen = [(event.kind, event.step) for event in client.events(job.id)]
+        assert max(_inversion_steps(seen)) < 20, seen
+        kept = client.submit(clip_files["right"], {**FAST, "prompt": "y", **LONG_INVERSION})
+        _extracting(client, kept.id, 2)
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        seen = []
+        for event in client.events(kept.id):
+            seen.append((event.kind, event.step))
+            if event.kind == "started" and any(kind == "requeued" for kind, _ in seen):
+                break
+        before_restart = seen[: [kind for kind, _ in seen].index("requeued")]
+        assert max(_inversion_steps(before_restart)) < 20, seen
+        client.cancel(kept.id)
+
+
+def test_a_cancel_while_the_result_is_written_cancels_the_job(clip_files, tmp_path, shared_engine, monkeypatch):
+    """Issue 26, item 4: the CLI said "cancelling" and the job succeeded."""
+    from motionclone import engine as engine_module
+
+    write = engine_module._write_output
+    cancelled = []
+
+    def write_then_cancel(output, frames, config):
+        written = write(output, frames, config)
+        cancelled.append(client.cancel(job.id))
+        return written
+
+    monkeypatch.setattr(engine_module, "_write_output", write_then_cancel)
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x"})
+        with pytest.raises(JobFailed, match="cancelled"):
+            client.wait(job.id)
+        assert cancelled
+    assert list((tmp_path / "data" / "results").glob("*.mp4")) == []
+
+
 def test_a_second_daemon_on_the_same_data_dir_or_port_is_refused_and_the_first_runs_on(
     clip_files, tmp_path, shared_engine
 ):

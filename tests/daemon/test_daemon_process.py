@@ -22,7 +22,8 @@ def _start(data: Path, config: Path) -> tuple[subprocess.Popen, DaemonClient]:
     endpoint.unlink(missing_ok=True)
     command = [sys.executable, "-m", "motionclone_daemon.main", "serve", "--port", "0", "--data-dir", str(data)]
     log = open(data.parent / "daemon.log", "a")  # noqa: SIM115 - handed to the child process
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    # A session of its own, as under systemd: a stop can be signalled to the whole process group.
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 60
     while not endpoint.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -59,3 +60,30 @@ def test_job_survives_sigkill_and_completes_after_restart(clip_files, tmp_path, 
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+def test_a_stop_signalled_to_the_process_group_while_encoding_requeues_the_job(
+    clip_files, tmp_path, isolated_config_dir
+):
+    """Issue 26, item 3: SIGTERM to the group (systemd's KillMode, Ctrl-C) killed ffmpeg too and
+    the job ended FAILED ("the video encoder failed") instead of going back to the queue."""
+    data = tmp_path / "data"
+    process, client = _start(data, isolated_config_dir)
+    settings = {"model": "tiny-random", "prompt": "x", "steps": 2, "seed": 1, "output_fps": 24, "output_frames": 20000}
+    try:
+        job = client.submit(clip_files["right"], settings)
+        for event in client.events(job.id):
+            if event.kind == "encoding":
+                break
+        time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        client.close()
+        process, client = _start(data, isolated_config_dir)
+        # The encode either finished before the daemon stopped or runs again after the restart.
+        assert client.wait(job.id).state == "succeeded"
+        assert "failed" not in [event.kind for event in client.events(job.id)]
+    finally:
+        client.close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
