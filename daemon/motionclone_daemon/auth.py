@@ -7,10 +7,15 @@ import hmac
 import os
 import secrets
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from motionclone_client.identity import MAX_NONCE_BYTES, MIN_NONCE_BYTES, identity_proof
 from motionclone_client.locations import TOKEN_FILE, config_dir
+
+# Answered without the token: it is how a client learns the listener holds the token at all.
+OPEN_METHODS = frozenset({"/motionclone.v1.MotionClone/ProveIdentity"})
 
 
 def ensure_token(folder: Path | None = None) -> str:
@@ -39,6 +44,20 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
+@dataclass
+class DaemonIdentity:
+    """What the daemon proves itself with: its token and the port it listens on (set once bound)."""
+
+    token: str
+    port: int = 0
+    pid: int = field(default_factory=os.getpid)
+
+    def proof(self, nonce: bytes) -> bytes:
+        if not MIN_NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES:
+            raise ValueError(f"a nonce has {MIN_NONCE_BYTES} to {MAX_NONCE_BYTES} bytes, not {len(nonce)}")
+        return identity_proof(self.token, self.port, nonce)
+
+
 class TokenInterceptor(grpc.ServerInterceptor):
     """Refuses every call whose `authorization` metadata is not `Bearer <token>`."""
 
@@ -49,6 +68,8 @@ class TokenInterceptor(grpc.ServerInterceptor):
         metadata = dict(handler_call_details.invocation_metadata or ())
         given = str(metadata.get("authorization", "")).encode()
         handler = continuation(handler_call_details)
+        if handler_call_details.method in OPEN_METHODS:
+            return handler
         if hmac.compare_digest(given, self._expected) or handler is None:
             return handler
         return _refusing(handler)

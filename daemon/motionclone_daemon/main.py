@@ -29,7 +29,7 @@ from motionclone.device.cpu_threads import use_usable_cores
 from motionclone.engine import Engine
 from motionclone.errors import MotionCloneError
 from motionclone.sampling.compilation import use_compile_cache
-from motionclone_daemon.auth import TokenInterceptor, ensure_token, fingerprint
+from motionclone_daemon.auth import DaemonIdentity, TokenInterceptor, ensure_token, fingerprint
 from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.data_lock import hold_data_dir
 from motionclone_daemon.dispatch import Dispatcher
@@ -103,7 +103,8 @@ class Daemon:
                 *KEEPALIVE,
             ],
         )
-        add_to_server(self.server, MotionCloneServicer(self.service, self.engines, self.cluster))
+        self.identity = DaemonIdentity(self.token)
+        add_to_server(self.server, MotionCloneServicer(self.service, self.engines, self.identity, self.cluster))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.watchers = [
@@ -121,6 +122,7 @@ class Daemon:
         except MotionCloneError:
             self._release()
             raise
+        self.identity.port = self.port
         self.server.start()
         for worker in self.workers:
             worker.start()

@@ -18,6 +18,7 @@ from motionclone_client.protocol import settings_from_proto, settings_to_proto
 from motionclone.config.checks import MAX_TEXT_CHARS
 from motionclone.engine import Engine
 from motionclone.report import package_version
+from motionclone_daemon.auth import DaemonIdentity
 from motionclone_daemon.errors import InvalidRequest, UploadAborted, abort_with
 from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
 from motionclone_daemon.limits import Slots
@@ -127,13 +128,27 @@ def _mapping_errors(method: Callable) -> Callable:
 
 
 class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
-    def __init__(self, service: JobService, engines: list[Engine], cluster: RayExecutor | None = None) -> None:
+    def __init__(
+        self,
+        service: JobService,
+        engines: list[Engine],
+        identity: DaemonIdentity,
+        cluster: RayExecutor | None = None,
+    ) -> None:
         self.service = service
+        self.identity = identity
         self.engines = engines
         self.cluster = cluster
         settings = service.settings
         self.streams = Slots("progress streams", settings.max_streams)
         self.uploads = Slots("uploads", settings.max_uploads)
+
+    def ProveIdentity(self, request, context):
+        try:
+            proof = self.identity.proof(request.nonce)
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        return jobs_pb2.ProveIdentityResponse(proof=proof, port=self.identity.port, pid=self.identity.pid)
 
     @_mapping_errors
     def GetServerInfo(self, request, context):

@@ -177,7 +177,7 @@ def test_wrong_token_is_a_clear_report(extension_zip, tmp_path, shared_engine):
     with running_daemon(tmp_path, engine=shared_engine) as daemon:
         spec = scenario(tmp_path, extension_zip, "generate", f"127.0.0.1:{daemon.port}", "not-the-token")
         outcome = run_driver(tmp_path, spec)
-    assert outcome["operator"] == "error" and "refused the token" in outcome["report"]
+    assert outcome["operator"] == "error" and "token file from its config dir" in outcome["report"]
     assert source_and_results(outcome)[1] == []
 
 

@@ -215,7 +215,7 @@ def test_wrong_token_and_failed_job_leave_the_project_unchanged(clip_files, tmp_
 
     with running_daemon(tmp_path, engine=shared_engine):
         status = main([*FAST, "--prompt", "x", "--token", "wrong"], resolve=resolve)
-        _assert_one_clear_line(status, capsys.readouterr(), "refused the token")
+        _assert_one_clear_line(status, capsys.readouterr(), "token file from its config dir")
         status = main(resolve=broken, menu=True)
 
     output = capsys.readouterr()

@@ -51,7 +51,7 @@ def test_an_unreadable_token_fails_clearly(tmp_path: Path, isolated_config_dir: 
     assert status == 1
     assert rows["token"]["status"] == "fail" and str(token) in rows["token"]["detail"]
     assert "restart the daemon" in rows["token"]["fix"]
-    assert rows["daemon"]["status"] == "fail" and "refused the token" in rows["daemon"]["detail"]
+    assert rows["daemon"]["status"] == "fail" and "token file from its config dir" in rows["daemon"]["detail"]
 
 
 def test_a_dead_daemon_is_reported_within_seconds(tmp_path: Path, isolated_config_dir: Path) -> None:

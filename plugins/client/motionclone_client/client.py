@@ -8,6 +8,7 @@ the last event it saw, so no progress is lost.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import time
@@ -22,6 +23,7 @@ from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
 
 from motionclone_client import locations
 from motionclone_client.errors import ClientError, DaemonUnavailable, PathRefused
+from motionclone_client.identity import identity_proof, new_nonce, process_alive
 from motionclone_client.local_files import file_fingerprint
 from motionclone_client.protocol import settings_from_proto, settings_to_proto
 
@@ -114,11 +116,13 @@ class JobFailed(ClientError):
 
 @dataclass(frozen=True)
 class Connection:
-    """Where to connect, which token to present and whether over TLS."""
+    """Where to connect, which token to present and whether over TLS; `announced_pid` is the
+    process endpoint.json names when the address came from there."""
 
     address: str
     token: str
     tls: bool
+    announced_pid: int | None = None
 
 
 def connection_for(address: str | None, token: str | None, root_certificates: bytes | None) -> Connection:
@@ -129,8 +133,11 @@ def connection_for(address: str | None, token: str | None, root_certificates: by
     token the caller gave for it, and only over TLS (the system's roots unless `root_certificates`).
     """
     if address is None:
-        tls = root_certificates is not None or bool((locations.read_endpoint() or {}).get("tls"))
-        return Connection(locations.default_address(), _local_token(token), tls)
+        endpoint = locations.read_endpoint() or {}
+        tls = root_certificates is not None or bool(endpoint.get("tls"))
+        pid = endpoint.get("pid")
+        announced = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+        return Connection(locations.default_address(), _local_token(token), tls, announced)
     if locations.is_loopback(address):
         return Connection(address, _local_token(token), root_certificates is not None)
     if not token:
@@ -141,6 +148,11 @@ def connection_for(address: str | None, token: str | None, root_certificates: by
     return Connection(address, token, tls=True)
 
 
+def _port_of(address: str) -> int:
+    """The port of HOST:PORT or [IPv6]:PORT."""
+    return int(address.rpartition(":")[2])
+
+
 def _local_token(token: str | None) -> str:
     return token if token is not None else locations.read_token() or ""
 
@@ -149,7 +161,10 @@ class DaemonClient:
     def __init__(self, address: str | None = None, token: str | None = None, root_certificates: bytes | None = None):
         connection = connection_for(address, token, root_certificates)
         self.address = connection.address
-        self._metadata = (("authorization", f"Bearer {connection.token}"),)
+        self._connection = connection
+        self._token_metadata = (("authorization", f"Bearer {connection.token}"),)
+        # Over TLS the certificate identifies the daemon; in plain text it proves it holds the token.
+        self._proven = connection.tls
         if connection.tls:
             self._channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(root_certificates))
         else:
@@ -164,6 +179,38 @@ class DaemonClient:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """The token, handed out only once the listener has shown it is the daemon that holds it."""
+        if not self._proven:
+            self._prove_identity()
+        return self._token_metadata
+
+    def _prove_identity(self) -> None:
+        """Check the announced process is alive, then that the listener holds the token (see `identity`)."""
+        pid = self._connection.announced_pid
+        if pid is not None and not process_alive(pid):
+            raise DaemonUnavailable(self.address, f"endpoint.json names process {pid}, which is not running")
+        nonce = new_nonce()
+        try:
+            reply = self._stub.ProveIdentity(jobs_pb2.ProveIdentityRequest(nonce=nonce), timeout=30.0)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise ClientError(
+                    f"the program at {self.address} is not a MotionClone daemon of this version; the token was not sent"
+                ) from None
+            raise self._error(error) from None
+        # A daemon named by endpoint.json listens on the port it announced; a listener that answers
+        # for another port relays the challenge. A given address may be a tunnel to another port.
+        relayed = pid is not None and reply.port != _port_of(self.address)
+        expected = identity_proof(self._connection.token, reply.port, nonce)
+        if relayed or not hmac.compare_digest(reply.proof, expected):
+            raise ClientError(
+                f"the daemon at {self.address} could not prove it holds your token, so it was not sent: "
+                "use the token file from its config dir (or another program listens there)"
+            )
+        self._proven = True
 
     def _error(self, error: grpc.RpcError) -> ClientError:
         code = error.code() if hasattr(error, "code") else None

@@ -8,8 +8,9 @@ class ClientError(Exception):
 
 
 class DaemonUnavailable(ClientError):
-    def __init__(self, address: str) -> None:
-        super().__init__(f"daemon not running at {address}; start it with `motionclone-daemon serve`")
+    def __init__(self, address: str, why: str = "") -> None:
+        because = f" ({why})" if why else ""
+        super().__init__(f"daemon not running at {address}{because}; start it with `motionclone-daemon serve`")
         self.address = address
 
 

@@ -45,6 +45,22 @@ EVENT_KIND_FAILED: EventKind
 EVENT_KIND_CANCELLED: EventKind
 EVENT_KIND_REQUEUED: EventKind
 
+class ProveIdentityRequest(_message.Message):
+    __slots__ = ("nonce",)
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    nonce: bytes
+    def __init__(self, nonce: _Optional[bytes] = ...) -> None: ...
+
+class ProveIdentityResponse(_message.Message):
+    __slots__ = ("proof", "port", "pid")
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    proof: bytes
+    port: int
+    pid: int
+    def __init__(self, proof: _Optional[bytes] = ..., port: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
+
 class GenerationSettings(_message.Message):
     __slots__ = ("prompt", "negative_prompt", "seed", "preset", "steps", "guidance_steps", "motion_guidance_weight", "cfg_scale", "frames", "width", "height", "fps", "start", "end", "resize", "model", "motion_adapter", "extraction_mode", "inversion_steps", "subject", "reference_prompt", "semantic_guidance_weight", "output_fps", "output_frames", "extraction_seed", "noise_schedule", "vae", "reference_subject", "semantic_mask_threshold", "semantic_app_threshold", "semantic_sigma", "preview_every", "low_memory")
     PROMPT_FIELD_NUMBER: _ClassVar[int]

@@ -34,6 +34,11 @@ class MotionCloneStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ProveIdentity = channel.unary_unary(
+                '/motionclone.v1.MotionClone/ProveIdentity',
+                request_serializer=motionclone__api_dot_v1_dot_jobs__pb2.ProveIdentityRequest.SerializeToString,
+                response_deserializer=motionclone__api_dot_v1_dot_jobs__pb2.ProveIdentityResponse.FromString,
+                _registered_method=True)
         self.GetServerInfo = channel.unary_unary(
                 '/motionclone.v1.MotionClone/GetServerInfo',
                 request_serializer=motionclone__api_dot_v1_dot_jobs__pb2.GetServerInfoRequest.SerializeToString,
@@ -78,6 +83,16 @@ class MotionCloneStub:
 
 class MotionCloneServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def ProveIdentity(self, request, context):
+        """Served without the token: the daemon proves it holds the token before a client sends it.
+        proof = HMAC-SHA256(token, "motionclone-daemon-proof:" + port + ":" + nonce), port in decimal
+        the one the daemon listens on, so an impostor that relays the challenge to the real daemon
+        gets a proof for the wrong port.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetServerInfo(self, request, context):
         """Version, device, models and queue length.
@@ -139,6 +154,11 @@ class MotionCloneServicer:
 
 def add_MotionCloneServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ProveIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProveIdentity,
+                    request_deserializer=motionclone__api_dot_v1_dot_jobs__pb2.ProveIdentityRequest.FromString,
+                    response_serializer=motionclone__api_dot_v1_dot_jobs__pb2.ProveIdentityResponse.SerializeToString,
+            ),
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
                     request_deserializer=motionclone__api_dot_v1_dot_jobs__pb2.GetServerInfoRequest.FromString,
@@ -189,6 +209,33 @@ def add_MotionCloneServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MotionClone:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ProveIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/motionclone.v1.MotionClone/ProveIdentity',
+            motionclone__api_dot_v1_dot_jobs__pb2.ProveIdentityRequest.SerializeToString,
+            motionclone__api_dot_v1_dot_jobs__pb2.ProveIdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetServerInfo(request,
