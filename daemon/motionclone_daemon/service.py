@@ -20,7 +20,7 @@ from typing import Any
 
 from motionclone_client.local_files import file_fingerprint
 
-from motionclone.config.checks import require_text
+from motionclone.config.checks import require_number, require_text
 from motionclone.config.memory_plan import fitting_config
 from motionclone.config.plan import resolve
 from motionclone.device.memory import device_memory
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 COPY_CHUNK = 1 << 20
 RANGE_KEYS = ("start", "end")
 NO_CLIP_SENT = "no clip was sent: upload its bytes or give a path"
+SEED_KEYS = ("seed", "extraction_seed")
+# The API carries seeds as int64; torch takes any of them, and a larger one fails only when the job runs.
+MIN_SEED, MAX_SEED = -(2**63), 2**63 - 1
 DAEMON_RESTARTED = "daemon restarted: job put back in the queue"
 
 
@@ -63,6 +66,43 @@ class Submission:
 
 def _seconds(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def require_seed(key: str, value: object) -> None:
+    """A seed the run can use: `plan.resolve` leaves seeds unchecked, and torch refuses a float,
+    a list or a number past 64 bits only when the job runs (a watch folder's YAML reaches here
+    without the API's int64)."""
+    require_number(key, value, MIN_SEED, MAX_SEED, "a signed 64-bit integer, as the API carries seeds", integer=True)
+
+
+def _decimal(value: float) -> str:
+    """A number to the thousandth, without an exponent or trailing zeros (frame 1234567, 0.25 s)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _time_shown(point: TimePoint | None, fps: float) -> str:
+    """A range end as the user wrote it, with its seconds in the clip's rate when it is a frame."""
+    if point is None:
+        return "the clip's start"
+    if point.is_frame:
+        return f"{_decimal(point.value)}f ({_decimal(point.seconds(fps))} s at {fps:g} fps)"
+    return f"{_decimal(point.value)} s"
+
+
+def _check_range(info: VideoInfo, settings: dict[str, Any]) -> None:
+    """Refuse a range that holds no frame of the clip, which the engine finds only at run time.
+
+    A range may mix seconds and frames (the README's `--start 1.5 --end 60f`): the engine cuts
+    it as given, so both ends are compared in the clip's frame rate, as its cut compares them.
+    """
+    start, end = TimePoint.parse(settings.get("start")), TimePoint.parse(settings.get("end"))
+    begin = start.seconds(info.fps) if start else 0.0
+    if end is not None and end.seconds(info.fps) <= begin:
+        shown_end, shown_start = _time_shown(end, info.fps), _time_shown(start, info.fps)
+        raise InvalidRequest(f"empty time range: end={shown_end} is not after start={shown_start}")
+    if begin >= info.duration:
+        shown_start = _time_shown(start, info.fps)
+        raise InvalidRequest(f"start={shown_start} is not before the end of the clip ({_seconds(info.duration)} s)")
 
 
 class JobService:
@@ -133,6 +173,9 @@ class JobService:
                 if isinstance(value, str):
                     require_text(name, value)
             config = job_config(settings, self.settings, self.catalog)
+            for key in SEED_KEYS:
+                if getattr(config, key) is not None:
+                    require_seed(key, getattr(config, key))
             defaults = defaults_before_loading(config.model)
             resolved = resolve(config, defaults, seed=0)
             device, dtype = choose_device(config.device or self._device, config.dtype)
@@ -305,6 +348,7 @@ class JobService:
             info = probe(path)
         except VideoError as error:
             raise InvalidRequest(str(error).replace(str(path), name or "the uploaded clip")) from None
+        _check_range(info, settings)
         longest = self.settings.max_clip_seconds
         used = range_seconds(info, settings.get("start"), settings.get("end"))
         if longest and used > longest:

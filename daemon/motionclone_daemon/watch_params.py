@@ -3,7 +3,9 @@
 Keys are the `motionclone generate` option names (prompt, negative_prompt, seed, preset, steps,
 frames, size as WxH, model, ...); `prompts` and `seeds` (or a list under `prompt` / `seed`) ask
 for one output per combination. Errors name the file, the line and the key, because the person
-reading them is looking at a YAML file, not at code.
+reading them is looking at a YAML file, not at code. Seeds are checked as the file is read: YAML
+has values the API cannot carry (`.inf`, a 23-digit integer, a list in the list of seeds), which
+would otherwise pass submit and fail only when the job runs.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from motionclone_client.protocol import SETTINGS_FIELDS
 from motionclone.config.settings import size_settings
 from motionclone.config.yaml_text import parse_yaml_with_nodes
 from motionclone.errors import ConfigError
+from motionclone_daemon.service import require_seed
 
 LIST_KEYS = {"prompts": "prompt", "seeds": "seed"}
 # The most jobs one clip may fan out to (prompts x seeds): `seeds: [0..99]` must not queue 100.
 MAX_COMBINATIONS = 32
 ALLOWED_KEYS = SETTINGS_FIELDS | {"size", *LIST_KEYS}
+SEED_KEYS = ("seed", "seeds", "extraction_seed")
 
 
 class ParamsError(Exception):
@@ -50,14 +54,28 @@ def read_params(path: Path) -> dict[str, Any]:
         key = str(raw_key).replace("-", "_")
         if key not in ALLOWED_KEYS:
             raise ParamsError(f"{path.name}, line {lines.get(key, '?')}: unknown key {raw_key!r}")
-        if key == "size":
-            try:
-                settings.update(size_settings(str(value)))
-            except ConfigError as error:
-                raise ParamsError(f"{path.name}, line {lines[key]}: {error}") from None
-        else:
-            settings[key] = value
+        try:
+            settings.update(_setting(key, value))
+        except ConfigError as error:
+            raise ParamsError(f"{path.name}, line {lines[key]}: {error}") from None
     return settings
+
+
+def _setting(key: str, value: Any) -> dict[str, Any]:
+    """The settings one key sets, its value checked here where a job would take it and fail later."""
+    if key == "size":
+        return size_settings(str(value))
+    if key in SEED_KEYS:
+        for seed in _seeds(key, value):
+            require_seed(LIST_KEYS.get(key, key), seed)
+    return {key: value}
+
+
+def _seeds(key: str, value: Any) -> list[Any]:
+    """The seeds a key names (none for null: a random one). A list under `seed` or `seeds` is one
+    job per item, so an item that is itself a list is a seed, and refused as one."""
+    values = value if isinstance(value, list) and key != "extraction_seed" else [value]
+    return [seed for seed in values if seed is not None]
 
 
 def combinations(folder_params: dict[str, Any], sidecar: dict[str, Any]) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from pathlib import Path
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 OUT_OF_MEMORY = "out of GPU memory: try fewer frames or a smaller size, or close other programs using the GPU"
 STORE_RETRY_SECONDS = 1.0
 STOPPING = "daemon stopping: job put back in the queue"
+# A stored copy of a clip, named by a job id or a run id (a Ray actor's copy, not this machine's path).
+STORED_CLIP = re.compile(r"[^\s'\"]*[\\/]clips[\\/][0-9a-f]{16,32}(?:\.\w{1,8})?")
 
 
 def job_config(
@@ -236,17 +239,24 @@ class Worker(threading.Thread):
             log.warning("job %s changed state while running; not requeued", job.id)
 
     def _reason(self, job: Job, error: Exception) -> str:
-        """What to tell the user about why `job` failed; the trace is logged when it is our bug."""
+        """What to tell the user about why `job` failed; the trace is logged when it is our bug.
+
+        The engine names the file it read, the daemon's stored copy (data/clips/<job id>.mp4, or
+        a Ray actor's copy of it), which the user never saw: the reason names their clip instead.
+        """
         if is_disk_full(error, self.settings.data_path):
             return disk_full_message(self.settings.data_path)
         if isinstance(error, torch.cuda.OutOfMemoryError):
             return OUT_OF_MEMORY
         if isinstance(error, MotionCloneError):
-            return str(error)
-        if isinstance(error, OSError):
-            return f"I/O error: {error}"
-        log.exception("job %s failed with an internal error", job.id, exc_info=error)
-        return f"internal error: {type(error).__name__}: {error}"
+            reason = str(error)
+        elif isinstance(error, OSError):
+            reason = f"I/O error: {error}"
+        else:
+            log.exception("job %s failed with an internal error", job.id, exc_info=error)
+            reason = f"internal error: {type(error).__name__}: {error}"
+        clip = job.reference_name or "the clip"
+        return STORED_CLIP.sub(clip, reason.replace(job.reference_path, clip))
 
     def _finish(self, job: Job, state: JobState, event: EventKind, message: str = "", **columns: object) -> None:
         """Record how the job ended, trying again while the store cannot write, so it never stays running."""

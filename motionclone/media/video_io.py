@@ -34,6 +34,8 @@ _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 # ffmpeg's generic closing lines: progress and statistics, "Conversion failed!", "Exiting ...".
 _FFMPEG_NOISE = re.compile(r"^(frame=|size=|video:|Conversion failed!|Exiting|Error : |\[out#\d+/\w+ @ \w+\] video:)")
 READ_BUDGET_BYTES = 1 << 30  # decoded reference frames held at once (see _decode_bounded)
+# A time as text: ASCII decimal digits with an optional fraction, then "f" (frames) or "s" (seconds).
+_TIME_TEXT = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([fs]?)")
 MAX_TIME = 1e7  # seconds or frames: longer than any clip a daemon accepts
 # ffmpeg runs in a session of its own: a stop signalled to the whole process group (systemd's
 # default KillMode, Ctrl-C in a terminal) reaches the daemon, which decides what happens to the
@@ -61,15 +63,20 @@ class TimePoint:
 
     @classmethod
     def parse(cls, text: str | float | int | None) -> TimePoint | None:
-        """ "2.5" or 2.5 is seconds, "60f" is frame 60; None means the clip's start or end."""
+        """ "2.5", "2.5s" or 2.5 is seconds, "60f" is frame 60; None means the clip's start or end.
+
+        Text must be a plain decimal number: float() alone also reads "1_0" as 10, "1e1", "+3" and
+        non-ASCII digits, so a typo would silently become another time.
+        """
         if text is None or text == "":
             return None
-        raw = str(text).strip().lower()
-        is_frame = raw.endswith("f")
-        try:
-            value = float(raw[:-1] if is_frame else raw)
-        except ValueError:
-            raise ConfigError(f"invalid time {shown(text)}: use seconds (2.5) or a frame number (60f)") from None
+        if isinstance(text, (int, float)) and not isinstance(text, bool):
+            value, is_frame = float(text), False
+        else:
+            match = _TIME_TEXT.fullmatch(str(text).strip().lower())
+            if match is None:
+                raise ConfigError(f"invalid time {shown(text)}: use seconds (2.5) or a frame number (60f)")
+            value, is_frame = float(match.group(1)), match.group(2) == "f"
         if not math.isfinite(value) or not 0 <= value <= MAX_TIME:
             raise ConfigError(f"invalid time {shown(text)}: must be a number between 0 and {MAX_TIME:g}")
         return cls(value, is_frame)
