@@ -89,8 +89,7 @@ class Daemon:
             Worker(self.store, engine, settings, self.catalog, device, dispatcher, name)
             for engine, device, name in zip(self.engines, devices, names, strict=True)
         ]
-        problems = self.cluster.problems if self.cluster else list
-        self.service = JobService(self.store, self.workers, settings, self.catalog, problems)
+        self.service = JobService(self.store, self.workers, settings, self.catalog, self._problems)
         # A thread for every stream and upload place plus some for short calls, so those always answer.
         threads = settings.max_streams + settings.max_uploads + SHORT_CALL_THREADS
         self.server = grpc.server(
@@ -113,6 +112,11 @@ class Daemon:
         ]
         self.port = 0
         self._sweeper = threading.Event()
+
+    def _problems(self) -> list[str]:
+        """What the service cannot see itself, for status: the Ray cluster's and the watch folders' problems."""
+        found = self.cluster.problems() if self.cluster else []
+        return found + [problem for watcher in self.watchers for problem in watcher.problems()]
 
     def start(self) -> None:
         self.service.recover()

@@ -20,6 +20,13 @@ the old content's outputs are written and the new content stays in the folder as
 clip that failed as unreadable or truncated (a writer paused longer than the settle time) is
 watched in failed/ for a while; if it changes again it goes back into the folder to be retaken.
 
+Every clip ends in done/ or failed/, whatever its name: one that is not UTF-8 is processed under a
+readable name (its undecodable bytes replaced) and keeps its own bytes in done/; a name that would
+grow past NAME_MAX bytes (an output name, a reason file beside it) is cut and marked with a hash. An
+error on one clip, even one nobody foresaw, sends that clip to failed/ with a one-line reason, logged
+once; the rest of the scan goes on. A folder the watcher cannot write is the one exception, see
+`WatchFolder.check_folders`: it shows in the daemon's status and its clips wait.
+
 Everything is restart-safe: items live in the job store, their jobs carry idempotency keys derived
 from the item, and every output is recorded there before it is renamed into place, so after a
 restart nothing is submitted or written twice. Only the watch over failed/ is kept in memory.
@@ -33,8 +40,10 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +66,10 @@ TEMPORARY_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download", "
 SUBFOLDERS = ("output", "done", "failed")
 BUSY_TICK = 0.25
 REWRITE_WATCH_SECONDS = 600.0
+NAME_MAX = 255
+# Bytes kept free under NAME_MAX for what is added to a name later: `__N` against a clash, then
+# `.error.txt` beside it or `.NAME.partial` while it is written.
+NAME_SPARE = 20
 # video_io's VideoError messages for a clip that is cut short or not yet a video: a writer may still be at it.
 UNREADABLE_REASONS = ("not a readable video", "clip is empty", "frame size", "cannot decode", "too short")
 
@@ -65,14 +78,56 @@ class UnsafeClip(Exception):
     """A name in the folder that must not be read: a symlink leading out of the folder."""
 
 
+class _Blocked(Exception):
+    """A folder the watcher writes is unusable: the scan stops, and its clips wait for it."""
+
+
 def is_ignored(name: str) -> bool:
     """Hidden files, editor locks and names of downloads or copies still in progress."""
     lowered = name.lower()
     return name.startswith((".", "~$")) or lowered.endswith(TEMPORARY_SUFFIXES) or lowered.endswith("~")
 
 
+def readable(name: str) -> str:
+    """`name` as valid text: bytes that are not UTF-8 (kept by Python as lone surrogates) become
+    U+FFFD. The job store, gRPC and text files refuse the surrogates; the file keeps its bytes."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
+def fit_name(stem: str, tail: str = "") -> str:
+    """`stem + tail`, or if that leaves less than NAME_SPARE bytes under NAME_MAX, `stem` cut and
+    marked with a hash of the whole name (names alike in their first bytes stay distinct)."""
+    whole = stem + tail
+    room = NAME_MAX - NAME_SPARE
+    if len(os.fsencode(whole)) <= room:
+        return whole
+    if len(os.fsencode(tail)) > room // 2:
+        stem, tail = whole, ""
+    mark = "~" + hashlib.sha256(os.fsencode(whole)).hexdigest()[:8]
+    budget = room - len(os.fsencode(mark + tail))
+    while len(os.fsencode(stem)) > budget:
+        stem = stem[:-1]
+    return stem + mark + tail
+
+
+def write_problem(folder: Path) -> str:
+    """Why the watcher cannot create files in `folder`, made if missing ('' if it can). Found by
+    trying: permission bits say nothing for root, nor of a read-only mount."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, trial = tempfile.mkstemp(prefix=".motionclone-write-check-", dir=folder)
+    except OSError as error:
+        return f"cannot write to {folder}: {error.strerror or error}"
+    os.close(handle)
+    os.unlink(trial)
+    return ""
+
+
 def unique_path(path: Path) -> Path:
-    """`path`, or `stem__2.ext`, `stem__3.ext`, ... : never an existing file."""
+    """`path`, or `stem__2.ext`, `stem__3.ext`, ... : never an existing file, never too long a name."""
+    path = path.with_name(fit_name(path.stem, path.suffix))
     candidate, number = path, 2
     while candidate.exists():
         candidate = path.with_name(f"{path.stem}__{number}{path.suffix}")
@@ -157,15 +212,18 @@ class WatchFolder:
         self._pending: dict[Path, _Pending] = {}
         self._in_flight: dict[Path, _InFlight] = {}
         self._unreadable: list[_Unreadable] = []
+        self._folder_problems: dict[Path, str] = {}
+        self._recheck_at = 0.0
+        # Clips that could not even be moved to failed/: left alone until they change (signature, why).
+        self._stuck: dict[Path, tuple[tuple, str]] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._observer: Observer | None = None
         self._thread = threading.Thread(target=self._loop, name=f"watch:{self.folder.name}", daemon=True)
 
     def start(self) -> None:
-        for name in ("", *SUBFOLDERS):
-            (self.folder / name).mkdir(parents=True, exist_ok=True)
-        if self.observe:
+        self.check_folders(time.monotonic())
+        if self.observe and self.folder.is_dir():
             self._observer = Observer()
             self._observer.schedule(_Wake(self._wake), str(self.folder), recursive=False)
             self._observer.start()
@@ -191,17 +249,60 @@ class WatchFolder:
             self._wake.wait(BUSY_TICK if busy else self.rescan_seconds)
             self._wake.clear()
 
+    def problems(self) -> list[str]:
+        """What keeps clips of this folder from finishing, for the daemon's status."""
+        folders = [
+            f"watch folder {self.folder}: {problem}; its clips wait until it is fixed"
+            for problem in self._folder_problems.values()
+        ]
+        stuck = [
+            f"watch folder {self.folder}: {readable(clip.name)} cannot be moved to failed/ ({why})"
+            for clip, (_, why) in list(self._stuck.items())
+        ]
+        return folders + stuck
+
+    def _folders(self) -> list[Path]:
+        """The folders the watcher writes: the folder itself (clips leave it) and its SUBFOLDERS."""
+        return [self.folder, *(self.folder / name for name in SUBFOLDERS)]
+
+    def check_folders(self, now: float) -> bool:
+        """Find the folders the watcher cannot write (see `write_problem`), log each new problem
+        once and keep them for status; True if there is one. Then nothing is taken or finished
+        until a check (once per rescan) finds them usable: a clip that could reach neither output/
+        nor failed/ waits in the folder, its jobs' results kept by the daemon, and completes once
+        the folder is fixed. Failing it instead would lose what its jobs already made."""
+        found = {folder: problem for folder in self._folders() if (problem := write_problem(folder))}
+        for folder in found.keys() - self._folder_problems.keys():
+            log.warning("watch folder %s: %s; its clips wait until it is fixed", self.folder, found[folder])
+        if self._folder_problems and not found:
+            log.info("watch folder %s: usable again", self.folder)
+        self._folder_problems = found
+        self._recheck_at = now + self.rescan_seconds
+        return bool(found)
+
     # -- one pass -------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
+        """One pass, unless a folder the watcher writes is unusable (then only that is checked again)."""
+        if self._folder_problems and (now < self._recheck_at or self.check_folders(now)):
+            return
+        try:
+            self._scan(now)
+        except _Blocked:
+            return
+
+    def _scan(self, now: float) -> None:
         """Take settled clips, finish clips whose jobs all ended, return rewritten unreadable ones."""
         self._return_rewritten(now)
         clips = self._clips()
         for clip in list(self._pending):
             if clip not in clips:
                 del self._pending[clip]
+        for clip, (signature, _) in list(self._stuck.items()):
+            if clip not in clips or self._signature(clip) != signature:
+                del self._stuck[clip]
         for clip in clips:
-            if clip in self._in_flight:
+            if clip in self._in_flight or clip in self._stuck:
                 continue
             signature = self._signature(clip)
             pending = self._pending.get(clip)
@@ -209,23 +310,61 @@ class WatchFolder:
                 self._pending[clip] = _Pending(signature, now)
             elif now - pending.stable_since >= self.settle_seconds:
                 del self._pending[clip]
-                self._take(clip, now)
+                self._guarded(clip, lambda clip=clip: self._take(clip, now), now)
         for clip, item in list(self._in_flight.items()):
-            jobs = [self.service.store.get(job_id) for job_id in item.job_ids]
-            if any(job is None for job in jobs):
-                del self._in_flight[clip]
+            self._guarded(clip, lambda clip=clip, item=item: self._check(clip, item, now), now)
+
+    def _guarded(self, clip: Path, step: Callable[[], None], now: float) -> None:
+        """One clip's step: an error in it is that clip's alone and fails it, unless a folder the
+        watcher writes turns out unusable (the clip waits, see `check_folders`) or had vanished (the
+        check made it again, and the clip is tried again in the next scan)."""
+        try:
+            step()
+        except Exception as error:
+            vanished = not all(folder.is_dir() for folder in self._folders())
+            if self.check_folders(now) or vanished:
+                raise _Blocked from error
+            item = self._in_flight.pop(clip, None)
+            if item is not None:
                 self.service.store.finish_watch_item(item.item_id)
-                self._move(clip, item.sidecar, "failed", "a job of this clip was deleted from the daemon")
-            elif all(job.state.finished for job in jobs):
-                del self._in_flight[clip]
-                self._finish(item, jobs, now)
+            self._give_up(clip, item.sidecar if item else self._sidecar(clip), error)
+
+    def _give_up(self, clip: Path, sidecar: Path | None, error: Exception) -> None:
+        """An error without an answer: logged once with its traceback, the clip to failed/ with it as
+        a one-line reason so it is not retried every scan. If even that move fails, the clip stays,
+        left alone until it changes, and status says so."""
+        log.error("watch folder: %s failed", readable(clip.name), exc_info=error)
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        try:
+            self._move(clip, sidecar, "failed", reason)
+        except OSError as failure:
+            self._stuck[clip] = (self._signature(clip), failure.strerror or str(failure))
+
+    def _check(self, clip: Path, item: _InFlight, now: float) -> None:
+        """Finish an item whose jobs all ended, or fail it if one was deleted; it stays in flight
+        until that went through, so a folder found unusable meanwhile only delays it."""
+        jobs = [self.service.store.get(job_id) for job_id in item.job_ids]
+        if any(job is None for job in jobs):
+            self.service.store.finish_watch_item(item.item_id)
+            self._move(clip, item.sidecar, "failed", "a job of this clip was deleted from the daemon")
+        elif all(job.state.finished for job in jobs):
+            self._finish(item, jobs, now)
+        else:
+            return
+        del self._in_flight[clip]
 
     def _clips(self) -> set[Path]:
+        """The files that may be clips; a file named like a subfolder is that folder broken, not a clip."""
         found = set()
         with os.scandir(self.folder) as entries:
             for entry in entries:
                 name = entry.name
-                if entry.is_file() and not is_ignored(name) and not name.lower().endswith(PARAM_SUFFIXES):
+                if (
+                    entry.is_file()
+                    and name not in SUBFOLDERS
+                    and not is_ignored(name)
+                    and not name.lower().endswith(PARAM_SUFFIXES)
+                ):
                     found.add(Path(entry.path))
         return found
 
@@ -274,14 +413,21 @@ class WatchFolder:
                 self._move(clip, sidecar, "done", note)
                 return
             item_id = self.service.store.open_watch_item(str(self.folder), identity)
-            job_ids = self._submit(item_id, clip.name, source, runs)
+            job_ids = self._submit(item_id, readable(clip.name), source, runs)
         except (UnsafeClip, ParamsError, DaemonError, MotionCloneError) as error:
-            if item_id is not None:
-                self.service.store.finish_watch_item(item_id)
+            self._close(item_id)
             self._fail(clip, sidecar, str(error), taken, now)
             return
+        except Exception:
+            self._close(item_id)
+            raise
         self._in_flight[clip] = _InFlight(item_id, clip, sidecar, job_ids, digest, taken)
         log.info("watch folder: %s -> %d job(s)", clip.name, len(job_ids))
+
+    def _close(self, item_id: int | None) -> None:
+        """Finish the item `_take` opened, if it got that far: a clip that failed leaves none to resume."""
+        if item_id is not None:
+            self.service.store.finish_watch_item(item_id)
 
     def _submit(self, item_id: int, name: str, source: Path, runs: list[dict]) -> list[str]:
         """One job per parameter combination, all validated before the first is submitted. The
@@ -312,7 +458,7 @@ class WatchFolder:
         """
         for item_id in self.service.store.unfinished_watch_items(str(self.folder)):
             jobs = self._jobs_of(item_id)
-            if jobs and jobs[0].reference_name == clip.name:
+            if jobs and jobs[0].reference_name == readable(clip.name):
                 try:
                     digest = file_digest(jobs[0].reference_path)
                 except OSError:
@@ -384,7 +530,7 @@ class WatchFolder:
             return
         report = json.loads(job.report_json) if job.report_json else {}
         seed = report.get("seed", job.settings.get("seed", "random"))
-        name = f"{clip.stem}__{slug(job.settings.get('prompt', ''), 'prompt')}__s{seed}.mp4"
+        name = fit_name(readable(clip.stem), f"__{slug(job.settings.get('prompt', ''), 'prompt')}__s{seed}.mp4")
         target = Path(recorded) if recorded else unique_path(self.folder / "output" / name)
         store.record_watch_output(job.id, str(target))
         partial = target.with_name(f".{target.name}.partial")
@@ -398,7 +544,7 @@ class WatchFolder:
         note_path = None
         if note:
             note_path = destination.with_name(destination.name + (".error.txt" if where == "failed" else ".note.txt"))
-            note_path.write_text(note + "\n", encoding="utf-8")
+            note_path.write_text(note + "\n", encoding="utf-8", errors="replace")
             log.warning("watch folder: %s to %s/: %s", clip.name, where, note.splitlines()[0])
         os.replace(clip, destination)
         moved_sidecar = None
