@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -48,6 +49,8 @@ STOP_CHECK_SECONDS = 0.1
 CALL_TIMEOUT_SECONDS = 10.0
 # How long the daemon outlives a cluster that went away (Ray's default: 60 s): a year.
 KEEP_WAITING_SECONDS = 365 * 86400
+# How long a look at the head's GCS port waits for it to answer.
+GCS_PROBE_SECONDS = 1.0
 # The longest `motionclone status` waits for the cluster to list its nodes.
 NODES_TIMEOUT_SECONDS = 3.0
 # What a dying actor, node or worker process looks like to the caller (the job did not end).
@@ -93,6 +96,7 @@ class RayExecutor:
                     f"cannot reach the Ray cluster at {self.address}: {error}. Start one (`ray start --head`)"
                     " or set executor: local"
                 ) from None
+        self._gcs = ray.get_runtime_context().gcs_address
         gpus = int(ray.cluster_resources().get("GPU", 0))
         resources: dict[str, Any] = {"num_cpus": settings.ray_cpus_per_actor}
         if gpus:
@@ -114,8 +118,19 @@ class RayExecutor:
         with self._lock:
             now = time.monotonic()
             if self._nodes is None or (self._nodes.done() and now - self._asked_at > NODES_TIMEOUT_SECONDS):
-                self._nodes, self._asked_at = self._questions.submit(ray.nodes), now
+                self._nodes, self._asked_at = self._questions.submit(self._nodes_if_listening), now
             return self._nodes
+
+    def _nodes_if_listening(self) -> list[dict]:
+        """`ray.nodes()`, asked only while the head's GCS port takes connections: a GCS request that
+        goes unanswered makes Ray end the whole process 60 s later (whatever the reconnect timeout
+        says), which took the daemon down with the head."""
+        host, _, port = self._gcs.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=GCS_PROBE_SECONDS).close()
+        except OSError:
+            return []
+        return ray.nodes()
 
     def reachable(self) -> bool:
         """Whether the cluster is up, without waiting: its last answer listed a live node, or the

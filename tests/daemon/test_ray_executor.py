@@ -247,3 +247,23 @@ def test_executor_is_a_setting_with_a_serve_flag_defaulting_to_local(tmp_path):
     assert (defaults.executor, defaults.ray_address) == ("local", "auto")
     with pytest.raises(ConfigError, match="executor"):
         DaemonSettings.load(tmp_path / "none.yaml", executor="kubernetes")
+
+
+def test_a_head_that_stopped_listening_is_not_asked_anything(daemon, monkeypatch):
+    """Issue 26, item 10: with the head gone, `ray.nodes()` from the status question went
+    unanswered and Ray ended the daemon 60 s later ("Failed to connect to GCS ... The program will
+    terminate"; reproduced with `ray start --head` and `ray stop --force`: dead at 62 s, alive at
+    102 s once the port is looked at first). A port nobody listens on stands for the lost head."""
+    import socket
+
+    import ray
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    asked = []
+    monkeypatch.setattr(ray, "nodes", lambda: asked.append(True) or [])
+    monkeypatch.setattr(daemon.cluster, "_gcs", f"127.0.0.1:{closed}")
+    monkeypatch.setattr(daemon.cluster, "_nodes", None)
+    assert daemon.cluster.nodes() == [] and asked == []
+    assert daemon.cluster.problems() == [f"Ray cluster at {daemon.cluster.address} unreachable: jobs wait in the queue"]
