@@ -20,7 +20,7 @@ from typing import Any
 
 from motionclone_client.local_files import file_fingerprint
 
-from motionclone.config.checks import require_number, require_text
+from motionclone.config.checks import require_seed, require_text
 from motionclone.config.memory_plan import fitting_config
 from motionclone.config.plan import resolve
 from motionclone.device.memory import device_memory
@@ -44,8 +44,6 @@ COPY_CHUNK = 1 << 20
 RANGE_KEYS = ("start", "end")
 NO_CLIP_SENT = "no clip was sent: upload its bytes or give a path"
 SEED_KEYS = ("seed", "extraction_seed")
-# The API carries seeds as int64; torch takes any of them, and a larger one fails only when the job runs.
-MIN_SEED, MAX_SEED = -(2**63), 2**63 - 1
 DAEMON_RESTARTED = "daemon restarted: job put back in the queue"
 
 
@@ -66,13 +64,6 @@ class Submission:
 
 def _seconds(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
-
-
-def require_seed(key: str, value: object) -> None:
-    """A seed the run can use: `plan.resolve` leaves seeds unchecked, and torch refuses a float,
-    a list or a number past 64 bits only when the job runs (a watch folder's YAML reaches here
-    without the API's int64)."""
-    require_number(key, value, MIN_SEED, MAX_SEED, "a signed 64-bit integer, as the API carries seeds", integer=True)
 
 
 def _decimal(value: float) -> str:

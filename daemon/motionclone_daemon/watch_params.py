@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from motionclone_client.protocol import SETTINGS_FIELDS
 
+from motionclone.config.checks import require_seed
 from motionclone.config.settings import size_settings
 from motionclone.config.yaml_text import parse_yaml_with_nodes
 from motionclone.errors import ConfigError
-from motionclone_daemon.service import require_seed
 
 LIST_KEYS = {"prompts": "prompt", "seeds": "seed"}
 # The most jobs one clip may fan out to (prompts x seeds): `seeds: [0..99]` must not queue 100.

@@ -20,7 +20,7 @@ from motionclone.cli.daemon_commands import COMMANDS, add_client_commands, run_c
 from motionclone.cli.eval_command import add_eval_command, run_eval
 from motionclone.cli.progress import ProgressBar
 from motionclone.cli.setup_commands import SETUP_COMMANDS, add_setup_commands, run_setup_command
-from motionclone.config.settings import MotionCloneConfig, read_yaml_settings
+from motionclone.config.settings import MotionCloneConfig, check_setting, read_yaml_settings
 from motionclone.errors import ConfigError, MotionCloneError
 from motionclone.library_chatter import quiet_libraries
 
@@ -60,15 +60,16 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Only the settings the user gave: the YAML file's, then the flags'."""
+    """Only the settings the user gave: the YAML file's, then the flags', all checked alike."""
     settings = read_yaml_settings(args.config) if args.config else {}
     try:
         flags = settings_from_namespace(args)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    settings.update(flags)
-    settings.update({key: getattr(args, key, None) for key in LOCAL_KEYS if getattr(args, key, None) is not None})
-    return settings
+    flags.update({key: getattr(args, key, None) for key in LOCAL_KEYS if getattr(args, key, None) is not None})
+    for key, value in flags.items():
+        check_setting(key, value)
+    return settings | flags
 
 
 def config_from_args(args: argparse.Namespace) -> MotionCloneConfig:

@@ -7,6 +7,8 @@ fps=1e-9, inf) is accepted at submit and then stalls or kills the process that r
 from __future__ import annotations
 
 import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from motionclone.errors import ConfigError, shown
@@ -22,6 +24,8 @@ MAX_MEMORY_GIB = 2**20
 MAX_GUIDANCE_WEIGHT = 1e7
 MAX_TEXT_CHARS = 1000
 PROMPTS = ("prompt", "negative_prompt", "subject", "reference_prompt", "reference_subject")
+MIN_SEED, MAX_SEED = -(2**63), 2**63 - 1
+SEED_BOUND = "a signed 64-bit integer, what the API's seed field and torch's generator take"
 
 
 def require_output_span(output_fps: float | None, output_frames: int | None) -> None:
@@ -48,7 +52,7 @@ def require_number(key: str, value: Any, low: float, high: float, bound: str, in
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise ConfigError(f"invalid {key}={shown(value)}: must be {'an integer' if integer else 'a number'}")
-    require(math.isfinite(value), key, value, "must be a finite number")
+    require(isinstance(value, int) or math.isfinite(value), key, value, "must be a finite number")
     require(low <= value <= high, key, value, f"must be between {low:g} and {high:g} ({bound})")
 
 
@@ -60,3 +64,22 @@ def require_text(key: str, value: Any, limit: int = MAX_TEXT_CHARS) -> None:
     why = " (the CLIP text encoder reads only its first 77 tokens, about 300 characters)" if key in PROMPTS else ""
     require(len(value) <= limit, key, value, f"is {len(value)} characters long; at most {limit} are accepted{why}")
     require("\0" not in value, key, value, "must not contain NUL characters")
+
+
+def require_seed(key: str, value: Any) -> None:
+    """A seed torch's generator takes: an integer of 64 bits (signed, as the API carries it)."""
+    require_number(key, value, MIN_SEED, MAX_SEED, SEED_BOUND, integer=True)
+
+
+def require_cache_folder(key: str, value: str) -> None:
+    """A folder templates can be written to, or created in: a temporary file is made in it (or in
+    the nearest folder above it that exists, which is left as it was), because `os.access` says
+    yes to root in /proc and to anyone on a read-only mount."""
+    path = Path(value)
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    require(existing.is_dir(), key, value, "is a file, not a folder" if existing == path else f"{existing} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ConfigError(f"invalid {key}={shown(value)}: cannot write templates there ({error.strerror})") from None

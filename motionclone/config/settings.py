@@ -8,6 +8,8 @@ its own size, frame count and guidance weight, because SD1.5's values are calibr
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ import yaml
 from motionclone_options import OFFICIAL_NEGATIVE_PROMPT, OFFICIAL_SEED
 from motionclone_options import size_settings as shared_size_settings
 
-from motionclone.config.yaml_text import parse_yaml
-from motionclone.errors import ConfigError
+from motionclone.config.checks import require_cache_folder, require_seed
+from motionclone.config.yaml_text import parse_yaml_with_nodes
+from motionclone.errors import ConfigError, shown
 
 # The official results and the guidance weight 2000 come from Realistic Vision V5.1 with its VAE
 # baked in (`realisticVisionV60B1_v51VAE.safetensors`: Civitai names the file after the model page,
@@ -112,30 +115,90 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
 
     Errors name the file and, for syntax errors, the line.
     """
+    return _yaml_mapping_and_lines(path)[0]
+
+
+def _yaml_mapping_and_lines(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """`load_yaml_mapping`, and the line each key is on (for errors about its value)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
     try:
-        data = parse_yaml(text) or {}
+        node, data = parse_yaml_with_nodes(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"invalid YAML in {path}{where}") from None
+    data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
-    return {str(key).replace("-", "_"): value for key, value in data.items()}
+    keys = node.value if isinstance(node, yaml.MappingNode) else []
+    lines = {str(key.value).replace("-", "_"): key.start_mark.line + 1 for key, _ in keys}
+    return {str(key).replace("-", "_"): value for key, value in data.items()}, lines
 
 
 def read_yaml_settings(path: str | Path) -> dict[str, Any]:
-    """The generation settings a YAML file sets (``size: WxH`` or ``auto`` allowed); unknown keys
-    are caught when the settings are applied."""
-    data = load_yaml_mapping(path)
-    if "size" in data:
-        data.update(size_settings(str(data.pop("size"))))
-    if "guided_blocks" in data:
-        data["guided_blocks"] = tuple(data["guided_blocks"])
-    return data
+    """The settings a YAML file sets (``size: WxH`` or ``auto`` allowed), each checked as its flag
+    would be (`check_setting`); an error names the file and the key's line."""
+    data, lines = _yaml_mapping_and_lines(path)
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        try:
+            settings.update(_yaml_setting(key, value))
+        except ConfigError as error:
+            raise ConfigError(f"{path}, line {lines.get(key, '?')}: {error}") from None
+    return settings
+
+
+def _yaml_setting(key: str, value: Any) -> dict[str, Any]:
+    """The settings one YAML key sets: ``size`` sets width and height, a list of blocks becomes
+    the tuple the config holds."""
+    if key == "size":
+        return size_settings(str(value))
+    check_setting(key, value)
+    return {key: tuple(value) if isinstance(value, list) else value}
+
+
+def check_setting(key: str, value: Any) -> None:
+    """Refuse, naming the key, a value its flag could not give or no run can use.
+
+    A flag's value is text converted by the flag's type; YAML builds a float from `.inf` and a
+    list from `[a, b]`, and both reached the engine and failed there with a traceback, as did a
+    seed beyond 64 bits and a cache folder nothing can be written to, from a file or a flag.
+    """
+    kinds = _FIELD_KINDS.get(key)
+    if kinds is None:
+        raise ConfigError(f"unknown config key: {key}")
+    if not _is_of(value, kinds):
+        raise ConfigError(f"invalid {key}={shown(value)}: must be {_KIND_NAMES[kinds[0]]}")
+    if key in ("seed", "extraction_seed") and value is not None:
+        require_seed(key, value)
+    if key == "cache_dir" and value:
+        require_cache_folder(key, value)
+
+
+def _is_of(value: Any, kinds: tuple[type, ...]) -> bool:
+    """Whether `value` is of one of a field's `kinds` (a bool only where bool is one, an integer
+    also where a float is, a list or tuple of text where a tuple is)."""
+    if isinstance(value, bool):
+        return bool in kinds
+    if isinstance(value, (list, tuple)):
+        return tuple in kinds and all(isinstance(item, str) for item in value)
+    return isinstance(value, kinds) or (isinstance(value, int) and float in kinds)
+
+
+def _kinds_of(name: str, hint: Any) -> tuple[type, ...]:
+    """The Python types a config field takes: its annotation's, a start or end also in seconds
+    (YAML reads ``start: 1.5`` as a number where the flag reads the same text)."""
+    members = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    kinds = tuple(typing.get_origin(member) or member for member in members)
+    return (*kinds, int, float) if name in TIME_POINT_KEYS else kinds
+
+
+TIME_POINT_KEYS = ("start", "end")
+_KIND_NAMES = {str: "text", int: "an integer", float: "a number", bool: "true or false", tuple: "a list of block names"}
+_FIELD_KINDS = {name: _kinds_of(name, hint) for name, hint in typing.get_type_hints(MotionCloneConfig).items()}
 
 
 def size_settings(text: str) -> dict[str, int]:

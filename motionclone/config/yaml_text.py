@@ -25,14 +25,9 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def parse_yaml(text: str) -> Any:
-    """The data of a YAML text; yaml.YAMLError (with `problem_mark`) for bad syntax or an alias."""
-    return yaml.load(text, Loader=_NoAliasLoader)
-
-
 def parse_yaml_with_nodes(text: str) -> tuple[yaml.Node | None, Any]:
     """The YAML text's node tree (where each key sits) and the data built from it, in one parse;
-    aliases refused as in `parse_yaml`."""
+    yaml.YAMLError (with `problem_mark`) for bad syntax or an alias."""
     loader = _NoAliasLoader(text)
     try:
         node = loader.get_single_node()

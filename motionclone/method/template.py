@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,11 +26,17 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from motionclone.errors import TemplateError
+from motionclone.errors import TemplateError, shown
 
 # Version 2: `semantic` holds the reference's region weights (version 1 held key means of another
 # method; those are dropped on load).
 FORMAT_VERSION = 2
+# Recorded timesteps lie in [0, 1000), the training schedule (`schedule.NUM_TRAIN_TIMESTEPS`, not
+# imported: it would pull diffusers into the daemon's and `eval`'s imports of this module).
+NUM_TRAIN_TIMESTEPS = 1000
+REGIONS = ("fg", "bg")
+# A token grid, (h, w).
+Grid = tuple[int, int]
 
 
 @dataclass
@@ -83,35 +90,14 @@ class MotionTemplate:
 
     @classmethod
     def load(cls, path: str | Path) -> MotionTemplate:
+        """Read a template file, every part checked before use: a crafted or damaged file fails
+        here with one line naming it and what is wrong, not with a traceback in the middle of a run."""
         path = Path(path)
-        if not path.is_file():
-            raise TemplateError(f"motion template not found: {path}")
+        metadata, tensors = _read(path)
         try:
-            with safe_open(str(path), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as error:
-            raise TemplateError(f"not a motion template file: {path} ({error})") from None
-        if metadata.get("format") != "motionclone-template":
-            raise TemplateError(f"not a motion template file: {path}")
-        version = int(metadata.get("version", "0"))
-        if version > FORMAT_VERSION:
-            raise TemplateError(f"motion template {path} is from a newer MotionClone; please upgrade")
-        groups: dict[str, dict[str, torch.Tensor]] = {"values": {}, "indices": {}, "semantic": {}}
-        for key, tensor in tensors.items():
-            group, _, name = key.partition("/")
-            groups[group][name] = tensor
-        height, width = json.loads(metadata["latent_size"])
-        return cls(
-            timesteps=json.loads(metadata["timesteps"]),
-            values=groups["values"],
-            indices={k: v.long() for k, v in groups["indices"].items()},
-            frames=int(metadata["frames"]),
-            latent_height=height,
-            latent_width=width,
-            settings=json.loads(metadata["settings"]),
-            semantic=groups["semantic"] if version >= 2 else {},
-        )
+            return _checked(metadata, tensors)
+        except _Malformed as problem:
+            raise TemplateError(f"bad motion template {path}: {problem}") from None
 
     def check_fits(self, frames: int, latent_height: int, latent_width: int, layers: list[str]) -> None:
         """Raise a clear error when this template cannot guide the requested generation."""
@@ -125,6 +111,183 @@ class MotionTemplate:
         missing = [layer for layer in layers if layer not in self.values]
         if missing:
             raise TemplateError(f"motion template has no entry for layer {missing[0]}: made with another model?")
+
+
+class _Malformed(Exception):
+    """One thing wrong with a template file's content; `MotionTemplate.load` names the file."""
+
+
+def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and tensors of a MotionClone template file (not yet checked)."""
+    if not path.is_file():
+        raise TemplateError(f"motion template not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise TemplateError(f"not a motion template file: {path} ({error})") from None
+    if metadata.get("format") != "motionclone-template":
+        raise TemplateError(f"not a motion template file: {path}")
+    version = metadata.get("version", "")
+    if version.isdecimal() and int(version) > FORMAT_VERSION:
+        raise TemplateError(f"motion template {path} is from a newer MotionClone; please upgrade")
+    return metadata, tensors
+
+
+def _checked(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> MotionTemplate:
+    """The template a file's content describes, once every field and tensor is consistent."""
+    version = _whole_number(metadata, "version", f"a whole number from 1 to {FORMAT_VERSION}", 1, FORMAT_VERSION)
+    frames = _whole_number(metadata, "frames", "a positive whole number", 1)
+    height, width = _latent_size(metadata)
+    timesteps = _timesteps(metadata)
+    settings = _json(metadata, "settings")
+    if not isinstance(settings, dict):
+        raise _Malformed(f"settings must be a JSON mapping, not {shown(metadata['settings'])}")
+    groups = _groups(tensors)
+    grids = _level_grids(height, width)
+    _check_motion(groups["values"], groups["indices"], len(timesteps), frames, grids)
+    semantic = groups["semantic"] if version >= 2 else {}
+    _check_semantic(semantic, len(timesteps), frames, grids)
+    return MotionTemplate(
+        timesteps=timesteps,
+        values=groups["values"],
+        indices={k: v.long() for k, v in groups["indices"].items()},
+        frames=frames,
+        latent_height=height,
+        latent_width=width,
+        settings=settings,
+        semantic=semantic,
+    )
+
+
+def _entry(metadata: dict[str, str], key: str) -> str:
+    if key not in metadata:
+        raise _Malformed(f"no {key} in its metadata")
+    return metadata[key]
+
+
+def _json(metadata: dict[str, str], key: str) -> Any:
+    """A metadata entry's JSON value; None when it is not JSON (every caller refuses None)."""
+    try:
+        return json.loads(_entry(metadata, key))
+    except ValueError:
+        return None
+
+
+def _whole_number(metadata: dict[str, str], key: str, what: str, low: int, high: float = math.inf) -> int:
+    """A metadata entry that must be a decimal integer in [low, high]."""
+    text = _entry(metadata, key)
+    if not (text.isascii() and text.isdecimal() and low <= int(text) <= high):
+        raise _Malformed(f"{key} must be {what}, not {shown(text)}")
+    return int(text)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _latent_size(metadata: dict[str, str]) -> tuple[int, int]:
+    """The latent (height, width) the template was extracted at: two positive integers."""
+    size = _json(metadata, "latent_size")
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(side) and side > 0 for side in size)):
+        raise _Malformed(f"latent_size must be [height, width], not {shown(metadata['latent_size'])}")
+    return size[0], size[1]
+
+
+def _timesteps(metadata: dict[str, str]) -> list[int]:
+    """The diffusion timesteps the rows were recorded at: at least one, each in [0, 1000)."""
+    timesteps = _json(metadata, "timesteps")
+    if not (isinstance(timesteps, list) and all(_is_int(t) and 0 <= t < NUM_TRAIN_TIMESTEPS for t in timesteps)):
+        raise _Malformed(
+            f"timesteps must be a list of timesteps in [0, {NUM_TRAIN_TIMESTEPS}), not {shown(metadata['timesteps'])}"
+        )
+    if not timesteps:
+        raise _Malformed("timesteps is empty: no recorded step to guide with")
+    return timesteps
+
+
+def _groups(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """The tensors by group (values/, indices/, semantic/), names outside them refused."""
+    groups: dict[str, dict[str, torch.Tensor]] = {"values": {}, "indices": {}, "semantic": {}}
+    for key, tensor in tensors.items():
+        group, _, name = key.partition("/")
+        if group not in groups or not name:
+            raise _Malformed(f"unknown tensor {key!r} (expected values/, indices/ or semantic/)")
+        groups[group][name] = tensor
+    return groups
+
+
+def _level_grids(height: int, width: int, levels: int = 6) -> list[Grid]:
+    """The (h, w) token grids of a UNet's levels over a latent, the latent's own first: each
+    stride-2 downsampling rounds up (a 7-high latent has levels 4, 2 and 1 high)."""
+    grids = [(height, width)]
+    for _ in range(levels - 1):
+        grids.append((math.ceil(grids[-1][0] / 2), math.ceil(grids[-1][1] / 2)))
+    return grids
+
+
+def _latent(grids: list[Grid]) -> str:
+    """The latent a list of level grids is over, as messages name it: "the 8x8 latent" (W x H)."""
+    height, width = grids[0]
+    return f"the {width}x{height} latent"
+
+
+def _check_motion(
+    values: dict[str, torch.Tensor], indices: dict[str, torch.Tensor], rows: int, frames: int, grids: list[Grid]
+) -> None:
+    """Each layer's values (floats) and indices (integers in [0, frames), what the guidance's
+    gather reads) share one shape: (rows, tokens of a level's grid, heads, frames, top_k)."""
+    unpaired = sorted(values.keys() ^ indices.keys())
+    if unpaired:
+        have, lack = ("values", "indices") if unpaired[0] in values else ("indices", "values")
+        raise _Malformed(f"{have}/{unpaired[0]} has no {lack}/{unpaired[0]}")
+    for layer, value in values.items():
+        index = indices[layer]
+        _require_dtype(f"values/{layer}", value, torch.is_floating_point(value), "floats")
+        is_integer = not (index.is_floating_point() or index.is_complex() or index.dtype == torch.bool)
+        _require_dtype(f"indices/{layer}", index, is_integer, "integers")
+        _require_motion_shape(f"values/{layer}", value, rows, frames)
+        if index.shape != value.shape:
+            raise _Malformed(f"values/{layer} is {tuple(value.shape)} but indices/{layer} is {tuple(index.shape)}")
+        if value.shape[1] not in {h * w for h, w in grids}:
+            raise _Malformed(f"values/{layer} has {value.shape[1]} tokens: no level of {_latent(grids)} has that many")
+        low, high = (int(index.min()), int(index.max())) if index.numel() else (0, 0)
+        if low < 0 or high >= frames:
+            raise _Malformed(f"indices/{layer} holds frame {low if low < 0 else high}, outside [0, {frames})")
+
+
+def _check_semantic(semantic: dict[str, torch.Tensor], rows: int, frames: int, grids: list[Grid]) -> None:
+    """Subject regions come as a pair of float maps (rows, frames, h, w) on a level's grid (a
+    version 1 file's region means, under other names, are dropped before this)."""
+    unknown = sorted(semantic.keys() - set(REGIONS))
+    if unknown:
+        raise _Malformed(f"unknown tensor 'semantic/{unknown[0]}' (expected semantic/fg and semantic/bg)")
+    if semantic and semantic.keys() != set(REGIONS):
+        raise _Malformed(f"semantic/ must hold both fg and bg, not {', '.join(sorted(semantic))}")
+    for key in sorted(semantic):
+        region = semantic[key]
+        _require_dtype(f"semantic/{key}", region, torch.is_floating_point(region), "floats")
+        if region.dim() != 4 or region.shape[:2] != (rows, frames) or tuple(region.shape[2:]) not in grids:
+            raise _Malformed(
+                f"semantic/{key} is {tuple(region.shape)}: not ({rows}, {frames}, h, w) on a level of {_latent(grids)}"
+            )
+
+
+def _require_dtype(key: str, tensor: torch.Tensor, fits: bool, what: str) -> None:
+    if not fits:
+        raise _Malformed(f"{key} must hold {what}, not {str(tensor.dtype).removeprefix('torch.')}")
+
+
+def _require_motion_shape(key: str, tensor: torch.Tensor, rows: int, frames: int) -> None:
+    """A motion tensor's rank, its rows (one per timestep) and its frame axis."""
+    shape = tuple(tensor.shape)
+    if tensor.dim() != 5:
+        raise _Malformed(f"{key} is {shape}: not (timesteps, tokens, heads, frames, top_k)")
+    if shape[0] != rows:
+        raise _Malformed(f"{key} has {shape[0]} rows for {rows} timesteps")
+    if shape[3] != frames:
+        raise _Malformed(f"{key} is {shape}: not for {frames} frames")
 
 
 def file_digest(path: str | Path) -> str:
