@@ -87,7 +87,10 @@ def test_cancel_queued_and_running_jobs(clip_files, tmp_path, shared_engine):
 def test_calls_without_or_with_a_wrong_token_are_refused(tmp_path, shared_engine):
     with running_daemon(tmp_path, engine=shared_engine) as daemon:
         for token in ("", "wrong-token"):
-            with client_for(daemon, token=token) as client, pytest.raises(ClientError, match="token file from its config dir"):
+            with (
+                client_for(daemon, token=token) as client,
+                pytest.raises(ClientError, match="token file from its config dir"),
+            ):
                 client.list()
         with client_for(daemon) as client:
             assert client.list() == []
