@@ -19,16 +19,24 @@ import platformdirs
 import torch
 
 from motionclone.config.memory_plan import fit_to_device
-from motionclone.config.plan import ResolvedConfig, check_model_limits, resolve
+from motionclone.config.plan import ResolvedConfig, SourceSpan, check_model_limits, resolve
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError, TemplateError
 from motionclone.media.preview import PreviewCallback, preview_hook
-from motionclone.media.video_io import TimePoint, VideoInfo, probe, read_frames, write_resampled_video, write_video
+from motionclone.media.video_io import (
+    TimePoint,
+    VideoInfo,
+    probe,
+    range_seconds,
+    read_frames,
+    write_resampled_video,
+    write_video,
+)
 from motionclone.method.template import MotionTemplate, TemplateCache, file_digest
 from motionclone.models.loading import MotionCloneModel, defaults_before_loading, load_model
 from motionclone.report import PhaseTimer, run_report
 from motionclone.sampling.denoise import generate
-from motionclone.sampling.extraction import extract, extraction_settings
+from motionclone.sampling.extraction import extract_windows, extraction_settings
 from motionclone.sampling.guided_model import GuidedModel
 from motionclone.sampling.outputs import StepCallback, StopCheck
 
@@ -100,17 +108,22 @@ class Engine:
         return self._guided
 
     def plan(
-        self, config: MotionCloneConfig, timer: PhaseTimer, source_size: tuple[int, int] | None = None
+        self, config: MotionCloneConfig, timer: PhaseTimer, source: VideoInfo | None = None
     ) -> tuple[GuidedModel, ResolvedConfig]:
         """The run's plan, resolved once, before the (slow) model load, so that every bad value
         fails first; then the loaded model's own limits are checked and the memory level is
-        chosen for what is free on its device. `source_size` (the probed reference's) sets the
-        size when it is auto; a saved template's size reaches the config before (`_size_of_template`).
+        chosen for what is free on its device. `source` (the probed reference) sets the size when
+        it is auto and, with a motion rate, the frame count of its trimmed span; a saved
+        template's size reaches the config before (`_size_of_template`).
 
         Also starts this run's peak-memory count, so a long-lived daemon reports per job.
         """
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-        plan = resolve(config, defaults_before_loading(config.model), seed, source_size)
+        size, span = None, None
+        if source is not None:
+            size = (source.width, source.height)
+            span = SourceSpan(source.fps, range_seconds(source, config.start, config.end))
+        plan = resolve(config, defaults_before_loading(config.model), seed, size, span)
         guided = self.guided_model_for(config, timer)
         check_model_limits(plan, guided.model.defaults)
         plan = fit_to_device(guided.model, plan)
@@ -134,24 +147,26 @@ class Engine:
         timer: PhaseTimer,
         on_step: StepCallback | None,
         should_stop: StopCheck | None = None,
-    ) -> tuple[MotionTemplate, dict[str, Any]]:
-        """The reference's template from the cache, else extracted (and cached); `info` is the
-        reference's probe, made once per run."""
+    ) -> tuple[list[MotionTemplate], dict[str, Any]]:
+        """The reference's templates (one per context window) from the cache, else extracted (and
+        cached, window by window); `info` is the reference's probe, made once per run."""
         cache = TemplateCache(plan.cache_dir or Path(platformdirs.user_cache_dir("motionclone")) / "templates")
+        windows = plan.windows
         with timer.phase("read_clip"):
             digest = file_digest(reference)
-            settings = extraction_settings(plan, guided.model.model_id)
-            cached = cache.get(digest, settings)
-            if cached is None:
+            keys = [extraction_settings(plan, guided.model.model_id, w if len(windows) > 1 else None) for w in windows]
+            cached = [cache.get(digest, key) for key in keys]
+            if None in cached:
                 start, end = TimePoint.parse(plan.start), TimePoint.parse(plan.end)
                 size = (plan.width, plan.height)
                 frames = read_frames(reference, plan.frames, *size, start, end, plan.resize, info, plan.frame_picking)
-        if cached is not None:
+        if None not in cached:
             return cached, {"source": "cache", "reference_sha256": digest}
         with timer.phase("extract"):
-            template = extract(guided, frames, plan, on_step, should_stop)
-        cache.put(digest, settings, template)
-        return template, {"source": "extracted", "reference_sha256": digest}
+            templates = extract_windows(guided, frames, plan, on_step, should_stop)
+        for key, template in zip(keys, templates, strict=True):
+            cache.put(digest, key, template)
+        return templates, {"source": "extracted", "reference_sha256": digest}
 
     def extract(
         self, config: MotionCloneConfig, reference: str | Path, output: str | Path, on_step: StepCallback | None = None
@@ -159,9 +174,14 @@ class Engine:
         """Extract (or fetch from cache) the motion template of `reference` and save it."""
         timer = PhaseTimer()
         info = self._probe(reference, timer)
-        guided, plan = self.plan(config, timer, (info.width, info.height))
-        template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step)
-        template.save(output)
+        guided, plan = self.plan(config, timer, info)
+        templates, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step)
+        if len(templates) > 1:
+            raise ConfigError(
+                f"{plan.frames} frames make {len(templates)} context windows and a template file holds one:"
+                f" extract at most {plan.context_length} frames (long clips are cached by generate)"
+            )
+        templates[0].save(output)
         report = run_report(guided, plan, timer, [], origin | {"path": str(output)})
         return Outcome(report=report, output=Path(output))
 
@@ -190,7 +210,7 @@ class Engine:
             origin = {"source": "file", "path": str(motion)}
         else:
             info = self._probe(reference, timer)
-            guided, plan = self.plan(config, timer, (info.width, info.height))
+            guided, plan = self.plan(config, timer, info)
             template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step, should_stop)
         hook = preview_hook(on_preview) if on_preview else None
         result = generate(guided, template, plan, on_step=on_step, should_stop=should_stop, on_preview=hook)
@@ -210,7 +230,7 @@ def _write_output(output: Path, frames: np.ndarray, config: ResolvedConfig) -> i
     if config.output_fps is None or config.output_frames is None:
         write_video(output, frames, config.fps)
         return int(frames.shape[0])
-    write_resampled_video(output, frames, config.output_fps, config.output_frames)
+    write_resampled_video(output, frames, config.output_fps, config.output_frames, config.interpolate)
     return config.output_frames
 
 

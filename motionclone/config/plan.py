@@ -9,7 +9,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from motionclone_options import (
+    CONTEXT_BLENDS,
     EXTRACTION_MODES,
+    INTERPOLATIONS,
     LOW_MEMORY_MODES,
     NOISE_SCHEDULES,
     OFFICIAL_NEGATIVE_PROMPT,
@@ -34,6 +36,29 @@ from motionclone.config.presets import PRESETS, Preset
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError
 from motionclone.media.video_io import TimePoint
+from motionclone.method.windows import Window, plan_windows
+
+# The motion rate a long clip is generated at, about AnimateDiff's training density (every 3rd or
+# 4th frame of 24-30 fps footage); `default_motion_fps` makes it divide the source's rate.
+TARGET_MOTION_FPS = 8.0
+MIN_MOTION_FPS = 0.5
+# The longest sequence a run generates (60 s at 8 fps is 480): latents and decoded frames grow with
+# it, the UNet's passes do not (they run one context window at a time).
+MAX_GENERATED_FRAMES = 1024
+
+
+@dataclass(frozen=True)
+class SourceSpan:
+    """The trimmed reference as the frame count follows it: its frame rate and length in seconds."""
+
+    fps: float
+    seconds: float
+
+
+def default_motion_fps(source_fps: float) -> float:
+    """Every k-th frame of the source, k = round(fps / 8) (at least 1): 8 for 24 fps, 8.33 for 25,
+    7.5 for 30, 7.99 for 23.976, 7.5 for 60; sources at 8 fps or less keep every frame."""
+    return source_fps / max(1, round(source_fps / TARGET_MOTION_FPS))
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,15 @@ class ResolvedConfig:
     negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
     # The config's appearance guidance weight, else the preset's.
     semantic_guidance_weight: float = 0.0
+    # Long clips: the rate the frames were sampled at (None: `frames` spread over the span, as the
+    # official release does) and the context window's length (the model's native frame count).
+    motion_fps: float | None = None
+    context_length: int = 16
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """The static context windows extraction and generation share (one for a short clip)."""
+        return plan_windows(self.frames, self.context_length, self.context_overlap)
 
     @property
     def semantic_mode(self) -> str:
@@ -115,7 +149,11 @@ def auto_size(source_size: tuple[int, int], model: ModelDefaults) -> tuple[int, 
 
 
 def resolve(
-    config: MotionCloneConfig, model: ModelDefaults, seed: int, source_size: tuple[int, int] | None = None
+    config: MotionCloneConfig,
+    model: ModelDefaults,
+    seed: int,
+    source_size: tuple[int, int] | None = None,
+    span: SourceSpan | None = None,
 ) -> ResolvedConfig:
     """Fill unset fields from the preset and the model, then validate every value.
 
@@ -129,8 +167,7 @@ def resolve(
     schedule = _schedule(config, preset)
     weight = model.motion_guidance_weight if config.motion_guidance_weight is None else config.motion_guidance_weight
     require_number("motion_guidance_weight", weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength")
-    frames = model.frames if config.frames is None else config.frames
-    _require_frames(frames, model)
+    frames, motion_fps = _frames(config, model, span)
     width, height = _size(config, model, source_size)
     _check_output(config)
     extraction = _extraction(config, preset)
@@ -157,7 +194,32 @@ def resolve(
         frame_picking=preset.frame_picking,
         negative_prompt=_negative_prompt(config, preset),
         semantic_guidance_weight=semantic_weight,
+        motion_fps=motion_fps,
+        context_length=model.frames,
     )
+
+
+def _frames(config: MotionCloneConfig, model: ModelDefaults, span: SourceSpan | None) -> tuple[int, float | None]:
+    """How many frames the run samples and generates, and at what motion rate.
+
+    `frames` wins; else with `motion_fps` and the reference's span, the span at that rate (at
+    least the model's native count, so a short clip runs exactly as the official release does);
+    else the model's native count spread over the span. Beyond one context window of the model's
+    length the run goes window by window.
+    """
+    motion_fps = config.motion_fps
+    if motion_fps is not None:
+        require_number("motion_fps", motion_fps, MIN_MOTION_FPS, MAX_FPS, "what editors play")
+    if config.frames is not None:
+        frames = config.frames
+    elif motion_fps is not None and span is not None:
+        frames = max(model.frames, math.ceil(span.seconds * motion_fps - 1e-6))
+    else:
+        frames = model.frames
+    require_number("frames", frames, 2, MAX_GENERATED_FRAMES, "what a run generates", integer=True)
+    overlap = config.context_overlap
+    require_number("context_overlap", overlap, 0, model.frames - 1, "the context window's length", integer=True)
+    return frames, motion_fps
 
 
 def _negative_prompt(config: MotionCloneConfig, preset: Preset) -> str:
@@ -256,10 +318,16 @@ def _extraction(config: MotionCloneConfig, preset: Preset) -> dict[str, Any]:
 
 
 def _check_choices(config: MotionCloneConfig) -> None:
-    for key, choices in (("noise_schedule", NOISE_SCHEDULES), ("low_memory", LOW_MEMORY_MODES)):
+    choices_of = {
+        "noise_schedule": NOISE_SCHEDULES,
+        "low_memory": LOW_MEMORY_MODES,
+        "resize": RESIZE_MODES,
+        "context_blend": CONTEXT_BLENDS,
+        "interpolate": INTERPOLATIONS,
+    }
+    for key, choices in choices_of.items():
         value = getattr(config, key)
         require(value in choices, key, value, f"must be one of {', '.join(choices)}")
-    require(config.resize in RESIZE_MODES, "resize", config.resize, f"must be one of {', '.join(RESIZE_MODES)}")
 
 
 def _check_semantic(config: MotionCloneConfig, preset: Preset, model: ModelDefaults) -> float:
@@ -277,10 +345,7 @@ def _check_semantic(config: MotionCloneConfig, preset: Preset, model: ModelDefau
 
 
 def check_model_limits(plan: ResolvedConfig, model: ModelDefaults) -> None:
-    """What only the loaded model knows: its motion module's longest sequence (a plan is resolved
-    before the load, against the defaults known then)."""
-    _require_frames(plan.frames, model)
-
-
-def _require_frames(frames: int, model: ModelDefaults) -> None:
-    require_number("frames", frames, 2, model.max_frames, "the motion module's limit", integer=True)
+    """What only the loaded model knows: its motion module's longest sequence, which a context
+    window must fit (a plan is resolved before the load, against the defaults known then)."""
+    longest = max(window.length for window in plan.windows)
+    require_number("frames", longest, 2, model.max_frames, "the motion module's limit", integer=True)

@@ -59,6 +59,10 @@ class MotionCloneConfig:
     motion_guidance_weight: float | None = None
     cfg_scale: float = 7.5
     frames: int | None = None
+    motion_fps: float | None = None
+    context_overlap: int = 4
+    context_blend: str = "pyramid"
+    interpolate: str = "mci"
     width: int | None = None
     height: int | None = None
     fps: float = 8.0

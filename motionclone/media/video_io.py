@@ -22,6 +22,7 @@ import ffmpeg
 import imageio_ffmpeg
 import numpy as np
 import torch
+from motionclone_options import INTERPOLATIONS
 
 from motionclone.errors import ConfigError, VideoError, shown
 
@@ -295,20 +296,35 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float) -> None:
     _encode(path, frames, _rate(fps), _rate(fps))
 
 
-def write_resampled_video(path: str | Path, frames: np.ndarray, output_fps: float, output_frames: int) -> None:
+def write_resampled_video(
+    path: str | Path, frames: np.ndarray, output_fps: float, output_frames: int, interpolate: str = "mci"
+) -> None:
     """Write `frames` stretched over exactly `output_frames` frames at `output_fps` (an mp4, atomically).
 
     An editor places a result over the span of its source, and some (Blender) show a movie one
     file frame per timeline frame whatever its rate, so the file itself must hold that span. The
-    frames go in at the rate that makes the clip last output_frames / output_fps seconds; ffmpeg's
-    `fps` filter then repeats or drops frames to the output rate, and a cloned tail plus a frame
-    cap make the count exact whatever the filter's rounding.
+    frames go in at the rate that makes the clip last output_frames / output_fps seconds; then
+    `interpolate` brings them to the output rate: "mci" with ffmpeg's motion-compensated
+    `minterpolate` (frames in between are made along the motion), "blend" with its cross-fades,
+    "none" with the `fps` filter (frames repeated or dropped). A cloned tail plus a frame cap make
+    the count exact whatever the filter's rounding.
     """
     if output_frames < 1:
         raise VideoError(f"cannot write {output_frames} frames")
+    if interpolate not in INTERPOLATIONS:
+        raise VideoError(f"unknown interpolation {interpolate!r}: use one of {', '.join(INTERPOLATIONS)}")
     output_rate = _rate(output_fps)
     input_rate = output_rate * len(frames) / output_frames
-    _encode(path, frames, input_rate, output_rate, output_frames)
+    _encode(path, frames, input_rate, output_rate, output_frames, interpolate)
+
+
+def _to_rate(stream: ffmpeg.nodes.FilterableStream, rate: Fraction, interpolate: str):
+    """The stream brought to `rate`: repeated frames, cross-fades or motion-compensated frames."""
+    if interpolate == "none":
+        return stream.filter("fps", str(rate))
+    if interpolate == "blend":
+        return stream.filter("minterpolate", fps=str(rate), mi_mode="blend")
+    return stream.filter("minterpolate", fps=str(rate), mi_mode="mci", mc_mode="aobmc", me_mode="bidir", vsbmc=1)
 
 
 def _rate(fps: float) -> Fraction:
@@ -317,9 +333,15 @@ def _rate(fps: float) -> Fraction:
 
 
 def _encode(
-    path: str | Path, frames: np.ndarray, input_rate: Fraction, output_rate: Fraction, exact_frames: int | None = None
+    path: str | Path,
+    frames: np.ndarray,
+    input_rate: Fraction,
+    output_rate: Fraction,
+    exact_frames: int | None = None,
+    interpolate: str = "none",
 ) -> None:
-    """Encode RGB frames fed at `input_rate` as an mp4 at `output_rate`, `exact_frames` long when given."""
+    """Encode RGB frames fed at `input_rate` as an mp4 at `output_rate`, `exact_frames` long when
+    given (reaching that rate as `write_resampled_video` says)."""
     path = Path(path)
     _count, height, width, _ = frames.shape
     if width % 2 or height % 2:
@@ -329,7 +351,7 @@ def _encode(
     stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=str(input_rate))
     limits = {}
     if exact_frames is not None:
-        stream = stream.filter("fps", str(output_rate)).filter("tpad", stop_mode="clone", stop=exact_frames)
+        stream = _to_rate(stream, output_rate, interpolate).filter("tpad", stop_mode="clone", stop=exact_frames)
         limits = {"frames:v": exact_frames}
     command = (
         stream.output(

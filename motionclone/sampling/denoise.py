@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +29,7 @@ from motionclone.media.preview import PreviewHook, predicted_clean
 from motionclone.method.schedule import ddim_step
 from motionclone.method.semantic import SEMANTIC_BLOCKS
 from motionclone.method.template import MotionTemplate
+from motionclone.method.windows import blend_weights
 from motionclone.sampling.guided_model import GuidedModel
 from motionclone.sampling.outputs import Generation, LowMemoryFallback, StepCallback, StepInfo, StopCheck
 from motionclone.sampling.passes import Conditioning, guided_pass, plain_pass
@@ -42,7 +44,10 @@ class Denoising:
     (a guided step that ran out of memory); nothing else of the plan changes."""
 
     plan: ResolvedConfig
-    template: MotionTemplate | None
+    # One template per context window of the plan (None each for an unguided run), and each
+    # window's per-frame blend weight.
+    templates: list[MotionTemplate | None]
+    blend: list[torch.Tensor]
     prompts: Conditioning
     timesteps: list[int]
     guiding: bool
@@ -54,21 +59,23 @@ class Denoising:
 
 def generate(
     guided: GuidedModel,
-    template: MotionTemplate | None,
+    template: MotionTemplate | Sequence[MotionTemplate] | None,
     plan: ResolvedConfig,
     on_step: StepCallback | None = None,
     should_stop: StopCheck | None = None,
     on_preview: PreviewHook | None = None,
 ) -> Generation:
-    """The video of `plan.prompt` with `template`'s motion (none: unguided); every
-    `plan.preview_every` steps `on_preview(index, x0)` gets the predicted clean latents."""
+    """The video of `plan.prompt` with the motion of `template` (one per context window of the
+    plan, or one for a short clip; none: unguided); every `plan.preview_every` steps
+    `on_preview(index, x0)` gets the predicted clean latents."""
     started = time.perf_counter()
-    # 1. Check the template against the plan and install the recorders it needs.
-    semantic = _prepare(guided, template, plan)
+    # 1. Check the templates against the plan's windows and install the recorders they need.
+    templates = _per_window(template, plan)
+    semantic = _prepare(guided, templates, plan)
     # 2. Encode the prompts (and find the subject's token for masked semantic guidance).
     prompts = _encode_prompts(guided, plan, semantic)
     # 3. Draw the initial noise from the seed: the extraction's too, by the official tie.
-    run = _start(guided, template, plan, prompts, semantic)
+    run = _start(guided, templates, plan, prompts, semantic)
     # 4. With a compiled UNet, compile each kind of pass once, timed apart from sampling.
     compiling = compile_passes(guided, run)
     # 5. Denoise: the guided steps, then the plain ones.
@@ -87,13 +94,30 @@ def generate(
     return Generation(frames, run.steps, seconds, run.latents.detach().cpu(), run.fallbacks)
 
 
-def _prepare(guided: GuidedModel, template: MotionTemplate | None, plan: ResolvedConfig) -> str | None:
+def _per_window(
+    template: MotionTemplate | Sequence[MotionTemplate] | None, plan: ResolvedConfig
+) -> list[MotionTemplate | None]:
+    """The templates lined up with the plan's context windows."""
+    windows = plan.windows
+    if template is None:
+        return [None] * len(windows)
+    templates = [template] if isinstance(template, MotionTemplate) else list(template)
+    if len(templates) != len(windows):
+        raise TemplateError(
+            f"{len(templates)} motion template(s) for {len(windows)} context windows of {plan.frames} frames:"
+            " extract the reference with the same frames and motion_fps"
+        )
+    return templates
+
+
+def _prepare(guided: GuidedModel, templates: list[MotionTemplate | None], plan: ResolvedConfig) -> str | None:
     """Set the model up for this plan and template; returns how the appearance branch runs
     ("masked", "global" or None: not at all).
 
     The masked energy is measured (and the appearance branch run) whenever the template has the
     reference's regions and a subject is named; it guides when its weight is above 0. The global
     variant needs nothing from the template and runs when guided without a subject."""
+    template = templates[0]
     if template is not None and plan.semantic_mode == "masked" and not template.semantic:
         raise TemplateError("motion template has no subject regions: extract it with semantic guidance on")
     semantic = None
@@ -104,8 +128,9 @@ def _prepare(guided: GuidedModel, template: MotionTemplate | None, plan: Resolve
     guided.use_blocks(tuple(plan.guided_blocks), SEMANTIC_BLOCKS if semantic else ())
     guided.use_schedule(plan)
     guided.latent_hw = tuple(guided.latent_shape(plan)[-2:])
-    if template is not None:
-        template.check_fits(plan.frames, *guided.latent_hw, guided.motion_layers)
+    for window, each in zip(plan.windows, templates, strict=True):
+        if each is not None:
+            each.check_fits(window.length, *guided.latent_hw, guided.motion_layers)
     return semantic
 
 
@@ -120,19 +145,21 @@ def _encode_prompts(guided: GuidedModel, plan: ResolvedConfig, semantic: str | N
 
 def _start(
     guided: GuidedModel,
-    template: MotionTemplate | None,
+    templates: list[MotionTemplate | None],
     plan: ResolvedConfig,
     prompts: Conditioning,
     semantic: str | None,
 ) -> Denoising:
     generator = torch.Generator("cpu").manual_seed(plan.seed)
     latents = torch.randn(guided.latent_shape(plan), generator=generator).to(guided.device)
+    guiding = templates[0] is not None and (plan.motion_guidance_weight > 0 or semantic is not None)
     return Denoising(
         plan=plan,
-        template=template,
+        templates=templates,
+        blend=[weight.to(guided.device) for weight in blend_weights(plan.windows, plan.context_blend)],
         prompts=prompts,
         timesteps=generation_timesteps(plan),
-        guiding=template is not None and (plan.motion_guidance_weight > 0 or semantic is not None),
+        guiding=guiding,
         latents=latents,
         appearance=latents.clone() if semantic is not None else None,
     )
@@ -141,34 +168,94 @@ def _start(
 def denoise_step(
     guided: GuidedModel, run: Denoising, index: int, timestep: int, on_preview: PreviewHook | None
 ) -> StepInfo:
-    """Step `index` of `run`: its passes, then the DDIM step to the plan's next timestep."""
+    """Step `index` of `run`: each context window's passes on its own frames, their noise
+    predictions and guidance gradients blended over the overlaps, then one DDIM step over the
+    whole sequence to the plan's next timestep."""
     plan = run.plan
     is_guided = run.guiding and index < plan.guidance_steps
     motion_weight = plan.motion_guidance_weight * motion_ramp(index, plan) if is_guided else 0.0
-    if is_guided:
-        weights = (motion_weight, plan.semantic_guidance_weight * semantic_ramp(index, plan))
-        one_pass = functools.partial(
-            guided_pass, guided, run.latents, run.appearance, timestep, run.prompts, run.template, weights
-        )
-        step, run.plan = guided_pass_that_fits(guided, index, plan, run.fallbacks, one_pass)
-    else:
-        step = plain_pass(guided, run.latents, timestep, run.prompts, run.template, plan)
+    blended = _blend_windows(guided, run, index, timestep, is_guided, motion_weight)
+    plan = run.plan
     if on_preview and plan.preview_every and (index + 1) % plan.preview_every == 0:
-        on_preview(index, predicted_clean(guided.schedule, run.latents, step.eps, timestep))
+        on_preview(index, predicted_clean(guided.schedule, run.latents, blended.eps, timestep))
     prev = run.timesteps[index + 1] if index + 1 < len(run.timesteps) else -1
-    run.latents = ddim_step(guided.schedule, step.eps, timestep, prev, run.latents.float(), step.gradient)
-    if step.appearance_eps is not None:
-        run.appearance = ddim_step(guided.schedule, step.appearance_eps, timestep, prev, run.appearance.float())
+    run.latents = ddim_step(guided.schedule, blended.eps, timestep, prev, run.latents.float(), blended.gradient)
+    if blended.appearance_eps is not None:
+        run.appearance = ddim_step(guided.schedule, blended.appearance_eps, timestep, prev, run.appearance.float())
     if not torch.isfinite(run.latents).all():
         raise DivergedError(
             f"the generation diverged at step {index + 1} of {len(run.timesteps)} (the latents became NaN or "
             "infinite): lower the motion guidance weight or the cfg scale"
         )
     info = StepInfo(
-        "denoise", index, len(run.timesteps), timestep, is_guided, step.motion, motion_weight, step.semantic
+        "denoise",
+        index,
+        len(run.timesteps),
+        timestep,
+        is_guided,
+        _mean(blended.motion),
+        motion_weight,
+        _mean(blended.semantic),
+        windows=len(run.templates),
+        window_motion_energies=tuple(blended.motion),
     )
     run.steps.append(info)
     return info
+
+
+@dataclass
+class Blended:
+    """A step's passes over every context window, blended: what the DDIM steps take, and each
+    window's energies for the report."""
+
+    eps: torch.Tensor
+    gradient: torch.Tensor | None = None
+    appearance_eps: torch.Tensor | None = None
+    motion: list[float] = field(default_factory=list)
+    semantic: list[float] = field(default_factory=list)
+
+
+def _blend_windows(
+    guided: GuidedModel, run: Denoising, index: int, timestep: int, is_guided: bool, motion_weight: float
+) -> Blended:
+    """Each window's guided or plain pass on its frames; eps, gradient and the appearance branch's
+    eps summed with the window's blend weights (which sum to 1 per frame). One window of weight 1
+    gives exactly the pass's own values."""
+    blended = Blended(torch.zeros_like(run.latents, dtype=torch.float32))
+    for window, weight, template in zip(run.plan.windows, run.blend, run.templates, strict=True):
+        frames = window.frames
+        latents = run.latents[:, :, frames]
+        if is_guided:
+            appearance = None if run.appearance is None else run.appearance[:, :, frames]
+            weights = (motion_weight, run.plan.semantic_guidance_weight * semantic_ramp(index, run.plan))
+            one_pass = functools.partial(
+                guided_pass, guided, latents, appearance, timestep, run.prompts, template, weights
+            )
+            step, run.plan = guided_pass_that_fits(guided, index, run.plan, run.fallbacks, one_pass)
+        else:
+            step = plain_pass(guided, latents, timestep, run.prompts, template, run.plan)
+        share = weight.view(1, 1, -1, 1, 1)
+        blended.eps[:, :, frames] += share * step.eps
+        if step.gradient is not None:
+            blended.gradient = _accumulate(blended.gradient, run.latents, frames, share * step.gradient)
+        if step.appearance_eps is not None:
+            appearance_part = share * step.appearance_eps
+            blended.appearance_eps = _accumulate(blended.appearance_eps, run.latents, frames, appearance_part)
+        if step.motion is not None:
+            blended.motion.append(step.motion)
+        if step.semantic is not None:
+            blended.semantic.append(step.semantic)
+    return blended
+
+
+def _accumulate(total: torch.Tensor | None, like: torch.Tensor, frames: slice, part: torch.Tensor) -> torch.Tensor:
+    total = torch.zeros_like(like, dtype=torch.float32) if total is None else total
+    total[:, :, frames] += part
+    return total
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def compile_passes(guided: GuidedModel, run: Denoising) -> float:
@@ -177,7 +264,10 @@ def compile_passes(guided: GuidedModel, run: Denoising) -> float:
     here and is timed apart from sampling. Returns the seconds spent (0: none ran)."""
     if not guided.compiled:
         return 0.0
-    plan, size = run.plan, tuple(run.latents.shape)
+    frames = run.plan.windows[0].frames
+    latents, template = run.latents[:, :, frames], run.templates[0]
+    appearance = None if run.appearance is None else run.appearance[:, :, frames]
+    plan, size = run.plan, tuple(latents.shape)
     passes = {
         ("guided", size, run.appearance is not None, plan.low_memory): run.guiding and plan.guidance_steps > 0,
         ("plain", size): not run.guiding or len(run.timesteps) > plan.guidance_steps,
@@ -187,8 +277,8 @@ def compile_passes(guided: GuidedModel, run: Denoising) -> float:
     for kind in missing:
         if kind[0] == "guided":
             first = run.timesteps[0]
-            guided_pass(guided, run.latents, run.appearance, first, run.prompts, run.template, (1.0, 1.0), plan)
+            guided_pass(guided, latents, appearance, first, run.prompts, template, (1.0, 1.0), plan)
         else:
-            plain_pass(guided, run.latents, run.timesteps[-1], run.prompts, run.template, plan)
+            plain_pass(guided, latents, run.timesteps[-1], run.prompts, template, plan)
         guided.compiled_kinds.add(kind)
     return time.perf_counter() - started if missing else 0.0

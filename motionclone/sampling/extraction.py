@@ -11,6 +11,7 @@ the reference's subject (its cross-attention) as foreground / background regions
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -23,6 +24,7 @@ from motionclone.method.guidance import reference_regions, sparse_template
 from motionclone.method.schedule import ddim_step
 from motionclone.method.semantic import MASK_BLOCK, recorded_subject_map
 from motionclone.method.template import MotionTemplate
+from motionclone.method.windows import Window
 from motionclone.sampling.guided_model import GuidedModel
 from motionclone.sampling.outputs import StepCallback, StepInfo, StopCheck
 from motionclone.sampling.timesteps import even_timesteps, guided_timesteps
@@ -32,8 +34,9 @@ from motionclone.sampling.vae import encode_frames
 Row = tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]
 
 
-def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
-    """Every setting that changes an extracted template: the cache key and the file's record."""
+def extraction_settings(config: ResolvedConfig, model_id: str, window: Window | None = None) -> dict:
+    """Every setting that changes an extracted template: the cache key and the file's record. A
+    window of a longer clip adds where it lies and the rate its frames were sampled at."""
     settings = {
         "model": model_id,
         "frames": config.frames,
@@ -60,6 +63,9 @@ def extraction_settings(config: ResolvedConfig, model_id: str) -> dict:
     if config.semantic_mode == "masked":
         settings["reference_subject"] = config.reference_subject or config.subject
         settings["mask"] = [config.semantic_mask_threshold, config.semantic_sigma]
+    if window is not None:
+        settings["window"] = [window.start, window.length]
+        settings["motion_fps"] = config.motion_fps
     return settings
 
 
@@ -80,18 +86,31 @@ def extract(
     on_step: StepCallback | None = None,
     should_stop: StopCheck | None = None,
 ) -> MotionTemplate:
-    """Motion template of a clip (uint8 frames at the plan's size and count); `should_stop` is
-    asked before every inversion step (an inversion runs hundreds of UNet passes)."""
+    """Motion template of a clip of one window (uint8 frames at the plan's size and count)."""
+    if len(config.windows) != 1:
+        raise ConfigError(f"{config.frames} frames make {len(config.windows)} context windows: a template holds one")
+    return extract_windows(guided, frames, config, on_step, should_stop)[0]
+
+
+def extract_windows(
+    guided: GuidedModel,
+    frames: np.ndarray,
+    config: ResolvedConfig,
+    on_step: StepCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> list[MotionTemplate]:
+    """One motion template per context window of the plan (`config.windows`), each recorded over
+    the window's own frames, so its top-1 indices are window-relative as the motion module sees
+    them. `should_stop` is asked before every inversion step (an inversion runs hundreds of UNet
+    passes)."""
     # 1. Set the model up: recorders on the guided blocks (and the subject's), the schedule.
     semantic = config.semantic_mode == "masked"
     guided.use_blocks(tuple(config.guided_blocks), (MASK_BLOCK,) if semantic else ())
     guided.use_schedule(config)
     # 2. Draw the noise first, exactly as generation draws its first latent from the same seed
-    #    (the official tie); the VAE's posterior sample continues the stream after it.
+    #    (the official tie); the VAE's posterior samples continue the stream after it.
     generator = torch.Generator("cpu").manual_seed(config.extraction_seed)
     noise = torch.randn(guided.latent_shape(config), generator=generator)
-    clean = encode_frames(guided.model, frames, generator)
-    guided.latent_hw = tuple(clean.shape[-2:])
     # 3. Encode the reference prompt and find the subject's token. Single-step extraction records
     #    the motion with the empty prompt, as the latest release does, whatever locates the subject.
     prompt = reference_prompt(config)
@@ -99,27 +118,42 @@ def extract(
     token = guided.subject_token(prompt, config.reference_subject or config.subject) if semantic else None
     separate = config.extraction_mode == "single-step" and bool(prompt)
     motion_embeddings = guided.encode_prompt("") if separate else embeddings
-    rows: list[Row] = []
+    windows = config.windows
+    templates = []
+    for number, window in enumerate(windows):
+        rows: list[Row] = []
 
-    def record(latents: torch.Tensor, timestep: int) -> None:
-        row = _reference_row(guided, latents, timestep, motion_embeddings, None if separate else token, config)
-        if separate:
-            row = (*row[:3], _reference_row(guided, latents, timestep, embeddings, token, config)[3])
-        rows.append(row)
+        def record(latents: torch.Tensor, timestep: int, rows: list[Row] = rows) -> None:
+            row = _reference_row(guided, latents, timestep, motion_embeddings, None if separate else token, config)
+            if separate:
+                row = (*row[:3], _reference_row(guided, latents, timestep, embeddings, token, config)[3])
+            rows.append(row)
 
-    # 4. Record: one noised pass, or every guided timestep along a DDIM inversion.
-    if config.extraction_mode == "single-step":
-        timestep = config.extraction_timestep
-        record(guided.add_noise(clean, noise.to(clean.device, clean.dtype), timestep), timestep)
-        if on_step:
-            on_step(StepInfo("extract", 0, 1, timestep, False, None, 0.0))
-    else:
-        _invert(guided, clean, embeddings, config, record, on_step, should_stop)
-    # 5. Stack the rows into the template.
-    return _template_of(rows, guided, clean.shape, config)
+        def report(info: StepInfo, number: int = number) -> None:
+            """Progress over the whole extraction (every window's steps in turn), and which window."""
+            if on_step:
+                index, total = number * info.total + info.index, info.total * len(windows)
+                on_step(dataclasses.replace(info, index=index, total=total, window=number, windows=len(windows)))
+
+        # 4. Encode the window's frames and record: one noised pass, or every guided timestep
+        #    along a DDIM inversion.
+        clean = encode_frames(guided.model, frames[window.frames], generator)
+        guided.latent_hw = tuple(clean.shape[-2:])
+        if config.extraction_mode == "single-step":
+            timestep = config.extraction_timestep
+            window_noise = noise[:, :, window.frames].to(clean.device, clean.dtype)
+            record(guided.add_noise(clean, window_noise, timestep), timestep)
+            report(StepInfo("extract", 0, 1, timestep, False, None, 0.0))
+        else:
+            _invert(guided, clean, embeddings, config, record, report, should_stop)
+        # 5. Stack the rows into the window's template.
+        templates.append(_template_of(rows, guided, clean.shape, config, window if len(windows) > 1 else None))
+    return templates
 
 
-def _template_of(rows: list[Row], guided: GuidedModel, shape: torch.Size, config: ResolvedConfig) -> MotionTemplate:
+def _template_of(
+    rows: list[Row], guided: GuidedModel, shape: torch.Size, config: ResolvedConfig, window: Window | None
+) -> MotionTemplate:
     return MotionTemplate(
         timesteps=[row[0] for row in rows],
         values={k: torch.stack([row[1][k] for row in rows]).cpu() for k in guided.motion_layers},
@@ -127,7 +161,7 @@ def _template_of(rows: list[Row], guided: GuidedModel, shape: torch.Size, config
         frames=shape[2],
         latent_height=shape[-2],
         latent_width=shape[-1],
-        settings=extraction_settings(config, guided.model.model_id),
+        settings=extraction_settings(config, guided.model.model_id, window),
         semantic={k: torch.stack([row[3][k] for row in rows]).cpu() for k in rows[0][3]},
     )
 

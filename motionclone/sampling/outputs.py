@@ -21,6 +21,10 @@ class StepInfo:
     motion_energy: float | None
     weight: float
     semantic_energy: float | None = None
+    # Long clips: which context window (extraction), or each window's motion energy (generation).
+    window: int = 0
+    windows: int = 1
+    window_motion_energies: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ BAD_INPUTS = {
     "missing clip": (["{missing}", "--prompt", "x"], "clip not found"),
     "empty prompt": (["{clip}", "--prompt", "  "], "prompt is empty"),
     "negative steps": (["{clip}", "--prompt", "x", "--steps", "-3"], "invalid steps"),
-    "too many frames": (["{clip}", "--prompt", "x", "--frames", "64"], "motion module"),
+    "too many frames": (["{clip}", "--prompt", "x", "--frames", "2000"], "what a run generates"),
     "unknown preset": (["{clip}", "--prompt", "x", "--preset", "zoom"], "unknown preset"),
     "unknown model": (["{clip}", "--prompt", "x", "--model", "nonexistent-model"], "unknown model"),
     "bad size": (["{clip}", "--prompt", "x", "--size", "60x60"], "multiple of 8"),

@@ -3,6 +3,7 @@ still goes wrong at run time (memory, NaN, ffmpeg) fails with words, not traceba
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import grpc
@@ -15,7 +16,7 @@ from motionclone_client import ClientError
 
 from motionclone.config.checks import MAX_STEPS, MAX_TEXT_CHARS
 from motionclone.config.model_defaults import ModelDefaults
-from motionclone.config.plan import resolve
+from motionclone.config.plan import MAX_GENERATED_FRAMES, resolve
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.errors import ConfigError, DivergedError, ResourceError, VideoError
@@ -72,7 +73,8 @@ def test_every_bad_value_is_refused_at_submit_with_its_reason(clip_files, tmp_pa
 
 def test_bounds_follow_the_model_and_pin_their_limits():
     square = {"width": 512, "height": 512}
-    for key, value in (("steps", MAX_STEPS + 1), ("width", 1544), ("height", 56), ("frames", 33), ("fps", 241.0)):
+    too_far = {"steps": MAX_STEPS + 1, "width": 1544, "height": 56, "frames": MAX_GENERATED_FRAMES + 1, "fps": 241.0}
+    for key, value in too_far.items():
         with pytest.raises(ConfigError, match=f"invalid {key}="):
             resolve(MotionCloneConfig(prompt="x").replace(**{**square, key: value}), ModelDefaults(), seed=0)
     resolved = resolve(MotionCloneConfig(prompt="x", steps=MAX_STEPS, width=1536, height=512), ModelDefaults(), seed=0)
@@ -187,6 +189,7 @@ def test_a_container_memory_limit_is_the_memory_there_is(tmp_path, monkeypatch):
     usage.write_text(f"{3 * 2**30}\n")
     assert memory.system_memory() == (min(machine[0], 2**30), min(machine[1], 4 * 2**30))
     config = MotionCloneConfig(prompt="x", width=512, height=512, frames=32, low_memory="off")
-    resolved = resolve(config, TINY_DEFAULTS, seed=0)
+    one_window = dataclasses.replace(TINY_DEFAULTS, frames=32)  # all 32 frames in one context window
+    resolved = resolve(config, one_window, seed=0)
     with pytest.raises(ResourceError, match=r"need about 10\.9 GiB of RAM, and only 1\.0 GiB are free"):
-        fitting_config(TINY_DEFAULTS, resolved, torch.device("cpu"), torch.float32, memory.system_memory()[0], True)
+        fitting_config(one_window, resolved, torch.device("cpu"), torch.float32, memory.system_memory()[0], True)

@@ -18,6 +18,8 @@ RESIZE_MODES = ("crop", "pad", "stretch")
 EXTRACTION_MODES = ("single-step", "inversion")
 NOISE_SCHEDULES = ("official", "model")
 LOW_MEMORY_MODES = ("auto", "on", "off")
+CONTEXT_BLENDS = ("pyramid", "linear")
+INTERPOLATIONS = ("mci", "blend", "none")
 AUTO_SIZE = "auto"
 OFFICIAL_SEED = 2025  # the official text-to-video script's --default-seed
 # The official release's negative prompt: the default every front end shows and sends.
@@ -65,7 +67,17 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
     GenerationOption("--guidance-steps", "guidance_steps", int, "how many of the first steps are guided"),
     GenerationOption("--guidance-weight", "motion_guidance_weight", float, "motion guidance weight (model's default)"),
     GenerationOption("--cfg-scale", "cfg_scale", float, "classifier-free guidance scale (7.5)"),
-    GenerationOption("--frames", "frames", int, "frames to sample and generate (default: the model's, 16)"),
+    GenerationOption(
+        "--frames", "frames", int, "frames to sample and generate (default: the span at --motion-fps, at least 16)"
+    ),
+    GenerationOption(
+        "--motion-fps", "motion_fps", float, "frames generated per second of the span (default: about 8, see README)"
+    ),
+    GenerationOption("--context-overlap", "context_overlap", int, "frames shared by neighbouring windows (4)"),
+    GenerationOption("--context-blend", "context_blend", str, "how windows blend (default pyramid)", CONTEXT_BLENDS),
+    GenerationOption(
+        "--interpolate", "interpolate", str, "how frames reach --output-fps (default mci)", INTERPOLATIONS
+    ),
     GenerationOption(
         "--size", "size", str, "WIDTHxHEIGHT, or auto: the clip's aspect ratio at the model's pixel count (default)"
     ),

@@ -1,0 +1,78 @@
+"""Static context windows: how a long clip is cut into the motion module's sequence length.
+
+AnimateDiff's motion module was trained on 16-frame sequences and its positional encoding sees
+one window at a time; MotionClone's template (top-1 indices of temporal attention) is recorded
+per window, window-relative. Extraction and generation use the same windows, so every window of
+the generation is guided by the template recorded over the same reference frames.
+
+The windows are static (the same on every step), overlap by `overlap` frames, and the last one is
+aligned to the end of the clip (it may overlap its neighbour by more). Per-frame blend weights sum
+to 1 over the windows that hold a frame, so blended noise predictions and guidance gradients keep
+their scale. A clip no longer than one window is one window of weight 1: exactly today's path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+BLEND_METHODS = ("pyramid", "linear")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Frames [start, start + length) of the clip."""
+
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    @property
+    def frames(self) -> slice:
+        return slice(self.start, self.end)
+
+
+def plan_windows(frames: int, length: int, overlap: int) -> tuple[Window, ...]:
+    """Windows of `length` frames over `frames`, `overlap` frames shared by neighbours, the last
+    aligned to the end. Clips up to `length` frames are one window."""
+    if frames <= length:
+        return (Window(0, frames),)
+    if not 0 <= overlap < length:
+        raise ValueError(f"overlap {overlap} must be in [0, {length})")
+    stride = length - overlap
+    starts = [*range(0, frames - length, stride), frames - length]
+    return tuple(Window(start, length) for start in starts)
+
+
+def blend_weights(windows: tuple[Window, ...], method: str = "pyramid") -> list[torch.Tensor]:
+    """Each window's per-frame weight (length `window.length`), normalised so that the weights of
+    the windows holding a frame sum to 1.
+
+    "pyramid" peaks at a window's centre (the frames whose temporal context is most complete);
+    "linear" is 1 except across the frames a window shares with a neighbour, where it ramps, so
+    neighbouring windows cross-fade over their overlap only.
+    """
+    if method not in BLEND_METHODS:
+        raise ValueError(f"blend method {method!r} must be one of {', '.join(BLEND_METHODS)}")
+    raw = []
+    for index, window in enumerate(windows):
+        position = torch.arange(window.length, dtype=torch.float64)
+        if method == "pyramid":
+            weight = torch.minimum(position + 1, window.length - position)
+        else:
+            left = windows[index - 1].end - window.start if index > 0 else 0
+            right = window.end - windows[index + 1].start if index + 1 < len(windows) else 0
+            weight = torch.ones(window.length, dtype=torch.float64)
+            if left > 0:
+                weight = torch.minimum(weight, (position + 1) / (left + 1))
+            if right > 0:
+                weight = torch.minimum(weight, (window.length - position) / (right + 1))
+        raw.append(weight)
+    total = torch.zeros(max(window.end for window in windows), dtype=torch.float64)
+    for window, weight in zip(windows, raw, strict=True):
+        total[window.frames] += weight
+    return [(weight / total[window.frames]).float() for window, weight in zip(windows, raw, strict=True)]
