@@ -167,9 +167,13 @@ class Worker(threading.Thread):
         markers = {} if marker is None else {"heavy_phase": marker}
         if info.phase in ("extract", "invert"):
             payload = {"step": info.index + 1, "total_steps": info.total}
+            if info.windows > 1:
+                payload["message"] = f"window {info.window + 1} of {info.windows}"
             self.store.progress(job.id, EventKind.EXTRACTING, payload, phase="extracting", **markers)
             return
         payload = {"step": info.index + 1, "total_steps": info.total, "guided": info.guided}
+        if info.windows > 1:
+            payload["message"] = f"{info.windows} windows"
         if info.motion_energy is not None:
             payload["motion_energy"] = info.motion_energy
         self.store.progress(
