@@ -38,10 +38,7 @@ from motionclone.errors import ConfigError
 from motionclone.media.video_io import TimePoint
 from motionclone.method.windows import Window, plan_windows
 
-# The motion rate a long clip is generated at, about AnimateDiff's training density (every 3rd or
-# 4th frame of 24-30 fps footage); `default_motion_fps` makes it divide the source's rate.
-TARGET_MOTION_FPS = 8.0
-MIN_MOTION_FPS = 0.5
+MIN_MOTION_FPS = 0.5  # a frame every two seconds: slower is a slideshow, not motion
 # The longest sequence a run generates (60 s at 8 fps is 480): latents and decoded frames grow with
 # it, the UNet's passes do not (they run one context window at a time).
 MAX_GENERATED_FRAMES = 1024
@@ -53,12 +50,6 @@ class SourceSpan:
 
     fps: float
     seconds: float
-
-
-def default_motion_fps(source_fps: float) -> float:
-    """Every k-th frame of the source, k = round(fps / 8) (at least 1): 8 for 24 fps, 8.33 for 25,
-    7.5 for 30, 7.99 for 23.976, 7.5 for 60; sources at 8 fps or less keep every frame."""
-    return source_fps / max(1, round(source_fps / TARGET_MOTION_FPS))
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import textured_clip
+from motionclone_options import default_motion_fps
 
-from motionclone.config.plan import SourceSpan, default_motion_fps, resolve
+from motionclone.config.plan import SourceSpan, resolve
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError, TemplateError
 from motionclone.method.windows import BLEND_METHODS, blend_weights, plan_windows

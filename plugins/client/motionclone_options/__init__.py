@@ -21,6 +21,9 @@ LOW_MEMORY_MODES = ("auto", "on", "off")
 CONTEXT_BLENDS = ("pyramid", "linear")
 INTERPOLATIONS = ("mci", "blend", "none")
 AUTO_SIZE = "auto"
+# The motion rate a long clip is generated at, about AnimateDiff's training density (every 3rd or
+# 4th frame of 24-30 fps footage); `default_motion_fps` makes it divide the source's rate.
+TARGET_MOTION_FPS = 8.0
 OFFICIAL_SEED = 2025  # the official text-to-video script's --default-seed
 # The official release's negative prompt: the default every front end shows and sends.
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -177,3 +180,10 @@ def size_settings(size: str | None) -> dict[str, int]:
         return {}
     parsed = parse_size(size)
     return {} if parsed is None else {"width": parsed[0], "height": parsed[1]}
+
+
+def default_motion_fps(source_fps: float) -> float:
+    """Every k-th frame of the source, k = round(fps / 8) (at least 1): 8 for 24 fps, 8.33 for 25,
+    7.5 for 30, 7.99 for 23.976, 7.5 for 60; sources at 8 fps or less keep every frame. Here, not
+    in the engine, so that the editors' front ends send the same rate the README states."""
+    return source_fps / max(1, round(source_fps / TARGET_MOTION_FPS))
