@@ -114,7 +114,7 @@ class Engine:
         fails first; then the loaded model's own limits are checked and the memory level is
         chosen for what is free on its device. `source` (the probed reference) sets the size when
         it is auto and, with a motion rate, the frame count of its trimmed span; a saved
-        template's size reaches the config before (`_size_of_template`).
+        template's size and frame count reach the config before (`_shape_of_template`).
 
         Also starts this run's peak-memory count, so a long-lived daemon reports per job.
         """
@@ -205,7 +205,7 @@ class Engine:
         if motion is not None:
             with timer.phase("read_clip"):
                 template = MotionTemplate.load(motion)
-            guided, plan = self.plan(_size_of_template(config, template), timer)
+            guided, plan = self.plan(_shape_of_template(config, template), timer)
             _check_template_model(template, guided.model.model_id)
             origin = {"source": "file", "path": str(motion)}
         else:
@@ -234,11 +234,15 @@ def _write_output(output: Path, frames: np.ndarray, config: ResolvedConfig) -> i
     return config.output_frames
 
 
-def _size_of_template(config: MotionCloneConfig, template: MotionTemplate) -> MotionCloneConfig:
-    """A saved template was extracted at one size; with size auto, generate at that size."""
+def _shape_of_template(config: MotionCloneConfig, template: MotionTemplate) -> MotionCloneConfig:
+    """A saved template was extracted at one size and frame count: with size auto, generate at
+    that size, and with no frame count asked for, that many frames (an editor's output span
+    would otherwise ask for the span's own count)."""
     width, height = template.settings.get("width"), template.settings.get("height")
     if config.width is None and config.height is None and width and height:
-        return config.replace(width=width, height=height)
+        config = config.replace(width=width, height=height)
+    if config.frames is None and config.motion_fps is None:
+        config = config.replace(frames=template.frames)
     return config
 
 

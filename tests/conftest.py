@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from motionclone.media.video_io import write_video
+from motionclone.media.video_io import probe, read_frames, write_video
 from motionclone.models.loading import MotionCloneModel, load_model
 from motionclone.sampling.guided_model import GuidedModel
 
@@ -51,6 +52,27 @@ def clip_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         files[motion] = folder / f"{motion}.mp4"
         write_video(files[motion], textured_clip(motion, frames=16, step=5), fps=8)
     return files
+
+
+def distinct_frames(path: Path, count: int) -> int:
+    """How many of a video's `count` decoded frames differ from every other (by their bytes):
+    a slideshow of 16 frames held over 200 has 16."""
+    info = probe(path)
+    frames = read_frames(path, count, info.width, info.height, resize="stretch")
+    return len({hashlib.sha256(frame.tobytes()).hexdigest() for frame in frames})
+
+
+@pytest.fixture(scope="session")
+def eight_seconds_at_25_fps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An editor's clip (issue 27): 200 frames at 25 fps of a texture panning right a pixel a frame
+    (wrapping round), so every frame differs from the last."""
+    rng = np.random.default_rng(1)
+    coarse = torch.from_numpy(rng.random((1, 3, 8, 8))).float()
+    texture = torch.nn.functional.interpolate(coarse, size=(64, 64), mode="bicubic", align_corners=False)
+    texture = (texture[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("long") / "pan8s.mp4"
+    write_video(path, np.stack([np.roll(texture, f, axis=1) for f in range(200)]), fps=25)
+    return path
 
 
 @pytest.fixture(autouse=True)

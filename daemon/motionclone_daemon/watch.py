@@ -57,7 +57,7 @@ from motionclone.method.template import file_digest
 from motionclone_daemon.errors import DaemonError
 from motionclone_daemon.jobs import Job, JobState
 from motionclone_daemon.service import JobService, Submission
-from motionclone_daemon.watch_params import ParamsError, combinations, read_params
+from motionclone_daemon.watch_params import ParamsError, combinations, read_params, with_clip_span
 
 log = logging.getLogger(__name__)
 FOLDER_PARAMS = "motionclone.yaml"
@@ -404,8 +404,9 @@ class WatchFolder:
         item_id = None
         try:
             source = self._source(clip)
-            probe(source)
+            info = probe(source)
             runs = combinations(read_params(self.folder / FOLDER_PARAMS), read_params(sidecar) if sidecar else {})
+            runs = with_clip_span(runs, info, source)
             digest = file_digest(source)
             identity = identity_of(self.folder, clip.name, digest, runs)
             note = self._done_before(identity, len(runs))

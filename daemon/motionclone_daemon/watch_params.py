@@ -21,12 +21,16 @@ from motionclone.config.checks import require_seed
 from motionclone.config.settings import size_settings
 from motionclone.config.yaml_text import parse_yaml_with_nodes
 from motionclone.errors import ConfigError
+from motionclone.media.video_io import VideoInfo, counted_frames, range_seconds
 
 LIST_KEYS = {"prompts": "prompt", "seeds": "seed"}
 # The most jobs one clip may fan out to (prompts x seeds): `seeds: [0..99]` must not queue 100.
 MAX_COMBINATIONS = 32
 ALLOWED_KEYS = SETTINGS_FIELDS | {"size", *LIST_KEYS}
 SEED_KEYS = ("seed", "seeds", "extraction_seed")
+# Keys that decide how many frames a job generates and over what span; a run with none of them
+# gets the clip's own span.
+SPAN_KEYS = ("frames", "motion_fps", "output_fps", "output_frames")
 
 
 class ParamsError(Exception):
@@ -106,3 +110,21 @@ def combinations(folder_params: dict[str, Any], sidecar: dict[str, Any]) -> list
             settings["seed"] = seed
         result.append(settings)
     return result
+
+
+def with_clip_span(runs: list[dict[str, Any]], info: VideoInfo, clip: Path) -> list[dict[str, Any]]:
+    """Runs that ask for no frame count, motion rate or output span get the clip's own span: its
+    rate and its frame count (in `start`..`end` where set). A dropped 8 s clip then comes back as
+    8 s at its rate with motion over all of it (every k-th frame generated, the rest made along
+    the motion), not the official 16 frames at 8 fps; `frames: 16` asks for those."""
+    if all(any(key in run for key in SPAN_KEYS) for run in runs):
+        return runs
+    whole_clip = counted_frames(clip)
+    spanned = []
+    for run in runs:
+        if not any(key in run for key in SPAN_KEYS):
+            trimmed = "start" in run or "end" in run
+            count = round(range_seconds(info, run.get("start"), run.get("end")) * info.fps) if trimmed else whole_clip
+            run = {**run, "output_fps": info.fps, "output_frames": max(1, count)}
+        spanned.append(run)
+    return spanned

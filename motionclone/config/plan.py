@@ -16,6 +16,7 @@ from motionclone_options import (
     NOISE_SCHEDULES,
     OFFICIAL_NEGATIVE_PROMPT,
     RESIZE_MODES,
+    motion_stride,
 )
 
 from motionclone.config.checks import (
@@ -158,9 +159,9 @@ def resolve(
     schedule = _schedule(config, preset)
     weight = model.motion_guidance_weight if config.motion_guidance_weight is None else config.motion_guidance_weight
     require_number("motion_guidance_weight", weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength")
+    _check_output(config)
     frames, motion_fps = _frames(config, model, span)
     width, height = _size(config, model, source_size)
-    _check_output(config)
     extraction = _extraction(config, preset)
     _check_choices(config)
     guided_blocks = tuple(b for b, _ in preset.block_weights) if config.guided_blocks is None else config.guided_blocks
@@ -193,24 +194,48 @@ def resolve(
 def _frames(config: MotionCloneConfig, model: ModelDefaults, span: SourceSpan | None) -> tuple[int, float | None]:
     """How many frames the run samples and generates, and at what motion rate.
 
-    `frames` wins; else with `motion_fps` and the reference's span, the span at that rate (at
-    least the model's native count, so a short clip runs exactly as the official release does);
-    else the model's native count spread over the span. Beyond one context window of the model's
-    length the run goes window by window.
+    `frames` wins; else with `motion_fps` and the reference's span, the span at that rate; else,
+    for an editor's span (`output_fps` and `output_frames`), every k-th frame of it
+    (`motion_stride`: k = round(output_fps / 8)), so the whole span carries motion and each
+    generated frame lands on a timeline frame; else the model's native count spread over the
+    span, as the official release. Never fewer than the model's native count, so a short clip
+    runs exactly as the official release does; beyond one context window the run goes window by
+    window.
     """
     motion_fps = config.motion_fps
     if motion_fps is not None:
         require_number("motion_fps", motion_fps, MIN_MOTION_FPS, MAX_FPS, "what editors play")
     if config.frames is not None:
         frames = config.frames
-    elif motion_fps is not None and span is not None:
-        frames = max(model.frames, math.ceil(span.seconds * motion_fps - 1e-6))
+    elif motion_fps is not None:
+        wanted = model.frames if span is None else math.ceil(span.seconds * motion_fps - 1e-6)
+        frames = _span_frames(model, wanted, span, f"{span.seconds if span else 0:g} s at {motion_fps:g} fps")
+    elif config.output_frames is not None:
+        stride = motion_stride(config.output_fps)
+        wanted = math.ceil(config.output_frames / stride)
+        frames = _span_frames(model, wanted, span, f"one in {stride} of {config.output_frames} output frames")
+        motion_fps = frames / span.seconds if span is not None and span.seconds > 0 else None
     else:
         frames = model.frames
     require_number("frames", frames, 2, MAX_GENERATED_FRAMES, "what a run generates", integer=True)
     overlap = config.context_overlap
     require_number("context_overlap", overlap, 0, model.frames - 1, "the context window's length", integer=True)
     return frames, motion_fps
+
+
+def _span_frames(model: ModelDefaults, wanted: int, span: SourceSpan | None, why: str) -> int:
+    """A span's frame count: at least the model's native count, at most the frames the reference
+    has in the span (a slowed-down strip or a low-rate clip under a fast timeline would otherwise
+    ask for more reference frames than exist); past the limit, an error that says what made it
+    so many and what to do."""
+    if span is not None:
+        wanted = min(wanted, math.floor(span.seconds * span.fps + 1e-6))
+    if wanted > MAX_GENERATED_FRAMES:
+        raise ConfigError(
+            f"{why} make {wanted} frames to generate; a run makes at most {MAX_GENERATED_FRAMES}:"
+            " trim the clip, or set a lower motion_fps or fewer frames"
+        )
+    return max(model.frames, wanted)
 
 
 def _negative_prompt(config: MotionCloneConfig, preset: Preset) -> str:

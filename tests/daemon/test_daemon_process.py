@@ -69,7 +69,15 @@ def test_a_stop_signalled_to_the_process_group_while_encoding_requeues_the_job(
     the job ended FAILED ("the video encoder failed") instead of going back to the queue."""
     data = tmp_path / "data"
     process, client = _start(data, isolated_config_dir)
-    settings = {"model": "tiny-random", "prompt": "x", "steps": 2, "seed": 1, "output_fps": 24, "output_frames": 20000}
+    settings = {
+        "model": "tiny-random",
+        "prompt": "x",
+        "steps": 2,
+        "seed": 1,
+        "frames": 8,
+        "output_fps": 24,
+        "output_frames": 20000,
+    }
     try:
         job = client.submit(clip_files["right"], settings)
         for event in client.events(job.id):

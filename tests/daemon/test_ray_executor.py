@@ -64,7 +64,7 @@ def start_local_cluster(ray) -> None:
 def inbox(tmp_path_factory) -> Path:
     """The module daemon's watch folder, asking for a fast tiny-model run of "a paper boat"."""
     folder = tmp_path_factory.mktemp("inbox")
-    (folder / "motionclone.yaml").write_text("model: tiny-random\nsteps: 4\nseed: 3\nprompt: a paper boat\n")
+    (folder / "motionclone.yaml").write_text("model: tiny-random\nsteps: 4\nframes: 8\nseed: 3\nprompt: a paper boat\n")
     return folder
 
 

@@ -15,7 +15,8 @@ from motionclone.config.settings import load_yaml_mapping
 from motionclone.errors import ConfigError
 from motionclone.media.video_io import probe
 
-PARAMS = "model: tiny-random\nsteps: 4\nseed: 3\nprompt: a paper boat\n"
+# frames: 8, the tiny model's one window (test_long_clips runs a clip's own span, the default)
+PARAMS = "model: tiny-random\nsteps: 4\nframes: 8\nseed: 3\nprompt: a paper boat\n"
 SETTLE = {"watch_settle_seconds": 1.0, "watch_rescan_seconds": 30.0}
 
 

@@ -12,7 +12,8 @@ import pytest
 from daemon_helpers import client_for, running_daemon, wait_until
 from motionclone_daemon import watch
 
-PARAMS = "model: tiny-random\nsteps: 4\nseed: 3\nprompt: a paper boat\n"
+# frames: 8, the tiny model's one window (test_long_clips runs a clip's own span, the default)
+PARAMS = "model: tiny-random\nsteps: 4\nframes: 8\nseed: 3\nprompt: a paper boat\n"
 SETTLE = {"watch_settle_seconds": 0.5, "watch_rescan_seconds": 0.5}
 NAME_MAX = 255
 

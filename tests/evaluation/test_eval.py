@@ -284,7 +284,9 @@ def test_eval_folder_scores_and_ranks_a_watch_folders_results(clip_files, tmp_pa
     """A real watch-folder batch (tiny-random, two seeds), then `eval --folder` over its output/."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "motionclone.yaml").write_text("model: tiny-random\nsteps: 4\nprompt: a paper boat\nseeds: [1, 2]\n")
+    (inbox / "motionclone.yaml").write_text(
+        "model: tiny-random\nsteps: 4\nframes: 8\nprompt: a paper boat\nseeds: [1, 2]\n"
+    )
     settle = {"watch_settle_seconds": 0.5, "watch_rescan_seconds": 30.0}
     with running_daemon(tmp_path, engine=shared_engine, watch=[str(inbox)], **settle):
         (inbox / "pan.mp4").write_bytes(clip_files["right"].read_bytes())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from conftest import distinct_frames
 from daemon_helpers import running_daemon
 
 from motionclone.media.video_io import counted_frames, ffmpeg_exe, probe
@@ -161,6 +162,30 @@ def test_strip_gets_its_generated_clip_above_it_over_the_same_frames(
     assert info.fps == 24.0 and (info.width, info.height) == (64, 64)
     assert info.duration == pytest.approx(visible / 24.0, abs=0.05)
     print(f"round trip (operator to placed strip): {outcome['round_trip_seconds']:.1f} s")
+
+
+def test_an_eight_second_strip_comes_back_with_motion_over_its_whole_span(
+    extension_zip, eight_seconds_at_25_fps, tmp_path, shared_engine
+):
+    """Issue 27: an 8 s, 25 fps movie in a 24 fps scene (200 scene frames) with the dialog's
+    defaults (no frame count): the result holds exactly 200 frames at 24 fps, one in three
+    generated (67) and the rest made along the motion, so nearly all differ. Before: 8 generated
+    frames (the tiny model's native count) stretched over 200, 25 frames per generated frame."""
+    settings = {key: value for key, value in SETTINGS.items() if key not in ("frames", "width", "height")}
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        address = f"127.0.0.1:{daemon.port}"
+        clip = str(eight_seconds_at_25_fps)
+        spec = scenario(tmp_path, extension_zip, "generate", address, daemon.token, clip=clip, trim=[0, 0])
+        outcome = run_driver(tmp_path, {**spec, "settings": settings})
+        (job,) = daemon.service.list()
+    (record,) = outcome["records"]
+    assert record["state"] == "succeeded", record
+    source, (result,) = source_and_results(outcome)
+    assert source["end"] - source["start"] == 200 and result["start"] == source["start"]
+    saved = Path(result["absolute_path"])
+    assert counted_frames(saved) == 200 and probe(saved).fps == 24.0
+    assert distinct_frames(saved, 200) >= 0.85 * 200
+    assert json.loads(job.report_json)["settings"]["frames"] == 67
 
 
 def test_daemon_down_is_a_clear_report_and_nothing_else(extension_zip, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from conftest import distinct_frames
 from daemon_helpers import running_daemon
 from resolve_fake import (
     Project,
@@ -79,6 +81,32 @@ def test_clip_under_the_playhead_gets_its_result_above_it(clip_files, tmp_path, 
     where = f"V2 at {frame_to_timecode(record, 8)}"  # issue 25, item 11: timecode, not frame 86416
     assert f"placed on {where} ({result})" in output.out and "at frame" not in output.out
     assert f"placed 1 of 1 clip: right.mp4 on {where}" in output.out
+
+
+def test_an_eight_second_clip_comes_back_with_motion_over_its_whole_span(
+    eight_seconds_at_25_fps, tmp_path, shared_engine, capsys
+):
+    """Issue 27: an 8 s, 25 fps clip in a 24 fps timeline plays in real time over 192 timeline
+    frames; with no frame count asked for, the result holds exactly 192 frames at 24 fps, one in
+    three generated (64) and the rest made along the motion. Before: the tiny model's 8 frames
+    stretched over 192."""
+    media = media_copy(eight_seconds_at_25_fps, tmp_path / "media")
+    resolve = new_resolve(fps=24)
+    timeline = timeline_of(resolve)
+    record = timeline.GetStartFrame() + 24
+    source = add_clip(resolve, media, track=1, record=record, source=(0, 200))
+    assert source.GetDuration() == 192
+    timeline.SetCurrentTimecode(frame_to_timecode(record + 10, 24))
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        assert main(["--model", "tiny-random", "--steps", "4", "--prompt", "a paper boat"], resolve=resolve) == 0
+        (job,) = daemon.service.list()
+    [placed] = timeline.GetItemListInTrack("video", 2)
+    result = result_file(placed)
+    assert placed.GetStart() == record and placed.GetDuration() == 192
+    assert counted_frames(result) == 192 and probe(result).fps == 24.0
+    assert json.loads(job.report_json)["settings"]["frames"] == 64
+    assert distinct_frames(result, 192) >= 0.85 * 192
+    assert "(1 in 3 generated (64 frames), the rest made along the motion)" in capsys.readouterr().out
 
 
 def test_a_terminal_run_without_seed_names_its_file_with_the_seed_used(clip_files, tmp_path, shared_engine):

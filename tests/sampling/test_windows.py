@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import textured_clip
-from motionclone_options import default_motion_fps
+from motionclone_options import default_motion_fps, motion_stride
 
 from motionclone.config.plan import SourceSpan, resolve
 from motionclone.config.settings import MotionCloneConfig
+from motionclone.engine import _shape_of_template
 from motionclone.errors import ConfigError, TemplateError
+from motionclone.method.template import MotionTemplate
 from motionclone.method.windows import BLEND_METHODS, blend_weights, plan_windows
 from motionclone.sampling.denoise import generate
 from motionclone.sampling.extraction import extract, extract_windows
@@ -55,6 +57,36 @@ def test_motion_fps_divides_the_source_rate_and_the_span_sets_the_frame_count(ti
     assert resolve(config.replace(frames=12), tiny_model.defaults, 1, span=SourceSpan(25.0, 10.0)).frames == 12
     with pytest.raises(ConfigError, match="context_overlap"):
         resolve(config.replace(context_overlap=8), tiny_model.defaults, 1)
+
+
+def test_an_editors_span_generates_one_in_k_of_its_frames_where_k_divides_its_rate(tiny_model):
+    """The front ends send the span (output_fps, output_frames): without frames or motion_fps the
+    run generates every k-th frame of it, k = round(output_fps / 8), over the whole span."""
+    assert [motion_stride(fps) for fps in (24, 25, 30, 50, 60, 23.976, 8, 5)] == [3, 3, 4, 6, 8, 3, 1, 1]
+    config = MotionCloneConfig(model="tiny-random", prompt="x", output_fps=24.0, output_frames=200)
+    span = SourceSpan(25.0, 8.0)  # a 25 fps clip of 200 frames in a 24 fps scene: 200 scene frames
+    plan = resolve(config, tiny_model.defaults, 1, span=span)
+    assert plan.frames == 67 and plan.motion_fps == pytest.approx(67 / 8.0)
+    assert len(plan.windows) > 1 and plan.windows[-1].end == 67
+    assert resolve(config, tiny_model.defaults, 1).frames == 67, "known at submit, before the clip is read"
+    short = config.replace(output_frames=12)
+    assert resolve(short, tiny_model.defaults, 1, span=span).frames == tiny_model.defaults.frames
+    assert resolve(config.replace(frames=12), tiny_model.defaults, 1, span=span).frames == 12
+    assert resolve(config.replace(motion_fps=2.0), tiny_model.defaults, 1, span=span).frames == 16
+    slow_motion = SourceSpan(25.0, 2.0)  # 50 clip frames slowed down over the 200-frame span
+    assert resolve(config, tiny_model.defaults, 1, span=slow_motion).frames == 50, "never more than the clip has"
+    with pytest.raises(ConfigError, match=r"one in 1 of 2000 output frames make 2000 frames.*at most 1024"):
+        resolve(config.replace(output_fps=8.0, output_frames=2000), tiny_model.defaults, 1)
+
+
+def test_a_template_sets_the_frame_count_an_editors_span_would_otherwise_set(tiny_model):
+    """Generating from a saved 8-frame template over a 200-frame span generates the template's 8."""
+    template = MotionTemplate(
+        [], {}, {}, frames=8, latent_height=8, latent_width=8, settings={"width": 64, "height": 64}
+    )
+    config = MotionCloneConfig(model="tiny-random", prompt="x", output_fps=24.0, output_frames=200)
+    shaped = _shape_of_template(config, template)
+    assert (shaped.frames, shaped.width, shaped.height) == (8, 64, 64)
 
 
 def _config(tiny_model, **changes):

@@ -80,7 +80,12 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         name="Model", description=HELP["model"] + "; blank: the daemon's default", search=_model_suggestions
     )
     steps: bpy.props.IntProperty(name="Steps", description=HELP["steps"] + "; 0: the preset's", min=0, max=1000)
-    frames: bpy.props.IntProperty(name="Frames", description=HELP["frames"] + "; 0: the model's", min=0, max=512)
+    frames: bpy.props.IntProperty(
+        name="Frames",
+        description=HELP["frames"] + "; 0: 1 in k of the strip's frames, about 8 a second",
+        min=0,
+        max=1024,
+    )
     width: bpy.props.IntProperty(name="Width", description="Generated width; 0: from the clip", min=0, max=4096, step=8)
     height: bpy.props.IntProperty(name="Height", description="Generated height; 0: from the clip", min=0, max=4096)
     use_guidance_weight: bpy.props.BoolProperty(name="Guidance weight", description="Override the model's weight")

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from motionclone_options import span_motion_summary
+
 
 @dataclass(frozen=True)
 class SourceSpan:
@@ -44,5 +46,6 @@ class SourceSpan:
         seconds = f"{self.first_file_frame / self.movie_fps:.2f}-{self.end_file_frame / self.movie_fps:.2f} s"
         return (
             f"Source frames {self.first_file_frame}-{self.end_file_frame} ({seconds} at {self.movie_fps:g} fps), "
-            f"result over {self.length} frames from frame {self.timeline_start}"
+            f"result over {self.length} frames from frame {self.timeline_start}:"
+            f" {span_motion_summary(self.length, self.scene_fps)}"
         )

@@ -10,6 +10,7 @@ editor plugins with the client, and the engine imports it without importing the 
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ CONTEXT_BLENDS = ("pyramid", "linear")
 INTERPOLATIONS = ("mci", "blend", "none")
 AUTO_SIZE = "auto"
 # The motion rate a long clip is generated at, about AnimateDiff's training density (every 3rd or
-# 4th frame of 24-30 fps footage); `default_motion_fps` makes it divide the source's rate.
+# 4th frame of 24-30 fps footage); `motion_stride` makes it divide the rate it is played at.
 TARGET_MOTION_FPS = 8.0
 OFFICIAL_SEED = 2025  # the official text-to-video script's --default-seed
 # The official release's negative prompt: the default every front end shows and sends.
@@ -71,7 +72,10 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
     GenerationOption("--guidance-weight", "motion_guidance_weight", float, "motion guidance weight (model's default)"),
     GenerationOption("--cfg-scale", "cfg_scale", float, "classifier-free guidance scale (7.5)"),
     GenerationOption(
-        "--frames", "frames", int, "frames to sample and generate (default: the span at --motion-fps, at least 16)"
+        "--frames",
+        "frames",
+        int,
+        "frames to sample and generate (default 16; at --motion-fps, or over --output-frames 1 in k, the whole span)",
     ),
     GenerationOption(
         "--motion-fps", "motion_fps", float, "frames generated per second of the span (default: about 8, see README)"
@@ -182,8 +186,23 @@ def size_settings(size: str | None) -> dict[str, int]:
     return {} if parsed is None else {"width": parsed[0], "height": parsed[1]}
 
 
+def motion_stride(fps: float) -> int:
+    """k = round(fps / 8), at least 1: a run generates every k-th frame of a video at `fps`, so
+    each generated frame lands on a frame of it and the conform makes the k - 1 in between."""
+    return max(1, round(fps / TARGET_MOTION_FPS))
+
+
 def default_motion_fps(source_fps: float) -> float:
-    """Every k-th frame of the source, k = round(fps / 8) (at least 1): 8 for 24 fps, 8.33 for 25,
-    7.5 for 30, 7.99 for 23.976, 7.5 for 60; sources at 8 fps or less keep every frame. Here, not
-    in the engine, so that the editors' front ends send the same rate the README states."""
-    return source_fps / max(1, round(source_fps / TARGET_MOTION_FPS))
+    """Every k-th frame of the source (`motion_stride`): 8 for 24 fps, 8.33 for 25, 7.5 for 30,
+    7.99 for 23.976, 7.5 for 60; sources at 8 fps or less keep every frame. Here, not in the
+    engine, so that every front end states the same rate the README does."""
+    return source_fps / motion_stride(source_fps)
+
+
+def span_motion_summary(output_frames: int, output_fps: float) -> str:
+    """What the daemon generates for an editor's span when no frame count is set, in the words
+    the front ends show before a job is sent (the engine's plan applies the same rule)."""
+    stride = motion_stride(output_fps)
+    if stride == 1:
+        return f"all {output_frames} frames generated"
+    return f"1 in {stride} generated ({math.ceil(output_frames / stride)} frames), the rest made along the motion"

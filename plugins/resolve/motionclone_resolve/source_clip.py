@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from motionclone_options import span_motion_summary
+
 from motionclone_resolve.errors import ClipSkipped
 from motionclone_resolve.frame_rate import frame_rate
 
@@ -49,6 +51,7 @@ class SourceClip:
         return (
             f"{self.name}: clip frames {self.source_start}-{self.source_end} at {self.clip_fps:g} fps, "
             f"{self.duration} timeline frames at {self.timeline_fps:g} fps on V{self.track}"
+            f" ({span_motion_summary(self.duration, self.timeline_fps)})"
         )
 
 
