@@ -32,7 +32,7 @@ from motionclone.media.video_io import (
     write_resampled_video,
     write_video,
 )
-from motionclone.method.template import MotionTemplate, TemplateCache, file_digest
+from motionclone.method.template import MotionTemplate, TemplateCache, file_digest, load_templates, save_templates
 from motionclone.models.loading import MotionCloneModel, defaults_before_loading, load_model
 from motionclone.report import PhaseTimer, run_report
 from motionclone.sampling.denoise import generate
@@ -176,12 +176,7 @@ class Engine:
         info = self._probe(reference, timer)
         guided, plan = self.plan(config, timer, info)
         templates, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step)
-        if len(templates) > 1:
-            raise ConfigError(
-                f"{plan.frames} frames make {len(templates)} context windows and a template file holds one:"
-                f" extract at most {plan.context_length} frames (long clips are cached by generate)"
-            )
-        templates[0].save(output)
+        save_templates(output, templates)
         report = run_report(guided, plan, timer, [], origin | {"path": str(output)})
         return Outcome(report=report, output=Path(output))
 
@@ -204,9 +199,9 @@ class Engine:
         timer = PhaseTimer()
         if motion is not None:
             with timer.phase("read_clip"):
-                template = MotionTemplate.load(motion)
-            guided, plan = self.plan(_shape_of_template(config, template), timer)
-            _check_template_model(template, guided.model.model_id)
+                template = load_templates(motion)
+            guided, plan = self.plan(_shape_of_templates(config, template), timer)
+            _check_template_model(template[0], guided.model.model_id)
             origin = {"source": "file", "path": str(motion)}
         else:
             info = self._probe(reference, timer)
@@ -234,15 +229,19 @@ def _write_output(output: Path, frames: np.ndarray, config: ResolvedConfig) -> i
     return config.output_frames
 
 
-def _shape_of_template(config: MotionCloneConfig, template: MotionTemplate) -> MotionCloneConfig:
-    """A saved template was extracted at one size and frame count: with size auto, generate at
-    that size, and with no frame count asked for, that many frames (an editor's output span
-    would otherwise ask for the span's own count)."""
-    width, height = template.settings.get("width"), template.settings.get("height")
+def _shape_of_templates(config: MotionCloneConfig, templates: list[MotionTemplate]) -> MotionCloneConfig:
+    """A saved template file was extracted at one size, frame count and set of context windows:
+    with size auto, generate at that size, and with no frame count asked for, that many frames
+    over the same windows (an editor's output span would otherwise ask for the span's own count)."""
+    first, last = templates[0], templates[-1]
+    width, height = first.settings.get("width"), first.settings.get("height")
     if config.width is None and config.height is None and width and height:
         config = config.replace(width=width, height=height)
     if config.frames is None and config.motion_fps is None:
-        config = config.replace(frames=template.frames)
+        if len(templates) == 1:
+            return config.replace(frames=first.frames)
+        (start0, length), (start1, _) = first.settings["window"], templates[1].settings["window"]
+        config = config.replace(frames=sum(last.settings["window"]), context_overlap=length - (start1 - start0))
     return config
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -29,8 +30,11 @@ from safetensors.torch import load_file, save_file
 from motionclone.errors import TemplateError, shown
 
 # Version 2: `semantic` holds the reference's region weights (version 1 held key means of another
-# method; those are dropped on load).
-FORMAT_VERSION = 2
+# method; those are dropped on load). Version 3: a long clip's templates, one per context window,
+# in one file; a file of one window stays version 2, which earlier releases read.
+FORMAT_VERSION = 3
+SINGLE_FORMAT_VERSION = 2
+MAX_WINDOWS = 1024  # one per generated frame at most
 # Recorded timesteps lie in [0, 1000), the training schedule (`schedule.NUM_TRAIN_TIMESTEPS`, not
 # imported: it would pull diffusers into the daemon's and `eval`'s imports of this module).
 NUM_TRAIN_TIMESTEPS = 1000
@@ -68,7 +72,10 @@ class MotionTemplate:
 
     def save(self, path: str | Path) -> None:
         """Write a safetensors file (atomically: a temp name, then rename)."""
-        path = Path(path)
+        save_templates(path, [self])
+
+    def file_content(self, prefix: str = "") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """The tensors and metadata entries a file holds for this template, names after `prefix`."""
         tensors = {f"values/{k}": v.contiguous() for k, v in self.values.items()}
         tensors |= {
             f"indices/{k}": v.to(torch.int16 if self.frames < 2**15 else torch.int32).contiguous()
@@ -76,28 +83,24 @@ class MotionTemplate:
         }
         tensors |= {f"semantic/{k}": v.contiguous() for k, v in self.semantic.items()}
         metadata = {
-            "format": "motionclone-template",
-            "version": str(FORMAT_VERSION),
             "timesteps": json.dumps(self.timesteps),
             "frames": str(self.frames),
             "latent_size": json.dumps([self.latent_height, self.latent_width]),
             "settings": json.dumps(self.settings),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        save_file({k: v.cpu() for k, v in tensors.items()}, str(partial), metadata=metadata)
-        os.replace(partial, path)
+        return (
+            {prefix + k: v.cpu() for k, v in tensors.items()},
+            {prefix + k: v for k, v in metadata.items()},
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> MotionTemplate:
-        """Read a template file, every part checked before use: a crafted or damaged file fails
-        here with one line naming it and what is wrong, not with a traceback in the middle of a run."""
-        path = Path(path)
-        metadata, tensors = _read(path)
-        try:
-            return _checked(metadata, tensors)
-        except _Malformed as problem:
-            raise TemplateError(f"bad motion template {path}: {problem}") from None
+        """Read a file of one template (the cache's); a long clip's file of several windows is
+        read with `load_templates`."""
+        templates = load_templates(path)
+        if len(templates) != 1:
+            raise TemplateError(f"motion template {path} holds {len(templates)} context windows, not one")
+        return templates[0]
 
     def check_fits(self, frames: int, latent_height: int, latent_width: int, layers: list[str]) -> None:
         """Raise a clear error when this template cannot guide the requested generation."""
@@ -111,6 +114,70 @@ class MotionTemplate:
         missing = [layer for layer in layers if layer not in self.values]
         if missing:
             raise TemplateError(f"motion template has no entry for layer {missing[0]}: made with another model?")
+
+
+def save_templates(path: str | Path, templates: list[MotionTemplate]) -> None:
+    """Write one template, or a long clip's templates (one per context window, in order), as
+    one safetensors file, atomically (a temp name, then rename). A file of several windows
+    names each window's tensors and metadata `w<k>/...` and is version 3, so a release that
+    reads one window only says to upgrade instead of misreading it."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    metadata = {"format": "motionclone-template"}
+    if len(templates) == 1:
+        tensors, entries = templates[0].file_content()
+        metadata |= entries | {"version": str(SINGLE_FORMAT_VERSION)}
+    else:
+        metadata |= {"version": str(FORMAT_VERSION), "windows": str(len(templates))}
+        for number, template in enumerate(templates):
+            window_tensors, entries = template.file_content(f"w{number}/")
+            tensors |= window_tensors
+            metadata |= entries
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    save_file(tensors, str(partial), metadata=metadata)
+    os.replace(partial, path)
+
+
+def load_templates(path: str | Path) -> list[MotionTemplate]:
+    """A template file's templates, one per context window (one for a short clip), every part
+    checked before use: a crafted or damaged file fails here with one line naming it and what is
+    wrong, not with a traceback in the middle of a run."""
+    path = Path(path)
+    metadata, tensors = _read(path)
+    try:
+        if "windows" not in metadata:
+            return [_checked(metadata, tensors)]
+        return _checked_windows(metadata, tensors)
+    except _Malformed as problem:
+        raise TemplateError(f"bad motion template {path}: {problem}") from None
+
+
+def _checked_windows(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> list[MotionTemplate]:
+    """The windows of a version-3 file, each checked as a file of its own, and laid end to end:
+    windows start in order, overlap and reach the last one's end, all over one latent size."""
+    count = _whole_number(metadata, "windows", f"a whole number from 2 to {MAX_WINDOWS}", 2, MAX_WINDOWS)
+    prefixes = [f"w{number}/" for number in range(count)]
+    stray = [key for key in [*tensors, *metadata] if "/" in key and not key.startswith(tuple(prefixes))]
+    if stray:
+        raise _Malformed(f"{stray[0]!r} belongs to no window of {count}")
+    version = {"version": str(SINGLE_FORMAT_VERSION)}
+    templates = []
+    for number, prefix in enumerate(prefixes):
+        window_metadata = version | {k.removeprefix(prefix): v for k, v in metadata.items() if k.startswith(prefix)}
+        window_tensors = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            templates.append(_checked(window_metadata, window_tensors))
+        except _Malformed as problem:
+            raise _Malformed(f"window {number}: {problem}") from None
+    spans = [template.settings.get("window") for template in templates]
+    if not all(isinstance(span, list) and len(span) == 2 and all(map(_is_int, span)) for span in spans):
+        raise _Malformed("every window's settings must say where it lies: window [start, length]")
+    sizes = {(template.latent_height, template.latent_width) for template in templates}
+    ordered = all(a[0] < b[0] <= a[0] + a[1] for a, b in itertools.pairwise(spans))
+    if spans[0][0] != 0 or not ordered or len(sizes) > 1:
+        raise _Malformed(f"windows {spans} over latents {sorted(sizes)} do not lie end to end over one size")
+    return templates
 
 
 class _Malformed(Exception):
@@ -137,7 +204,9 @@ def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
 
 def _checked(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> MotionTemplate:
     """The template a file's content describes, once every field and tensor is consistent."""
-    version = _whole_number(metadata, "version", f"a whole number from 1 to {FORMAT_VERSION}", 1, FORMAT_VERSION)
+    version = _whole_number(
+        metadata, "version", f"a whole number from 1 to {SINGLE_FORMAT_VERSION}", 1, SINGLE_FORMAT_VERSION
+    )
     frames = _whole_number(metadata, "frames", "a positive whole number", 1)
     height, width = _latent_size(metadata)
     timesteps = _timesteps(metadata)

@@ -102,10 +102,12 @@ def _per_window(
     if template is None:
         return [None] * len(windows)
     templates = [template] if isinstance(template, MotionTemplate) else list(template)
-    if len(templates) != len(windows):
+    recorded = [t.settings.get("window", [w.start, w.length]) for t, w in zip(templates, windows, strict=False)]
+    if len(templates) != len(windows) or recorded != [[w.start, w.length] for w in windows]:
         raise TemplateError(
-            f"{len(templates)} motion template(s) for {len(windows)} context windows of {plan.frames} frames:"
-            " extract the reference with the same frames and motion_fps"
+            f"{len(templates)} motion template(s) for {len(windows)} context windows of {plan.frames} frames"
+            f" (overlap {plan.context_overlap}): extract the reference with the same frames, motion_fps and"
+            " context_overlap"
         )
     return templates
 

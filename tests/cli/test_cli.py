@@ -49,9 +49,12 @@ def test_second_prompt_on_same_clip_hits_the_extraction_cache(clip_files, tmp_pa
     assert json.loads(other_range.read_text())["template"]["source"] == "extracted"
 
 
-def test_extracted_template_reproduces_the_clip_run(clip_files, tmp_path, cache):
+@pytest.mark.parametrize("frames", [[], ["--frames", "16"]], ids=["one-window", "three-windows"])
+def test_extracted_template_reproduces_the_clip_run(clip_files, tmp_path, cache, frames):
+    """A template file holds every context window of a long clip (issue 27: it held one), and
+    generating from it needs no frame count: the file's windows set it."""
     template = tmp_path / "motion.safetensors"
-    assert main(["extract", str(clip_files["right"]), "-o", str(template), *FAST, *cache]) == 0
+    assert main(["extract", str(clip_files["right"]), "-o", str(template), *FAST, *frames, *cache]) == 0
     from_clip, from_template = tmp_path / "a.mp4", tmp_path / "b.mp4"
     ra, rb = tmp_path / "a.json", tmp_path / "b.json"
     assert (
@@ -66,6 +69,7 @@ def test_extracted_template_reproduces_the_clip_run(clip_files, tmp_path, cache)
                 "--report",
                 str(ra),
                 *FAST,
+                *frames,
                 *cache,
             ]
         )
@@ -90,6 +94,7 @@ def test_extracted_template_reproduces_the_clip_run(clip_files, tmp_path, cache)
     )
     energies = [[s["motion_energy"] for s in json.loads(r.read_text())["steps"]] for r in (ra, rb)]
     assert energies[0] == energies[1]
+    assert json.loads(rb.read_text())["settings"]["frames"] == (16 if frames else 8)
 
 
 def test_no_motion_guidance_runs_the_same_pipeline_unguided(clip_files, tmp_path, cache):

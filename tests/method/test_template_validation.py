@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from motionclone.cli.main import main
 from motionclone.errors import TemplateError
 from motionclone.method.guidance import sparse_template
-from motionclone.method.template import MotionTemplate
+from motionclone.method.template import MotionTemplate, load_templates, save_templates
 
 FRAMES, LATENT = 8, 8
 LAYER = "up_blocks.1.motion_modules.0.transformer_blocks.0.attn1"
@@ -165,3 +165,56 @@ def test_generate_with_a_crafted_template_prints_one_line_and_exits_2(tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"motionclone: error: bad motion template {path}: indices/{LAYER} holds frame -1, outside [0, 8)"]
+
+
+def _windowed(folder: Path, tensors: dict[str, torch.Tensor | None], metadata: dict[str, str | None]) -> Path:
+    """A saved valid file of two windows (frames 0-8 and 4-12) with some entries replaced."""
+    path = folder / "long.safetensors"
+    windows = [_template(), _template()]
+    for template, start in zip(windows, (0, 4), strict=True):
+        template.settings = {"window": [start, FRAMES]}
+    save_templates(path, windows)
+    with safe_open(str(path), framework="pt") as handle:
+        stored_metadata = handle.metadata()
+    kept = {key: tensor for key, tensor in (load_file(str(path)) | tensors).items() if tensor is not None}
+    changed = {key: text for key, text in (stored_metadata | metadata).items() if text is not None}
+    save_file(kept, str(path), metadata=changed)
+    return path
+
+
+def test_a_long_clips_file_holds_every_window_and_the_one_window_reader_refuses_it(tmp_path):
+    path = _windowed(tmp_path, {}, {})
+    first, second = load_templates(path)
+    assert (first.settings["window"], second.settings["window"]) == ([0, FRAMES], [4, FRAMES])
+    assert torch.equal(second.indices[LAYER], _template().indices[LAYER])
+    with safe_open(str(path), framework="pt") as handle:
+        assert handle.metadata()["version"] == "3"
+    with pytest.raises(TemplateError, match="holds 2 context windows, not one"):
+        MotionTemplate.load(path)
+
+
+@pytest.mark.parametrize(
+    ("tensors", "metadata", "message"),
+    [
+        ({f"w2/{VALUES}": _values()}, {}, "'w2/values/.*' belongs to no window of 2"),
+        ({VALUES: _values()}, {}, "'values/.*' belongs to no window of 2"),
+        ({}, {"windows": "1"}, "windows must be a whole number from 2 to 1024"),
+        ({}, {"w1/settings": "{}"}, r"every window's settings must say where it lies"),
+        ({}, {"w1/settings": '{"window": [0, 8]}'}, r"windows \[\[0, 8\], \[0, 8\]\] .* do not lie end to end"),
+        ({f"w1/{INDICES}": _indices(fill=FRAMES)}, {}, "window 1: .*indices"),
+        ({}, {"w0/frames": None}, "window 0: no frames in its metadata"),
+    ],
+    ids=[
+        "window-past-the-count",
+        "tensor-of-no-window",
+        "one-window",
+        "no-span",
+        "overlapping",
+        "bad-index",
+        "no-frames",
+    ],
+)
+def test_a_crafted_long_clips_file_is_refused_naming_the_window(tmp_path, tensors, metadata, message):
+    path = _windowed(tmp_path, tensors, metadata)
+    with pytest.raises(TemplateError, match=f"^bad motion template {re.escape(str(path))}: {message}"):
+        load_templates(path)

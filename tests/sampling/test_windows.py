@@ -13,7 +13,7 @@ from motionclone_options import default_motion_fps, motion_stride
 
 from motionclone.config.plan import SourceSpan, resolve
 from motionclone.config.settings import MotionCloneConfig
-from motionclone.engine import _shape_of_template
+from motionclone.engine import _shape_of_templates
 from motionclone.errors import ConfigError, TemplateError
 from motionclone.method.template import MotionTemplate
 from motionclone.method.windows import BLEND_METHODS, blend_weights, plan_windows
@@ -85,7 +85,7 @@ def test_a_template_sets_the_frame_count_an_editors_span_would_otherwise_set(tin
         [], {}, {}, frames=8, latent_height=8, latent_width=8, settings={"width": 64, "height": 64}
     )
     config = MotionCloneConfig(model="tiny-random", prompt="x", output_fps=24.0, output_frames=200)
-    shaped = _shape_of_template(config, template)
+    shaped = _shape_of_templates(config, [template])
     assert (shaped.frames, shaped.width, shaped.height) == (8, 64, 64)
 
 
