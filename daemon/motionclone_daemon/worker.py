@@ -200,7 +200,7 @@ class Worker(threading.Thread):
                 raise Interrupted("cancelled while writing the result")
             result = {"result_path": str(output), "result_size": output.stat().st_size}
             if self.settings.evaluate:
-                outcome.report["evaluation"] = _evaluation(job, output)
+                outcome.report["evaluation"] = _evaluation(job, output, outcome.report.get("settings", {}))
             report_json = json.dumps(outcome.report)
         except ExecutorLost as lost:
             self._requeue_lost(job, str(lost), lost.started)
@@ -279,10 +279,11 @@ class Worker(threading.Thread):
                     return
 
 
-def _evaluation(job: Job, output: Path) -> dict:
-    """The motion-fidelity report of a finished job; a clip that cannot be scored says why, the job still succeeds."""
+def _evaluation(job: Job, output: Path, run_settings: dict) -> dict:
+    """The motion-fidelity report of a finished job (window by window for a long clip, from the
+    run's resolved settings); a clip that cannot be scored says why, the job still succeeds."""
     try:
-        return evaluate_job(job.reference_path, output, job.settings).report
+        return evaluate_job(job.reference_path, output, {**job.settings, **run_settings}).report
     except MotionCloneError as error:
         return {"error": str(error)}
 

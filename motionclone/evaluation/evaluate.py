@@ -17,9 +17,10 @@ import numpy as np
 
 from motionclone.errors import VideoError
 from motionclone.evaluation.clip_scores import clip_scores
-from motionclone.evaluation.fidelity import STILL_PX, motion_fidelity
+from motionclone.evaluation.fidelity import STILL_PX, motion_fidelity, tracked_steps
 from motionclone.evaluation.tracking import choose_tracker
 from motionclone.media.video_io import TimePoint, probe, read_frames
+from motionclone.method.windows import Window, plan_windows
 
 MAX_TRACKING_SIDE = 512
 MIN_TRACKS = 4
@@ -81,8 +82,10 @@ def evaluate(
     resize: str = "crop",
     start: str | None = None,
     end: str | None = None,
+    generated: Generated | None = None,
 ) -> Evaluation:
-    """Motion fidelity of `result` against `reference`, with CLIP scores when a CLIP model is cached."""
+    """Motion fidelity of `result` against `reference`, with CLIP scores when a CLIP model is
+    cached; with the run's `generated` frames and windows, a score per context window too."""
     reference_frames, result_frames = read_pair(Path(reference), Path(result), resize, start, end)
     tracker = choose_tracker()
     tracks = {}
@@ -107,11 +110,58 @@ def evaluate(
         },
         "clip": clip_scores(result_frames, prompt),
     }
+    if generated is not None and len(generated.windows) > 1:
+        spans = generated.result_spans(len(result_frames))
+        report["windows"] = [
+            {"result_frames": [first, end], "motion_fidelity": span_fidelity(tracks, first, end)}
+            for first, end in spans
+        ]
     return Evaluation(report, reference_frames, result_frames, tracks["reference"], tracks["result"])
 
 
+def span_fidelity(tracks: dict[str, np.ndarray], first: int, end: int) -> float | None:
+    """The motion-fidelity score over result frames [first, end), from the tracks of the whole
+    clip cut to those frames (tracks with no step there left out); None where one side has none."""
+    cut = {}
+    for name, points in tracks.items():
+        part = points[:, first:end]
+        cut[name] = part[tracked_steps(part).any(axis=1)]
+    if min(len(part) for part in cut.values()) == 0:
+        return None
+    return motion_fidelity(cut["reference"], cut["result"])
+
+
+@dataclass(frozen=True)
+class Generated:
+    """How a run made its frames: `frames` generated, window by window (static context windows of
+    the plan, in generated frames), before they were brought to the result's frame count."""
+
+    frames: int
+    windows: list[Window]
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Generated | None:
+        """From a run report's settings (the plan's frames, context length and overlap); None
+        when they do not say (a job's own settings, an older report)."""
+        frames, length, overlap = (settings.get(key) for key in ("frames", "context_length", "context_overlap"))
+        if not all(isinstance(value, int) for value in (frames, length, overlap)):
+            return None
+        return cls(frames, plan_windows(frames, length, overlap))
+
+    def result_spans(self, result_frames: int) -> list[tuple[int, int]]:
+        """Each window's frames in the result, which stretches the generated frames over its own
+        count: [first, end) with at least 2 frames (one step of motion)."""
+        scale = result_frames / self.frames
+        spans = []
+        for window in self.windows:
+            first = min(round(window.start * scale), result_frames - 2)
+            spans.append((first, max(first + 2, min(result_frames, round(window.end * scale)))))
+        return spans
+
+
 def evaluate_job(reference: str | Path, result: str | Path, settings: dict) -> Evaluation:
-    """`evaluate` with the prompt, fit and range a job ran with (its settings or its report's)."""
+    """`evaluate` with the prompt, fit and range a job ran with (its settings or its report's),
+    scored window by window where the report's settings say how the run was windowed."""
     return evaluate(
         reference,
         result,
@@ -119,4 +169,5 @@ def evaluate_job(reference: str | Path, result: str | Path, settings: dict) -> E
         settings.get("resize", "crop"),
         settings.get("start"),
         settings.get("end"),
+        Generated.from_settings(settings),
     )

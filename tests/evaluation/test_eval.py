@@ -28,7 +28,9 @@ import torch
 from daemon_helpers import running_daemon
 
 from motionclone.cli.main import main
-from motionclone.evaluation.evaluate import evaluate
+from motionclone.config.plan import resolve
+from motionclone.config.settings import MotionCloneConfig
+from motionclone.evaluation.evaluate import Generated, evaluate
 from motionclone.evaluation.fidelity import correlation_matrix, motion_fidelity
 from motionclone.evaluation.sheet import sheet_size
 from motionclone.media.video_io import ffmpeg_exe, probe
@@ -113,6 +115,21 @@ def test_other_motion_scores_clearly_lower(pans):
 def test_a_two_frame_shift_changes_the_score_little(pans):
     aligned = _score(pans, "fractal-right", "carpet-right")
     assert abs(_score(pans, "fractal-right", "carpet-shifted") - aligned) <= 0.05
+
+
+def test_a_long_result_is_scored_window_by_window_and_the_window_that_strays_shows(pans, tiny_model):
+    """Issue 27: one score for a long clip hides a window whose motion went wrong. A run's report
+    settings give its windows; each is scored on its own frames of the result. Here the result
+    pans right, then turns down for its last 8 frames, against a reference panning right
+    (measured 0.999, 0.537 and 0.006 for the three windows)."""
+    plan = resolve(MotionCloneConfig(model="tiny-random", prompt="x", frames=16), tiny_model.defaults, 1)
+    generated = Generated.from_settings(plan.to_dict())
+    assert generated.windows == plan.windows and Generated.from_settings({"prompt": "x"}) is None
+    report = evaluate(pans["fractal-right"], pans["fractal-turn"], generated=generated).report
+    windows = report["windows"]
+    assert [window["result_frames"] for window in windows] == [[0, 8], [4, 12], [8, 16]]
+    assert windows[0]["motion_fidelity"] > SAME and windows[-1]["motion_fidelity"] < OTHER, windows
+    assert "windows" not in evaluate(pans["fractal-right"], pans["fractal-right"]).report
 
 
 def test_eval_writes_report_sheet_and_side_by_side(pans, tmp_path):
