@@ -62,6 +62,7 @@ class MotionCloneConfig:
     motion_fps: float | None = None
     context_overlap: int = 4
     context_blend: str = "pyramid"
+    shuffle_context: bool = False
     interpolate: str = "mci"
     width: int | None = None
     height: int | None = None

@@ -76,3 +76,24 @@ def blend_weights(windows: tuple[Window, ...], method: str = "pyramid") -> list[
     for window, weight in zip(windows, raw, strict=True):
         total[window.frames] += weight
     return [(weight / total[window.frames]).float() for window, weight in zip(windows, raw, strict=True)]
+
+
+def shuffled_context_noise(noise: torch.Tensor, length: int, overlap: int, seed: int) -> torch.Tensor:
+    """FreeNoise's noise rescheduling (Qiu et al., ICLR 2024) over static windows: the frames
+    after the first window repeat, in a shuffled order, the frames one window length before them,
+    a window's stride at a time, so every window starts from a rearrangement of the same noise.
+    The frames then share their low-frequency layout across the clip (the same scene, lighting
+    and subject in every window) while the guidance still sets each window's motion. `noise` is
+    (batch, channels, frames, h, w); the order comes from a generator of its own, seeded with
+    `seed`, so the caller's stream continues as without."""
+    frames = noise.shape[2]
+    if frames <= length:
+        return noise
+    generator = torch.Generator("cpu").manual_seed(seed)
+    stride = length - overlap
+    shuffled = noise.clone()
+    for start in range(length, frames, stride):
+        count = min(stride, frames - start)
+        earlier = torch.arange(start - length, start - length + count)
+        shuffled[:, :, start : start + count] = shuffled[:, :, earlier[torch.randperm(count, generator=generator)]]
+    return shuffled

@@ -153,7 +153,7 @@ def _start(
     semantic: str | None,
 ) -> Denoising:
     generator = torch.Generator("cpu").manual_seed(plan.seed)
-    latents = torch.randn(guided.latent_shape(plan), generator=generator).to(guided.device)
+    latents = guided.initial_noise(plan, generator).to(guided.device)
     guiding = templates[0] is not None and (plan.motion_guidance_weight > 0 or semantic is not None)
     return Denoising(
         plan=plan,

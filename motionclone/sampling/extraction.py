@@ -66,6 +66,8 @@ def extraction_settings(config: ResolvedConfig, model_id: str, window: Window | 
     if window is not None:
         settings["window"] = [window.start, window.length]
         settings["motion_fps"] = config.motion_fps
+        if config.shuffle_context and config.extraction_mode == "single-step":
+            settings["shuffle_context"] = True  # the noise the window is seen through
     return settings
 
 
@@ -110,7 +112,7 @@ def extract_windows(
     # 2. Draw the noise first, exactly as generation draws its first latent from the same seed
     #    (the official tie); the VAE's posterior samples continue the stream after it.
     generator = torch.Generator("cpu").manual_seed(config.extraction_seed)
-    noise = torch.randn(guided.latent_shape(config), generator=generator)
+    noise = guided.initial_noise(config, generator)
     # 3. Encode the reference prompt and find the subject's token. Single-step extraction records
     #    the motion with the empty prompt, as the latest release does, whatever locates the subject.
     prompt = reference_prompt(config)

@@ -14,6 +14,7 @@ from motionclone.errors import ConfigError
 from motionclone.method.attention import AttentionStore, GuidedBlockHooks, block_of, install_recorders
 from motionclone.method.schedule import OFFICIAL_SCHEDULE, NoiseSchedule
 from motionclone.method.semantic import MASK_BLOCK, SEMANTIC_BLOCKS
+from motionclone.method.windows import shuffled_context_noise
 from motionclone.models.loading import MotionCloneModel
 from motionclone.sampling.compilation import compile_in_place
 
@@ -108,6 +109,16 @@ class GuidedModel:
         factor = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
         channels = self.model.unet.config.in_channels
         return (1, channels, config.frames, config.height // factor, config.width // factor)
+
+    def initial_noise(self, config: ResolvedConfig, generator: torch.Generator) -> torch.Tensor:
+        """The noise both phases draw from their seed (the official tie: extraction noises the
+        reference with what generation starts from), on the CPU so a seed gives the same video on
+        every device; with `shuffle_context`, FreeNoise's rescheduling over the plan's windows."""
+        noise = torch.randn(self.latent_shape(config), generator=generator)
+        if config.shuffle_context:
+            seed = generator.initial_seed()
+            noise = shuffled_context_noise(noise, config.context_length, config.context_overlap, seed)
+        return noise
 
     def predict_noise(self, latents: torch.Tensor, timestep: int, embeddings: torch.Tensor) -> torch.Tensor:
         """Noise prediction for a batch of videos; `embeddings` has one prompt per video."""

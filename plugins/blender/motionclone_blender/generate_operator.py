@@ -86,6 +86,7 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         min=0,
         max=1024,
     )
+    shuffle_context: bpy.props.BoolProperty(name="Same look in every window", description=HELP["shuffle_context"])
     width: bpy.props.IntProperty(name="Width", description="Generated width; 0: from the clip", min=0, max=4096, step=8)
     height: bpy.props.IntProperty(name="Height", description="Generated height; 0: from the clip", min=0, max=4096)
     use_guidance_weight: bpy.props.BoolProperty(name="Guidance weight", description="Override the model's weight")
@@ -130,6 +131,7 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
             box.prop(self, "model")
             box.prop(self, "steps")
             box.prop(self, "frames")
+            box.prop(self, "shuffle_context")
             row = box.row(align=True)
             row.prop(self, "width")
             row.prop(self, "height")
@@ -170,6 +172,7 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
             "model": self.model.strip(),
             "steps": self.steps,
             "frames": self.frames,
+            "shuffle_context": self.shuffle_context,
             "width": self.width,
             "height": self.height,
         }

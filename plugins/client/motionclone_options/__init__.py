@@ -83,6 +83,12 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
     GenerationOption("--context-overlap", "context_overlap", int, "frames shared by neighbouring windows (4)"),
     GenerationOption("--context-blend", "context_blend", str, "how windows blend (default pyramid)", CONTEXT_BLENDS),
     GenerationOption(
+        "--shuffle-context",
+        "shuffle_context",
+        bool,
+        "long clips: FreeNoise's initial noise, the same scene and look in every window (default off)",
+    ),
+    GenerationOption(
         "--interpolate", "interpolate", str, "how frames reach --output-fps (default mci)", INTERPOLATIONS
     ),
     GenerationOption(
@@ -151,7 +157,10 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every generation option to `parser` (all default to None: unset means the daemon's or engine's default)."""
     for option in GENERATION_OPTIONS:
         choices = f" ({' or '.join(option.choices)})" if option.choices else ""
-        parser.add_argument(option.flag, type=option.kind, help=option.help + choices)
+        if option.kind is bool:
+            parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, help=option.help)
+        else:
+            parser.add_argument(option.flag, type=option.kind, help=option.help + choices)
     parser.add_argument("--no-motion-guidance", action="store_true", help="same pipeline, guidance weight 0")
 
 
