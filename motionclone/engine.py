@@ -22,7 +22,7 @@ from motionclone.config.memory_plan import fit_to_device
 from motionclone.config.plan import ResolvedConfig, SourceSpan, check_model_limits, resolve
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError, TemplateError
-from motionclone.media.preview import PreviewCallback, preview_hook
+from motionclone.media.preview import PreviewCallback, preview_hook, preview_picks
 from motionclone.media.video_io import (
     TimePoint,
     VideoInfo,
@@ -207,7 +207,7 @@ class Engine:
             info = self._probe(reference, timer)
             guided, plan = self.plan(config, timer, info)
             template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step, should_stop)
-        hook = preview_hook(on_preview) if on_preview else None
+        hook = preview_hook(on_preview, preview_picks(plan.frames, plan.windows)) if on_preview else None
         result = generate(guided, template, plan, on_step=on_step, should_stop=should_stop, on_preview=hook)
         timer.seconds.update(result.seconds_per_phase)
         with timer.phase("write"):

@@ -71,6 +71,7 @@ def run_report(
                 "motion_energy": s.motion_energy,
                 "guidance_weight": s.weight,
                 **({"semantic_energy": s.semantic_energy} if s.semantic_energy is not None else {}),
+                **({"window_motion_energies": list(s.window_motion_energies)} if s.windows > 1 else {}),
             }
             for s in steps
         ],

@@ -6,7 +6,8 @@ about as much as the final decode; instead each latent pixel is mapped to RGB by
 linear map, the widely used approximation of SD1.5's VAE (the factors ComfyUI ships as
 `latent_rgb_factors` of its SD15 latent format, comfy/latent_formats.py, fitted by regression of
 decoded colours on scaled latents). The picture has the latent's resolution (64 px for 512 px),
-so only a few evenly spaced frames are mapped, side by side in one small strip.
+so only a few frames are mapped, side by side in one small strip: 4 evenly spaced, or over a long
+clip the centre of each context window (at most 8).
 
 Cost at 16 x 512 x 512 (latents 4 x 16 x 64 x 64): x0 is 3 element-wise operations on 262k
 values, the map is 4 frames x 4096 pixels x 4 x 3 multiply-adds (0.4 MFLOP), and 49 kB cross to
@@ -18,7 +19,7 @@ right size and range, but its colours mean nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from motionclone.method.schedule import NoiseSchedule
+from motionclone.method.windows import Window
 
 # Rows: the 4 latent channels; columns: their contribution to R, G, B (output range about [-1, 1]).
 SD15_LATENT_RGB = (
@@ -35,6 +37,7 @@ SD15_LATENT_RGB = (
     (-0.2120, -0.2616, -0.7177),
 )
 PREVIEW_FRAMES = 4
+MAX_PREVIEW_WINDOWS = 8
 MAX_PREVIEW_SIDE = 256
 JPEG_QUALITY = 85
 
@@ -57,14 +60,23 @@ def predicted_clean(schedule: NoiseSchedule, latents: torch.Tensor, eps: torch.T
     return (latents - (1.0 - alpha) ** 0.5 * eps) / alpha**0.5
 
 
-def latent_frames_to_rgb(latents: torch.Tensor, count: int = PREVIEW_FRAMES) -> np.ndarray:
-    """Latents (1, 4, F, h, w) -> uint8 (min(count, F), h, w, 3) of evenly spaced frames.
+def preview_picks(frames: int, windows: Sequence[Window] = ()) -> list[int]:
+    """The frames a preview shows: 4 evenly spaced over one window; over a long clip the centre
+    frame of each context window (of at most 8, evenly chosen), so every part of the clip shows
+    as it forms, window by window."""
+    if len(windows) <= 1:
+        return np.linspace(0, frames - 1, min(PREVIEW_FRAMES, frames)).round().astype(int).tolist()
+    chosen = np.linspace(0, len(windows) - 1, min(MAX_PREVIEW_WINDOWS, len(windows))).round().astype(int)
+    return [windows[i].start + windows[i].length // 2 for i in chosen]
+
+
+def latent_frames_to_rgb(latents: torch.Tensor, picks: Sequence[int] | None = None) -> np.ndarray:
+    """Latents (1, 4, F, h, w) -> uint8 (n, h, w, 3) of the frames `picks` (default: 4 evenly spaced).
 
     Frames are picked before the map, so only what is shown is computed and copied off the GPU.
     """
-    frames = latents.shape[2]
-    picks = torch.from_numpy(np.linspace(0, frames - 1, min(count, frames)).round().astype(np.int64))
-    chosen = latents[0, :, picks.to(latents.device)].float()  # (4, n, h, w)
+    picks = preview_picks(latents.shape[2]) if picks is None else picks
+    chosen = latents[0, :, torch.tensor(picks, device=latents.device)].float()  # (4, n, h, w)
     factors = torch.tensor(SD15_LATENT_RGB, device=latents.device)
     rgb = chosen.permute(1, 2, 3, 0) @ factors
     return rgb.add(1.0).mul(127.5).clamp(0, 255).round().byte().cpu().numpy()
@@ -89,15 +101,17 @@ def encode_jpeg(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def render_preview(clean_latents: torch.Tensor) -> bytes:
-    """The JPEG strip of predicted clean latents (1, 4, F, h, w)."""
-    return encode_jpeg(strip_image(latent_frames_to_rgb(clean_latents)))
+def render_preview(clean_latents: torch.Tensor, picks: Sequence[int] | None = None) -> bytes:
+    """The JPEG strip of predicted clean latents (1, 4, F, h, w): 64 px of strip per frame shown
+    (256 for the 4 of one window, 512 for 8 windows' frames)."""
+    frames = latent_frames_to_rgb(clean_latents, picks)
+    return encode_jpeg(strip_image(frames, max(MAX_PREVIEW_SIDE, 64 * len(frames))))
 
 
-def preview_hook(deliver: PreviewCallback) -> PreviewHook:
-    """The pipeline's `on_preview(index, x0)` turned into `LivePreview`s for `deliver`."""
+def preview_hook(deliver: PreviewCallback, picks: Sequence[int] | None = None) -> PreviewHook:
+    """The pipeline's `on_preview(index, x0)` turned into `LivePreview`s of `picks` for `deliver`."""
 
     def hook(index: int, clean_latents: torch.Tensor) -> None:
-        deliver(LivePreview(index + 1, render_preview(clean_latents)))
+        deliver(LivePreview(index + 1, render_preview(clean_latents, picks)))
 
     return hook

@@ -25,6 +25,8 @@ def test_a_job_at_a_motion_rate_runs_window_by_window_and_fills_the_span_with_di
         result = client.download(job.id, tmp_path / "long.mp4")
     assert finished.state == "succeeded" and finished.report["settings"]["shuffle_context"] is True
     assert ("extracting", "window 3 of 3") in messages and ("step", "3 windows") in messages
+    guided = [step for step in finished.report["steps"] if step["guided"]]
+    assert guided and all(len(step["window_motion_energies"]) == 3 for step in guided), "the report covers each window"
     assert counted_frames(result) == 48 and probe(result).fps == 24.0
     assert distinct_frames(result, 48) >= 0.85 * 48
 

@@ -11,8 +11,15 @@ from daemon_helpers import FAST, client_for, running_daemon
 from motionclone.cli.main import main
 from motionclone.config.plan import resolve
 from motionclone.config.settings import MotionCloneConfig
-from motionclone.media.preview import SD15_LATENT_RGB, latent_frames_to_rgb, predicted_clean, render_preview
+from motionclone.media.preview import (
+    SD15_LATENT_RGB,
+    latent_frames_to_rgb,
+    predicted_clean,
+    preview_picks,
+    render_preview,
+)
 from motionclone.method.schedule import OFFICIAL_SCHEDULE
+from motionclone.method.windows import plan_windows
 from motionclone.sampling.denoise import generate
 from motionclone.sampling.extraction import extract
 
@@ -40,6 +47,18 @@ def test_preview_strip_is_at_most_256_px_whatever_the_size():
     assert small.shape == (64, 256, 3)
     wide = _decoded(render_preview(torch.randn(1, 4, 16, 48, 88)))  # 704x384 video
     assert max(wide.shape[:2]) == 256 and wide.shape[1] > wide.shape[0]
+
+
+def test_a_long_clips_preview_shows_the_centre_of_each_window():
+    """Issue 27: 4 evenly spaced frames of a 160-frame clip skip most of its windows; a long
+    clip's preview shows the centre of each window (of at most 8, evenly chosen)."""
+    assert preview_picks(16) == [0, 5, 10, 15]
+    windows = plan_windows(40, 8, 4)  # 9 windows
+    picks = preview_picks(40, windows)
+    assert picks == [4, 8, 12, 16, 24, 28, 32, 36]
+    assert preview_picks(20, plan_windows(20, 8, 4)) == [4, 8, 12, 16]
+    strip = _decoded(render_preview(torch.randn(1, 4, 40, 64, 64), picks))
+    assert strip.shape == (64, 512, 3)
 
 
 def test_predicted_clean_inverts_the_forward_noising():
