@@ -4,8 +4,10 @@ For each frame count N, one extraction and one generation of a random model of t
 architecture (N frames, context windows of the config's native 16 with the default overlap),
 timed apart; the table gives the seconds per generated frame and its ratio to the first N (the
 overlap and the last window's alignment are in it), and the peak memory of the generation: on
-CUDA `max_memory_allocated`, on CPU the tensor-size model of bench_memory (weights plus the most
-bytes held at once by tensors the run made).
+CUDA `max_memory_allocated` of the timed run, on CPU the tensor-size model of bench_memory
+(weights plus the most bytes held at once by tensors the run made) in a second, untimed run: the
+meter sees every operation, and its cost grows with the windows (it made N = 160 read 1.49x
+instead of 1.32x).
 
   python bench/bench_long_clips.py --config medium --frames 16,40,80,160 --steps 2
 """
@@ -13,7 +15,6 @@ bytes held at once by tensors the run made).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
 import sys
 import time
@@ -39,21 +40,22 @@ def bench_length(pipeline: GuidedModel, name: str, frames: int, steps: int) -> d
     clip = np.random.default_rng(0).integers(0, 255, (frames, size, size, 3), dtype=np.uint8)
     modules = (model.unet, model.vae, model.text_encoder)
     weights = _storages([t for m in modules for t in (*m.parameters(), *m.buffers())])
-    meter = TensorSizeModel(set(weights)) if model.device.type != "cuda" else None
     started = time.perf_counter()
     templates = extract_windows(pipeline, clip, config)
     extracted = time.perf_counter()
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
         torch.cuda.reset_peak_memory_stats(model.device)
-    with meter if meter is not None else contextlib.nullcontext():
-        generate(pipeline, templates, config)
+    generate(pipeline, templates, config)
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
         peak = torch.cuda.max_memory_allocated(model.device)
-    else:
-        peak = sum(weights.values()) + meter.take()["live"]
     generated = time.perf_counter()
+    if model.device.type != "cuda":  # the meter sees every op, so it runs apart from the timing
+        meter = TensorSizeModel(set(weights))
+        with meter:
+            generate(pipeline, templates, config)
+        peak = sum(weights.values()) + meter.take()["live"]
     return {
         "config": name,
         "device": device_name(model.device),
