@@ -73,6 +73,9 @@ def test_an_editors_span_generates_one_in_k_of_its_frames_where_k_divides_its_ra
     assert resolve(short, tiny_model.defaults, 1, span=span).frames == tiny_model.defaults.frames
     assert resolve(config.replace(frames=12), tiny_model.defaults, 1, span=span).frames == 12
     assert resolve(config.replace(motion_fps=2.0), tiny_model.defaults, 1, span=span).frames == 16
+    for fps, frames in ((24.0, 480), (60.0, 450)):  # a minute of the timeline at 24 and 60 fps
+        minute = config.replace(output_fps=fps, output_frames=round(60 * fps))
+        assert resolve(minute, tiny_model.defaults, 1, span=SourceSpan(fps, 60.0)).frames == frames
     slow_motion = SourceSpan(25.0, 2.0)  # 50 clip frames slowed down over the 200-frame span
     assert resolve(config, tiny_model.defaults, 1, span=slow_motion).frames == 50, "never more than the clip has"
     with pytest.raises(ConfigError, match=r"one in 1 of 2000 output frames make 2000 frames.*at most 1024"):
