@@ -22,6 +22,7 @@ from motionclone.config.memory_plan import fit_to_device
 from motionclone.config.plan import ResolvedConfig, SourceSpan, check_model_limits, resolve
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError, TemplateError
+from motionclone.media.learned_interpolation import film_resample
 from motionclone.media.preview import PreviewCallback, preview_hook, preview_picks
 from motionclone.media.video_io import (
     TimePoint,
@@ -211,7 +212,7 @@ class Engine:
         result = generate(guided, template, plan, on_step=on_step, should_stop=should_stop, on_preview=hook)
         timer.seconds.update(result.seconds_per_phase)
         with timer.phase("write"):
-            frames_written = _write_output(Path(output), result.frames, plan)
+            frames_written = _write_output(Path(output), result.frames, plan, guided.device)
         report = run_report(guided, plan, timer, result.steps, origin)
         report["output"] = str(output)
         report["frames_written"] = frames_written
@@ -220,12 +221,16 @@ class Engine:
         return Outcome(report=report, output=Path(output))
 
 
-def _write_output(output: Path, frames: np.ndarray, config: ResolvedConfig) -> int:
-    """Write the generated frames, resampled to the requested span when one is set; returns the frame count."""
+def _write_output(output: Path, frames: np.ndarray, config: ResolvedConfig, device: torch.device) -> int:
+    """Write the generated frames, resampled to the requested span when one is set (FILM runs on
+    the run's device); returns the frame count."""
     if config.output_fps is None or config.output_frames is None:
         write_video(output, frames, config.fps)
         return int(frames.shape[0])
-    write_resampled_video(output, frames, config.output_fps, config.output_frames, config.interpolate)
+    if config.interpolate == "film":
+        write_video(output, film_resample(frames, config.output_frames, device), config.output_fps)
+    else:
+        write_resampled_video(output, frames, config.output_fps, config.output_frames, config.interpolate)
     return config.output_frames
 
 

@@ -36,6 +36,7 @@ from motionclone.config.model_defaults import VAE_CHUNK, ModelDefaults
 from motionclone.config.presets import PRESETS, Preset
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError
+from motionclone.media.learned_interpolation import film_file
 from motionclone.media.video_io import TimePoint
 from motionclone.method.windows import Window, plan_windows
 
@@ -310,6 +311,8 @@ def _check_output(config: MotionCloneConfig) -> None:
         limit = config.memory_limit_gib
         require_number("memory_limit_gib", limit, MIN_MEMORY_LIMIT_GIB, MAX_MEMORY_GIB, "more than any device has")
     require_output_span(config.output_fps, config.output_frames)
+    if config.interpolate == "film" and config.output_frames is not None:
+        film_file()  # its weights must be on the machine before the run starts, not after it
 
 
 def _extraction(config: MotionCloneConfig, preset: Preset) -> dict[str, Any]:

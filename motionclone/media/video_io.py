@@ -22,7 +22,7 @@ import ffmpeg
 import imageio_ffmpeg
 import numpy as np
 import torch
-from motionclone_options import INTERPOLATIONS
+from motionclone_options import FILTER_INTERPOLATIONS
 
 from motionclone.errors import ConfigError, VideoError, shown
 
@@ -311,8 +311,8 @@ def write_resampled_video(
     """
     if output_frames < 1:
         raise VideoError(f"cannot write {output_frames} frames")
-    if interpolate not in INTERPOLATIONS:
-        raise VideoError(f"unknown interpolation {interpolate!r}: use one of {', '.join(INTERPOLATIONS)}")
+    if interpolate not in FILTER_INTERPOLATIONS:
+        raise VideoError(f"unknown interpolation {interpolate!r}: use one of {', '.join(FILTER_INTERPOLATIONS)}")
     output_rate = _rate(output_fps)
     input_rate = output_rate * len(frames) / output_frames
     _encode(path, frames, input_rate, output_rate, output_frames, interpolate)

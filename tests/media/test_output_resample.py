@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import textured_clip
-from motionclone_options import INTERPOLATIONS
+from motionclone_options import FILTER_INTERPOLATIONS
 
 from motionclone.cli.main import main
 from motionclone.config.checks import MAX_OUTPUT_FRAMES
@@ -35,7 +35,7 @@ def test_generated_clip_is_resampled_to_the_requested_span(clip_files, tmp_path)
     assert json.loads(report.read_text())["frames_written"] == 60
 
 
-@pytest.mark.parametrize("interpolate", INTERPOLATIONS)
+@pytest.mark.parametrize("interpolate", FILTER_INTERPOLATIONS)
 @pytest.mark.parametrize(
     ("fps", "frames"), [(24, 60), (25, 60), (23.976, 61), (29.97, 7), (24, 1), (60, 1000), (8, 16)]
 )

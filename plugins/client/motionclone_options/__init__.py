@@ -20,7 +20,9 @@ EXTRACTION_MODES = ("single-step", "inversion")
 NOISE_SCHEDULES = ("official", "model")
 LOW_MEMORY_MODES = ("auto", "on", "off")
 CONTEXT_BLENDS = ("pyramid", "linear")
-INTERPOLATIONS = ("mci", "blend", "none")
+# ffmpeg's filters, then FILM (a learned interpolator, when its weights are on the machine).
+FILTER_INTERPOLATIONS = ("mci", "blend", "none")
+INTERPOLATIONS = (*FILTER_INTERPOLATIONS, "film")
 AUTO_SIZE = "auto"
 # The motion rate a long clip is generated at, about AnimateDiff's training density (every 3rd or
 # 4th frame of 24-30 fps footage); `motion_stride` makes it divide the rate it is played at.
