@@ -61,10 +61,10 @@ def predicted_clean(schedule: NoiseSchedule, latents: torch.Tensor, eps: torch.T
 
 
 def preview_picks(frames: int, windows: Sequence[Window] = ()) -> list[int]:
-    """The frames a preview shows: 4 evenly spaced over one window; over a long clip the centre
-    frame of each context window (of at most 8, evenly chosen), so every part of the clip shows
-    as it forms, window by window."""
-    if len(windows) <= 1:
+    """The frames a preview shows: 4 evenly spaced over up to 3 windows; over a longer clip the
+    centre frame of each context window (of at most 8, evenly chosen), so every part of the clip
+    shows as it forms, window by window."""
+    if len(windows) < PREVIEW_FRAMES:
         return np.linspace(0, frames - 1, min(PREVIEW_FRAMES, frames)).round().astype(int).tolist()
     chosen = np.linspace(0, len(windows) - 1, min(MAX_PREVIEW_WINDOWS, len(windows))).round().astype(int)
     return [windows[i].start + windows[i].length // 2 for i in chosen]

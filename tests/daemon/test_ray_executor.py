@@ -9,6 +9,7 @@ ones that kill actors come last.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,24 +41,29 @@ def cluster(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'motionclone-studio[ray]'")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("actor-cache")))
+        patch.setenv("RAY_gcs_server_port_wait_time_s", "120")
         start_local_cluster(ray)
         yield ray
         ray.shutdown()
 
 
-def start_local_cluster(ray) -> None:
-    """`ray.init` of a local 2-CPU cluster, once more when its node did not come up: in one clean
-    clone's full run (2026-12-04) the GCS started but the raylet never registered within Ray's 30 s,
-    and on a new machine's first run (2026-12-05) the GCS did not write its port file in time;
-    every test of the module failed at set-up, and the module alone passed on the same clone."""
+def start_local_cluster(ray, attempts: int = 3) -> None:
+    """`ray.init` of a local 2-CPU cluster, again (up to `attempts` times) when its node did not
+    come up in time: in one clean clone's full run (2026-12-04) the raylet never registered within
+    Ray's 30 s, and on 2026-12-05 (a new machine's first run, and a run beside another test run)
+    the GCS did not write its port file within 30 s, twice in a row; every test of the module
+    failed at set-up, and the module alone passed on the same clone. The fixture also raises
+    Ray's own port-file wait to 120 s (what Ray itself uses for its slower RocksDB store)."""
     options = {"address": "local", "num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
-    try:
-        ray.init(**options)
-    except Exception as error:
-        if "timed out" not in str(error).lower():
-            raise
-        ray.shutdown()
-        ray.init(**options)
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**options)
+            return
+        except Exception as error:
+            if "timed out" not in str(error).lower() or attempt == attempts:
+                raise
+            ray.shutdown()
+            time.sleep(5)
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,7 @@ def test_a_long_clips_preview_shows_the_centre_of_each_window():
     picks = preview_picks(40, windows)
     assert picks == [4, 8, 12, 16, 24, 28, 32, 36]
     assert preview_picks(20, plan_windows(20, 8, 4)) == [4, 8, 12, 16]
+    assert preview_picks(16, plan_windows(16, 8, 4)) == [0, 5, 10, 15], "3 windows: 4 evenly spaced, as before"
     strip = _decoded(render_preview(torch.randn(1, 4, 40, 64, 64), picks))
     assert strip.shape == (64, 512, 3)
 
