@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,9 @@ def save_templates(path: str | Path, templates: list[MotionTemplate]) -> None:
             tensors |= window_tensors
             metadata |= entries
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    # One temporary name per writer: two workers extracting the same clip at once must not rename
+    # each other's file away.
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     save_file(tensors, str(partial), metadata=metadata)
     os.replace(partial, path)
 
