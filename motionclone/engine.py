@@ -115,7 +115,7 @@ class Engine:
         fails first; then the loaded model's own limits are checked and the memory level is
         chosen for what is free on its device. `source` (the probed reference) sets the size when
         it is auto and, with a motion rate, the frame count of its trimmed span; a saved
-        template's size and frame count reach the config before (`_shape_of_template`).
+        template's size and frame count reach the config before (`_shape_of_templates`).
 
         Also starts this run's peak-memory count, so a long-lived daemon reports per job.
         """

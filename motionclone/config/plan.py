@@ -17,6 +17,7 @@ from motionclone_options import (
     OFFICIAL_NEGATIVE_PROMPT,
     RESIZE_MODES,
     motion_stride,
+    span_generated_frames,
 )
 
 from motionclone.config.checks import (
@@ -208,13 +209,15 @@ def _frames(config: MotionCloneConfig, model: ModelDefaults, span: SourceSpan | 
         require_number("motion_fps", motion_fps, MIN_MOTION_FPS, MAX_FPS, "what editors play")
     if config.frames is not None:
         frames = config.frames
+    elif motion_fps is not None and span is None:
+        frames = model.frames
     elif motion_fps is not None:
-        wanted = model.frames if span is None else math.ceil(span.seconds * motion_fps - 1e-6)
-        frames = _span_frames(model, wanted, span, f"{span.seconds if span else 0:g} s at {motion_fps:g} fps")
+        wanted = math.ceil(span.seconds * motion_fps - 1e-6)
+        frames = _span_frames(model, wanted, span, f"{span.seconds:g} s at {motion_fps:g} fps")
     elif config.output_frames is not None:
-        stride = motion_stride(config.output_fps)
-        wanted = math.ceil(config.output_frames / stride)
-        frames = _span_frames(model, wanted, span, f"one in {stride} of {config.output_frames} output frames")
+        wanted = span_generated_frames(config.output_frames, config.output_fps)
+        why = f"one in {motion_stride(config.output_fps)} of {config.output_frames} output frames"
+        frames = _span_frames(model, wanted, span, why)
         motion_fps = frames / span.seconds if span is not None and span.seconds > 0 else None
     else:
         frames = model.frames

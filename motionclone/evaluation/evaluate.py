@@ -137,7 +137,7 @@ class Generated:
     the plan, in generated frames), before they were brought to the result's frame count."""
 
     frames: int
-    windows: list[Window]
+    windows: tuple[Window, ...]
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> Generated | None:

@@ -210,10 +210,17 @@ def default_motion_fps(source_fps: float) -> float:
     return source_fps / motion_stride(source_fps)
 
 
+def span_generated_frames(output_frames: int, output_fps: float) -> int:
+    """How many frames a run generates for an editor's span with no frame count set: one in
+    `motion_stride` of its frames (before the engine's bounds: the model's count, the clip's)."""
+    return math.ceil(output_frames / motion_stride(output_fps))
+
+
 def span_motion_summary(output_frames: int, output_fps: float) -> str:
     """What the daemon generates for an editor's span when no frame count is set, in the words
     the front ends show before a job is sent (the engine's plan applies the same rule)."""
     stride = motion_stride(output_fps)
     if stride == 1:
         return f"all {output_frames} frames generated"
-    return f"1 in {stride} generated ({math.ceil(output_frames / stride)} frames), the rest made along the motion"
+    generated = span_generated_frames(output_frames, output_fps)
+    return f"1 in {stride} generated ({generated} frames), the rest made along the motion"
