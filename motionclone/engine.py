@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import platformdirs
 import torch
+from motionclone_options import official_seed
 
 from motionclone.config.memory_plan import fit_to_device
 from motionclone.config.plan import ResolvedConfig, SourceSpan, check_model_limits, resolve
@@ -39,6 +39,7 @@ from motionclone.report import PhaseTimer, run_report
 from motionclone.sampling.denoise import generate
 from motionclone.sampling.extraction import extract_windows, extraction_settings
 from motionclone.sampling.guided_model import GuidedModel
+from motionclone.sampling.keyframes import run_keyframes
 from motionclone.sampling.outputs import StepCallback, StopCheck
 
 
@@ -67,7 +68,9 @@ class Engine:
         """Bytes the loaded model's weights and buffers hold on its device (0 when unloaded)."""
         if self._model is None:
             return 0
-        modules = (self._model.unet, self._model.vae, self._model.text_encoder)
+        modules = [self._model.unet, self._model.vae, self._model.text_encoder]
+        if self._guided is not None and self._guided.sparse_control is not None:
+            modules.append(self._guided.sparse_control)
         tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
         return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -115,17 +118,21 @@ class Engine:
         fails first; then the loaded model's own limits are checked and the memory level is
         chosen for what is free on its device. `source` (the probed reference) sets the size when
         it is auto and, with a motion rate, the frame count of its trimmed span; a saved
-        template's size and frame count reach the config before (`_shape_of_templates`).
+        template's size and frame count reach the config before (`_shape_of_templates`). A
+        keyframe run's SparseCtrl model is loaded here too, with the model.
 
         Also starts this run's peak-memory count, so a long-lived daemon reports per job.
         """
-        seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        seed = config.seed if config.seed is not None else official_seed(config.preset)
         size, span = None, None
         if source is not None:
             size = (source.width, source.height)
             span = SourceSpan(source.fps, range_seconds(source, config.start, config.end))
         plan = resolve(config, defaults_before_loading(config.model), seed, size, span)
         guided = self.guided_model_for(config, timer)
+        if plan.keyframes:
+            with timer.phase("load_model"):
+                guided.use_sparse_control(plan)
         check_model_limits(plan, guided.model.defaults)
         plan = fit_to_device(guided.model, plan)
         if guided.device.type == "cuda":
@@ -209,7 +216,11 @@ class Engine:
             guided, plan = self.plan(config, timer, info)
             template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step, should_stop)
         hook = preview_hook(on_preview, preview_picks(plan.frames, plan.windows)) if on_preview else None
-        result = generate(guided, template, plan, on_step=on_step, should_stop=should_stop, on_preview=hook)
+        with timer.phase("read_clip"):
+            keyframes = run_keyframes(guided, plan)
+        result = generate(
+            guided, template, plan, on_step=on_step, should_stop=should_stop, on_preview=hook, keyframes=keyframes
+        )
         timer.seconds.update(result.seconds_per_phase)
         with timer.phase("write"):
             frames_written = _write_output(Path(output), result.frames, plan, guided.device)

@@ -24,6 +24,7 @@ import grpc
 import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from motionclone_client.locations import ENDPOINT_FILE, config_dir, join_address
+from motionclone_client.protocol import MAX_KEYFRAMES_BYTES
 
 from motionclone.device.cpu_threads import use_usable_cores
 from motionclone.engine import Engine
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("motionclone_daemon")
 MAX_MESSAGE = 4 << 20
+# A submit's spec carries its keyframe images (at most MAX_KEYFRAMES_BYTES), so it may be larger.
+MAX_RECEIVED = MAX_KEYFRAMES_BYTES + MAX_MESSAGE
 SWEEP_SECONDS = 3600
 SHORT_CALL_THREADS = 16
 # Ping idle connections so a client that vanished (sleep, cable, crash) frees its stream.
@@ -96,7 +99,7 @@ class Daemon:
             futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="motionclone-rpc"),
             interceptors=[TokenInterceptor(self.token)],
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_receive_message_length", MAX_RECEIVED),
                 ("grpc.max_send_message_length", MAX_MESSAGE),
                 ("grpc.so_reuseport", 0),  # a port another process listens on is refused, not shared
                 *KEEPALIVE,

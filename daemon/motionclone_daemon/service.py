@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -19,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from motionclone_client.local_files import file_fingerprint
+from motionclone_client.protocol import KEYFRAMES_KEY, MAX_KEYFRAME_BYTES, MAX_KEYFRAMES_BYTES
 
 from motionclone.config.checks import require_seed, require_text
 from motionclone.config.memory_plan import fitting_config
-from motionclone.config.plan import resolve
+from motionclone.config.plan import MAX_KEYFRAMES, resolve
 from motionclone.device.memory import device_memory
 from motionclone.errors import MotionCloneError, VideoError
 from motionclone.media.excerpt import write_excerpt
-from motionclone.media.video_io import TimePoint, VideoInfo, probe, range_seconds
+from motionclone.media.video_io import TimePoint, VideoInfo, probe, range_seconds, read_still
 from motionclone.method.template import TemplateCache
 from motionclone.models.loading import choose_device, defaults_before_loading
 from motionclone_daemon.catalog import ModelCatalog
@@ -47,6 +49,15 @@ SEED_KEYS = ("seed", "extraction_seed")
 DAEMON_RESTARTED = "daemon restarted: job put back in the queue"
 
 
+@dataclass(frozen=True)
+class KeyframeUpload:
+    """A keyframe as a client sends it: the image file's name and bytes, and its generated frame."""
+
+    name: str
+    frame: int
+    image: bytes
+
+
 @dataclass
 class Submission:
     """What a client asks for; the clip comes separately (chunks, a path, or another job's)."""
@@ -58,6 +69,7 @@ class Submission:
     reference_path: str = ""
     motion_from_job: str = ""
     reference_fingerprint: str = ""
+    keyframes: tuple[KeyframeUpload, ...] = ()
     # The call came from this machine (loopback): a path it sends may name any file it can read.
     local_peer: bool = False
 
@@ -113,8 +125,9 @@ class JobService:
         self._device = workers[0].device if workers else None
         self.clips = settings.data_path / "clips"
         self.uploads = settings.data_path / "uploads"
-        self.clips.mkdir(parents=True, exist_ok=True)
-        self.uploads.mkdir(parents=True, exist_ok=True)
+        self.keyframes = settings.data_path / "keyframes"
+        for folder in (self.clips, self.uploads, self.keyframes):
+            folder.mkdir(parents=True, exist_ok=True)
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -135,9 +148,11 @@ class JobService:
         requeue_or_fail(self.store, job, self.settings.max_attempts, "the daemon", DAEMON_RESTARTED)
 
     def _remove_leftovers(self) -> None:
-        """Uploads and results a kill left half-written, and clips no job refers to (a failed submit's)."""
+        """Uploads and results a kill left half-written, and clips and keyframes no job refers to
+        (a failed submit's)."""
         referenced = {Path(path).name for path in self.store.reference_paths()}
         orphans = [clip for clip in self.clips.iterdir() if clip.name not in referenced]
+        orphans += [still for still in self.keyframes.iterdir() if self.store.get(_job_of_keyframe(still)) is None]
         partial_results = (self.settings.data_path / "results").glob("*partial*")
         for path in [*self.uploads.iterdir(), *partial_results, *orphans]:
             if path.is_file():
@@ -150,11 +165,26 @@ class JobService:
 
         Every value is bounded here, and the run's estimated memory is checked against all the
         device has: a job too big for the machine would otherwise be accepted and then kill the
-        daemon (on the CPU) or fail only after the model load.
+        daemon (on the CPU) or fail only after the model load. Keyframes are written to uploads/
+        for the check (each must decode as an image) and removed after it.
         """
+        staged = self._write_keyframes(submission.keyframes, self.uploads, uuid.uuid4().hex[:16])
+        try:
+            self._validate(submission, staged)
+        finally:
+            for path in staged:
+                path.unlink(missing_ok=True)
+
+    def _validate(self, submission: Submission, keyframes: list[Path]) -> None:
+        """`validate` with the submission's keyframes already written at `keyframes`."""
         if submission.motion_from_job:
             check_job_id(submission.motion_from_job)
-        settings = submission.settings
+        settings = _with_keyframes(submission, keyframes)
+        for path, upload in zip(keyframes, submission.keyframes, strict=True):
+            try:
+                read_still(path, 64, 64)
+            except MotionCloneError:
+                raise InvalidRequest(f"keyframe {upload.name!r} is not an image this daemon can read") from None
         if not str(settings.get("prompt", "")).strip():
             raise InvalidRequest("the prompt is empty: say what the new video should show")
         try:
@@ -173,7 +203,7 @@ class JobService:
             _free, total = device_memory(device, config.memory_limit_gib)
             fitting_config(defaults, resolved, device, dtype, total, weights_loaded=False)
         except MotionCloneError as error:
-            raise InvalidRequest(str(error)) from None
+            raise InvalidRequest(_as_sent(str(error), keyframes, submission.keyframes)) from None
         except TypeError as error:
             raise InvalidRequest(f"invalid settings: {error}") from None
 
@@ -183,9 +213,19 @@ class JobService:
             existing = self.store.by_idempotency_key(submission.idempotency_key)
             if existing is not None:
                 return existing
-        self.validate(submission)
         job_id = uuid.uuid4().hex[:16]
-        settings = submission.settings
+        keyframes = self._write_keyframes(submission.keyframes, self.keyframes, job_id)
+        try:
+            return self._submit(submission, job_id, keyframes, chunks)
+        except BaseException:
+            for path in keyframes:
+                path.unlink(missing_ok=True)
+            raise
+
+    def _submit(self, submission: Submission, job_id: str, keyframes: list[Path], chunks: Iterable[bytes]) -> Job:
+        """`submit` with the job's keyframes kept at `keyframes`: check, store the clip, add the row."""
+        self._validate(submission, keyframes)
+        settings = _with_keyframes(submission, keyframes)
         if submission.motion_from_job:
             other = self.get(submission.motion_from_job)
             clip = self._clip_of_job(other, job_id)
@@ -215,6 +255,30 @@ class JobService:
         except Exception as error:
             clip.unlink(missing_ok=True)
             raise self._disk_error(error) from None
+
+    def _write_keyframes(self, uploads: tuple[KeyframeUpload, ...], folder: Path, job_id: str) -> list[Path]:
+        """Write keyframe images into `folder` as "<job id>-<index>-<name>", fsynced, within the
+        count and size limits; nothing is left behind when one fails."""
+        if len(uploads) > MAX_KEYFRAMES:
+            raise InvalidRequest(f"{len(uploads)} keyframes: a job takes at most {MAX_KEYFRAMES}")
+        if sum(len(upload.image) for upload in uploads) > MAX_KEYFRAMES_BYTES:
+            raise TooLarge(f"the keyframe images add up to more than {MAX_KEYFRAMES_BYTES >> 20} MiB")
+        written: list[Path] = []
+        try:
+            for index, upload in enumerate(uploads):
+                if len(upload.image) > MAX_KEYFRAME_BYTES:
+                    raise TooLarge(f"keyframe {upload.name!r} is larger than {MAX_KEYFRAME_BYTES >> 20} MiB")
+                path = folder / f"{job_id}-{index}-{_safe_name(upload.name)}"
+                written.append(path)
+                with open(path, "wb") as handle:
+                    handle.write(upload.image)
+                    os.fsync(handle.fileno())
+            _sync_directory(folder)
+        except BaseException as error:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise self._disk_error(error) if isinstance(error, OSError) else error from None
+        return written
 
     def _clip_target(self, job_id: str, name: str) -> Path:
         suffix = Path(name).suffix.lower()
@@ -395,7 +459,7 @@ class JobService:
         if not job.state.finished:
             raise Conflict(f"job {job_id} is {job.state.value}: cancel it first")
         self.store.delete(job_id)
-        for path in (job.reference_path, job.result_path):
+        for path in (job.reference_path, job.result_path, *self.keyframes.glob(f"{job_id}-*")):
             if path and Path(path).is_relative_to(self.settings.data_path):
                 Path(path).unlink(missing_ok=True)
 
@@ -448,6 +512,31 @@ class JobService:
         for job in old:
             self.delete(job.id)
         return len(old)
+
+
+def _with_keyframes(submission: Submission, paths: list[Path]) -> dict[str, Any]:
+    """The submission's settings, with its keyframes as the files they were written to."""
+    if not paths:
+        return submission.settings
+    texts = [f"{path}@{upload.frame}" for path, upload in zip(paths, submission.keyframes, strict=True)]
+    return submission.settings | {KEYFRAMES_KEY: texts}
+
+
+def _as_sent(message: str, paths: list[Path], uploads: tuple[KeyframeUpload, ...]) -> str:
+    """An error message naming keyframes by the names the client sent, not where they were written."""
+    for path, upload in zip(paths, uploads, strict=True):
+        message = message.replace(str(path), upload.name).replace(path.name, upload.name)
+    return message
+
+
+def _safe_name(name: str) -> str:
+    """A client's file name made safe as the tail of a file name in the data dir."""
+    return re.sub(r"[^A-Za-z0-9._]", "_", Path(name).name)[-64:] or "keyframe"
+
+
+def _job_of_keyframe(path: Path) -> str:
+    """The id of the job a stored keyframe belongs to (its name's first part)."""
+    return path.name.partition("-")[0]
 
 
 def _sync_directory(path: Path) -> None:

@@ -7,13 +7,15 @@ import inspect
 import json
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 import torch
 from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
 from motionclone_client.locations import is_loopback
-from motionclone_client.protocol import settings_from_proto, settings_to_proto
+from motionclone_client.protocol import KEYFRAMES_KEY, settings_from_proto, settings_to_proto
+from motionclone_options import parse_keyframe
 
 from motionclone.config.checks import MAX_TEXT_CHARS
 from motionclone.engine import Engine
@@ -22,7 +24,7 @@ from motionclone_daemon.auth import DaemonIdentity
 from motionclone_daemon.errors import InvalidRequest, UploadAborted, abort_with
 from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
 from motionclone_daemon.limits import Slots
-from motionclone_daemon.service import JobService, Submission
+from motionclone_daemon.service import JobService, KeyframeUpload, Submission
 
 if TYPE_CHECKING:
     from motionclone_daemon.ray_executor import RayExecutor
@@ -64,7 +66,8 @@ def _job_message(job: Job) -> jobs_pb2.Job:
         id=job.id,
         state=_STATES[job.state],
         spec=jobs_pb2.JobSpec(
-            settings=settings_to_proto(job.settings),
+            settings=settings_to_proto({k: v for k, v in job.settings.items() if k != KEYFRAMES_KEY}),
+            keyframes=[_stored_keyframe(text) for text in job.settings.get(KEYFRAMES_KEY, ())],
             idempotency_key=job.idempotency_key,
             priority=job.priority,
             reference_name=job.reference_name,
@@ -82,6 +85,13 @@ def _job_message(job: Job) -> jobs_pb2.Job:
         result_size=job.result_size,
         report_json=job.report_json,
     )
+
+
+def _stored_keyframe(text: str) -> jobs_pb2.Keyframe:
+    """A job's stored keyframe ("<data dir>/keyframes/<job>-<index>-<name>@FRAME") as the API
+    shows it: the name it was sent with and its frame, no bytes and no daemon path."""
+    path, frame = parse_keyframe(text)
+    return jobs_pb2.Keyframe(frame=frame, name=Path(path).name.split("-", 2)[-1])
 
 
 def event_to_proto(event: JobEvent, queue_position: int = 0) -> jobs_pb2.JobEvent:
@@ -201,6 +211,7 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
             reference_path=spec.reference_path,
             motion_from_job=spec.motion_from_job,
             reference_fingerprint=spec.reference_fingerprint,
+            keyframes=tuple(KeyframeUpload(k.name, k.frame, k.image) for k in spec.keyframes),
             local_peer=is_loopback_peer(context.peer()),
         )
         stall = self.service.settings.upload_stall_seconds

@@ -10,6 +10,8 @@ shares).
 Nothing reaches the daemon's data dir unchecked: a symlink is followed only to a file inside the
 watch folder or the daemon's allowed_roots (others go to failed/ as they are), and a clip is
 probed where it lies, so a non-video goes to failed/ with the reason before anything is copied.
+Keyframe images a sidecar names (`keyframes: stills/plate.png@0`) are read from the watch folder
+(keep them in a subfolder: every file at the top is taken as a clip) or the allowed_roots only.
 
 Each taken clip is an item whose identity is a digest of what it asks for: the folder, the clip's
 name, its content digest and its parameter combinations (canonical JSON). Twins with different
@@ -47,7 +49,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from motionclone_client.protocol import KEYFRAMES_KEY, MAX_KEYFRAME_BYTES
 from motionclone_client.result_names import slug
+from motionclone_options import parse_keyframe
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
@@ -56,7 +60,7 @@ from motionclone.media.video_io import probe
 from motionclone.method.template import file_digest
 from motionclone_daemon.errors import DaemonError
 from motionclone_daemon.jobs import Job, JobState
-from motionclone_daemon.service import JobService, Submission
+from motionclone_daemon.service import JobService, KeyframeUpload, Submission
 from motionclone_daemon.watch_params import ParamsError, combinations, read_params, with_clip_span
 
 log = logging.getLogger(__name__)
@@ -380,10 +384,29 @@ class WatchFolder:
         if not clip.is_symlink():
             return clip
         target = clip.resolve()
-        roots = [self.folder, *(Path(root).expanduser().resolve() for root in self.service.settings.allowed_roots)]
-        if not any(target.is_relative_to(root) for root in roots):
+        if not self._may_read(target):
             raise UnsafeClip(f"{clip.name} links to {target}, outside the watch folder: copy the clip in instead")
         return target
+
+    def _may_read(self, path: Path) -> bool:
+        """Whether a resolved path lies in the watch folder or the daemon's allowed roots."""
+        roots = [self.folder, *(Path(root).expanduser().resolve() for root in self.service.settings.allowed_roots)]
+        return any(path.is_relative_to(root) for root in roots)
+
+    def _keyframes(self, texts: list[str]) -> tuple[KeyframeUpload, ...]:
+        """The keyframe images a sidecar names, read from where the watch folder may read."""
+        uploads = []
+        for text in texts:
+            name, frame = parse_keyframe(text)
+            path = (self.folder / name).resolve()
+            if not self._may_read(path):
+                raise UnsafeClip(f"keyframe {name} is outside the watch folder: copy the image into a subfolder of it")
+            if not path.is_file():
+                raise UnsafeClip(f"keyframe image {name} not found in the watch folder")
+            if path.stat().st_size > MAX_KEYFRAME_BYTES:
+                raise UnsafeClip(f"keyframe image {name} is larger than {MAX_KEYFRAME_BYTES >> 20} MiB")
+            uploads.append(KeyframeUpload(Path(name).name, frame, path.read_bytes()))
+        return tuple(uploads)
 
     def _digest(self, clip: Path) -> str | None:
         """The content digest of `clip` now (None if it is gone or no longer readable from here)."""
@@ -434,7 +457,12 @@ class WatchFolder:
         """One job per parameter combination, all validated before the first is submitted. The
         clip is uploaded once: the other jobs take the first job's clip (a hard link in clips/)."""
         submissions = [
-            Submission(settings=settings, idempotency_key=job_key(item_id, index), reference_name=name)
+            Submission(
+                settings={key: value for key, value in settings.items() if key != KEYFRAMES_KEY},
+                idempotency_key=job_key(item_id, index),
+                reference_name=name,
+                keyframes=self._keyframes(settings.get(KEYFRAMES_KEY, [])),
+            )
             for index, settings in enumerate(runs)
         ]
         for submission in submissions:

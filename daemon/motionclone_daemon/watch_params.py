@@ -2,7 +2,8 @@
 
 Keys are the `motionclone generate` option names (prompt, negative_prompt, seed, preset, steps,
 frames, size as WxH, model, ...); `prompts` and `seeds` (or a list under `prompt` / `seed`) ask
-for one output per combination. Errors name the file, the line and the key, because the person
+for one output per combination; `keyframes` (one "IMAGE[@FRAME]" or a list, paths relative to the
+watch folder) are the image and sketch presets' stills. Errors name the file, the line and the key, because the person
 reading them is looking at a YAML file, not at code. Seeds are checked as the file is read: YAML
 has values the API cannot carry (`.inf`, a 23-digit integer, a list in the list of seeds), which
 would otherwise pass submit and fail only when the job runs.
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from motionclone_client.protocol import SETTINGS_FIELDS
+from motionclone_client.protocol import KEYFRAMES_KEY, SETTINGS_FIELDS
+from motionclone_options import parse_keyframe
 
 from motionclone.config.checks import require_seed
 from motionclone.config.settings import size_settings
@@ -26,7 +28,7 @@ from motionclone.media.video_io import VideoInfo, counted_frames, range_seconds
 LIST_KEYS = {"prompts": "prompt", "seeds": "seed"}
 # The most jobs one clip may fan out to (prompts x seeds): `seeds: [0..99]` must not queue 100.
 MAX_COMBINATIONS = 32
-ALLOWED_KEYS = SETTINGS_FIELDS | {"size", *LIST_KEYS}
+ALLOWED_KEYS = SETTINGS_FIELDS | {"size", KEYFRAMES_KEY, *LIST_KEYS}
 SEED_KEYS = ("seed", "seeds", "extraction_seed")
 # Keys that decide how many frames a job generates and over what span; a run with none of them
 # gets the clip's own span.
@@ -69,6 +71,16 @@ def _setting(key: str, value: Any) -> dict[str, Any]:
     """The settings one key sets, its value checked here where a job would take it and fail later."""
     if key == "size":
         return size_settings(str(value))
+    if key == KEYFRAMES_KEY:
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+            raise ConfigError(f"invalid keyframes {value!r}: give IMAGE[@FRAME] or a list of them")
+        for text in texts:
+            try:
+                parse_keyframe(text)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+        return {key: texts}
     if key in SEED_KEYS:
         for seed in _seeds(key, value):
             require_seed(LIST_KEYS.get(key, key), seed)

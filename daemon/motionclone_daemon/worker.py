@@ -53,7 +53,7 @@ def job_config(
     job_settings: dict, settings: DaemonSettings, catalog: ModelCatalog, device: str | None = None
 ) -> MotionCloneConfig:
     """The engine config of a job on `device`: daemon defaults, the job's settings, and every
-    model part (base, motion adapter, VAE) resolved through the catalog, so a job can name only
+    model part (base, motion adapter, VAE, SparseCtrl) resolved through the catalog, so a job can name only
     what the daemon offers and never make it read an arbitrary path."""
     config = MotionCloneConfig(model=catalog.default(), device=device)
     config = config.replace(**job_settings)
@@ -62,6 +62,7 @@ def job_config(
         model=catalog.resolve(config.model),
         motion_adapter=catalog.resolve(config.motion_adapter, "motion adapter"),
         vae=catalog.resolve(config.vae, "VAE") if config.vae else None,
+        sparse_control=catalog.resolve(config.sparse_control, "SparseCtrl model") if config.sparse_control else None,
         cache_dir=cache,
         compile_unet=settings.compile_unet,
         memory_limit_gib=settings.memory_limit_gib or None,

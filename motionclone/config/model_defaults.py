@@ -9,6 +9,11 @@ from motionclone.config.recomputation import RECOMPUTATIONS
 
 # Frames the VAE encodes or decodes at once: its memory does not grow with a longer clip.
 VAE_CHUNK = 8
+# The SparseCtrl models AnimateDiff v3 pairs with SD1.5, by the kind of keyframe they take.
+OFFICIAL_SPARSE_CONTROLS = (
+    ("rgb", "guoyww/animatediff-sparsectrl-rgb"),
+    ("scribble", "guoyww/animatediff-sparsectrl-scribble"),
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class ModelDefaults:
     weight_bytes: int = 6_000_000_000
     bytes_per_pixel_frame: float = 5200.0
     decode_bytes_per_pixel_frame: float = 4160.0
+    # The SparseCtrl model a keyframe preset loads with this model, by kind ("rgb", "scribble").
+    sparse_controls: tuple[tuple[str, str], ...] = OFFICIAL_SPARSE_CONTROLS
 
     def estimated_peak_bytes(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from motionclone_options import (
@@ -17,6 +18,7 @@ from motionclone_options import (
     OFFICIAL_NEGATIVE_PROMPT,
     RESIZE_MODES,
     motion_stride,
+    parse_keyframe,
     span_generated_frames,
 )
 
@@ -45,6 +47,9 @@ MIN_MOTION_FPS = 0.5  # a frame every two seconds: slower is a slideshow, not mo
 # The longest sequence a run generates (60 s at 8 fps is 480): latents and decoded frames grow with
 # it, the UNet's passes do not (they run one context window at a time).
 MAX_GENERATED_FRAMES = 1024
+# Keyframes one run takes: the official examples use one to three; more is a storyboard, not keys.
+MAX_KEYFRAMES = 16
+MAX_KEYFRAME_STRENGTH = 10.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,11 @@ class ResolvedConfig:
     # official release does) and the context window's length (the model's native frame count).
     motion_fps: float | None = None
     context_length: int = 16
+    # Keyframes as (image path, generated frame), the SparseCtrl kind the preset conditions on
+    # ("rgb" or "scribble"; None: no keyframes) and the SparseCtrl model that takes them.
+    keyframes: tuple[tuple[str, int], ...] = ()
+    control: str | None = None
+    sparse_control: str | None = None
 
     @property
     def windows(self) -> tuple[Window, ...]:
@@ -169,6 +179,7 @@ def resolve(
     guided_blocks = tuple(b for b, _ in preset.block_weights) if config.guided_blocks is None else config.guided_blocks
     require(len(guided_blocks) >= 1, "guided_blocks", guided_blocks, "must name at least one block")
     semantic_weight = _check_semantic(config, preset, model)
+    keyframes = _keyframes(config, preset, frames)
     return ResolvedConfig(
         base=config,
         **schedule,
@@ -190,6 +201,9 @@ def resolve(
         semantic_guidance_weight=semantic_weight,
         motion_fps=motion_fps,
         context_length=model.frames,
+        keyframes=keyframes,
+        control=preset.control,
+        sparse_control=config.sparse_control or dict(model.sparse_controls).get(preset.control or ""),
     )
 
 
@@ -225,6 +239,37 @@ def _frames(config: MotionCloneConfig, model: ModelDefaults, span: SourceSpan | 
     overlap = config.context_overlap
     require_number("context_overlap", overlap, 0, model.frames - 1, "the context window's length", integer=True)
     return frames, motion_fps
+
+
+def _keyframes(config: MotionCloneConfig, preset: Preset, frames: int) -> tuple[tuple[str, int], ...]:
+    """The keyframes as (image, generated frame): a keyframe preset needs at least one, the
+    others take none; each image must be a file and each frame one of the run's, once."""
+    if preset.control is None:
+        require(not config.keyframes, "keyframes", list(config.keyframes), "need the image or sketch preset")
+        return ()
+    require(
+        bool(config.keyframes),
+        "keyframes",
+        [],
+        f"the {config.preset} preset starts from a keyframe: give --keyframe IMAGE (or IMAGE@FRAME)",
+    )
+    require(len(config.keyframes) <= MAX_KEYFRAMES, "keyframes", len(config.keyframes), f"at most {MAX_KEYFRAMES}")
+    strength = config.keyframe_strength
+    require_number("keyframe_strength", strength, 0, MAX_KEYFRAME_STRENGTH, "any useful strength")
+    keyframes = []
+    for text in config.keyframes:
+        try:
+            path, frame = parse_keyframe(text)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        require(Path(path).expanduser().is_file(), "keyframes", text, "names no image file")
+        named = f"{Path(path).name}@{frame}"
+        require(frame < frames, "keyframes", named, f"is past the last of the run's {frames} generated frames")
+        keyframes.append((str(Path(path).expanduser()), frame))
+    taken = [frame for _, frame in keyframes]
+    named = [f"{Path(path).name}@{frame}" for path, frame in keyframes]
+    require(len(set(taken)) == len(taken), "keyframes", named, "hold two images for one frame")
+    return tuple(sorted(keyframes, key=lambda keyframe: keyframe[1]))
 
 
 def _span_frames(model: ModelDefaults, wanted: int, span: SourceSpan | None, why: str) -> int:

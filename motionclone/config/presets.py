@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from motionclone_options import OFFICIAL_KEYFRAME_SEED, OFFICIAL_SEED
+
 # The first release's negative prompt (configs/inference_config/*.yaml): the latest release's words
 # in another order, which CLIP encodes differently.
 FIRST_RELEASE_NEGATIVE_PROMPT = (
@@ -25,7 +27,9 @@ class Preset:
     `frame_picking` is how the reference's frames are taken (`media.video_io.frame_picks`), and
     `negative_prompt`, when set, replaces the latest release's default negative prompt.
     `semantic_guidance_weight` is the appearance guidance the preset runs (1.0: the first release's
-    block weights; 0: none, as the latest release).
+    block weights; 0: none, as the latest release). `control` names the SparseCtrl kind a keyframe
+    preset conditions on ("rgb": stills, "scribble": sketches; None: no keyframes), and `seed` is
+    the official script's default seed for the preset.
     """
 
     steps: int
@@ -42,6 +46,8 @@ class Preset:
     frame_picking: str = "linspace"
     negative_prompt: str | None = None
     semantic_guidance_weight: float = 0.0
+    control: str | None = None
+    seed: int = OFFICIAL_SEED
 
 
 PRESETS: dict[str, Preset] = {
@@ -64,5 +70,24 @@ PRESETS: dict[str, Preset] = {
         frame_picking="stride",
         negative_prompt=FIRST_RELEASE_NEGATIVE_PROMPT,
         semantic_guidance_weight=1.0,
+    ),
+    # The latest release's image-to-video presets (configs/i2v_rgb.yaml, i2v_sketch.yaml): SparseCtrl
+    # conditions the keyframes (the reference's own frames there in extraction), the first
+    # release's negative-prompt order, the image-to-video script's seed.
+    "image": Preset(
+        steps=100,
+        guidance_steps=40,
+        guidance_start=0.3,
+        negative_prompt=FIRST_RELEASE_NEGATIVE_PROMPT,
+        control="rgb",
+        seed=OFFICIAL_KEYFRAME_SEED,
+    ),
+    "sketch": Preset(
+        steps=200,
+        guidance_steps=120,
+        guidance_start=0.4,
+        negative_prompt=FIRST_RELEASE_NEGATIVE_PROMPT,
+        control="scribble",
+        seed=OFFICIAL_KEYFRAME_SEED,
     ),
 }

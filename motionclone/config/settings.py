@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from motionclone_options import OFFICIAL_NEGATIVE_PROMPT, OFFICIAL_SEED
+from motionclone_options import OFFICIAL_NEGATIVE_PROMPT
 from motionclone_options import size_settings as shared_size_settings
 
 from motionclone.config.checks import require_cache_folder, require_seed
@@ -48,8 +48,8 @@ class MotionCloneConfig:
 
     prompt: str = ""
     negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
-    # The official text-to-video default; None draws a random seed (recorded in the report).
-    seed: int | None = OFFICIAL_SEED
+    # None: the preset's official seed (2025 for text-to-video, 76739 for the keyframe presets).
+    seed: int | None = None
     preset: str = "camera"
     steps: int | None = None
     guidance_steps: int | None = None
@@ -88,6 +88,13 @@ class MotionCloneConfig:
     semantic_mask_threshold: float = 0.2
     semantic_app_threshold: float = 0.3
     semantic_sigma: float = 5.0
+
+    # Keyframes (the image and sketch presets): "IMAGE" or "IMAGE@FRAME", FRAME a generated frame
+    # (0 when not given); the strength is SparseCtrl's conditioning scale; sparse_control the
+    # SparseCtrl model (None: the one the model pairs with the preset's kind).
+    keyframes: tuple[str, ...] = ()
+    keyframe_strength: float = 1.0
+    sparse_control: str | None = None
 
     cache_dir: str | None = None
     # Every this many denoising steps a live preview is made (when a caller asks for them); 0: never.
@@ -161,6 +168,8 @@ def _yaml_setting(key: str, value: Any) -> dict[str, Any]:
     the tuple the config holds."""
     if key == "size":
         return size_settings(str(value))
+    if key == "keyframes" and isinstance(value, str):
+        value = [value]  # one keyframe needs no list
     check_setting(key, value)
     return {key: tuple(value) if isinstance(value, list) else value}
 
@@ -202,7 +211,7 @@ def _kinds_of(name: str, hint: Any) -> tuple[type, ...]:
 
 
 TIME_POINT_KEYS = ("start", "end")
-_KIND_NAMES = {str: "text", int: "an integer", float: "a number", bool: "true or false", tuple: "a list of block names"}
+_KIND_NAMES = {str: "text", int: "an integer", float: "a number", bool: "true or false", tuple: "a list of names"}
 _FIELD_KINDS = {name: _kinds_of(name, hint) for name, hint in typing.get_type_hints(MotionCloneConfig).items()}
 
 

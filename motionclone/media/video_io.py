@@ -237,6 +237,25 @@ def read_frames(
     return stretch_frames(chosen, width, height) if resize == "stretch" else chosen
 
 
+def read_still(path: str | Path, width: int, height: int, resize: str = "crop") -> np.ndarray:
+    """An image (any format ffmpeg reads: PNG, JPEG, TIFF, DPX, EXR, or a video's first frame)
+    fitted to width x height as a reference clip is (`stretch` with ffmpeg's bilinear scale), as
+    uint8 (H, W, 3)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise VideoError(f"keyframe image not found or empty: {path}")
+    stream = ffmpeg.input(str(path)).video
+    if resize == "stretch":
+        stream = stream.filter("scale", width, height, flags="bilinear")
+    stream = _fit_filter(stream, width, height, resize)
+    output = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", frames=1)
+    command = output.compile(cmd=[ffmpeg_exe(), "-hide_banner", "-loglevel", "error"])
+    result = subprocess.run(command, capture_output=True, **OWN_SESSION)
+    if result.returncode != 0 or len(result.stdout) < width * height * 3:
+        raise VideoError(f"cannot read keyframe image {path}: {ffmpeg_failure(result.stderr, 'not an image')}")
+    return _frame(result.stdout[: width * height * 3], width, height)
+
+
 def stretch_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     """Frames resized as the official `video_preprocess` does: torch's bilinear with
     align_corners=True on the uint8 frames, no antialiasing filter (ffmpeg's bilinear filters

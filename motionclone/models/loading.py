@@ -191,15 +191,15 @@ def _scheduler_config(source: str, common: dict) -> dict | None:
 
 
 def _load_adapter(motion_adapter: str) -> MotionAdapter:
-    return _load_part(MotionAdapter, motion_adapter, "motion adapter")
+    return load_part(MotionAdapter, motion_adapter, "motion adapter")
 
 
 def _load_vae(vae: str) -> AutoencoderKL:
-    return _load_part(AutoencoderKL, vae, "VAE")
+    return load_part(AutoencoderKL, vae, "VAE")
 
 
-def _load_part(kind: type, name: str, what: str):
-    """A separately named part (motion adapter, VAE): a folder (a model folder's `vae/` too), a
+def load_part(kind: type, name: str, what: str):
+    """A separately named part (motion adapter, VAE, SparseCtrl): a folder (a model folder's `vae/` too), a
     single file, or a hub id from the HF cache, downloaded only when the hub answers."""
     path = Path(name).expanduser()
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import string
 
 import torch
-from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers import AutoencoderKL, MotionAdapter, SparseControlNetModel, UNet2DConditionModel, UNetMotionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from motionclone.config.model_defaults import ModelDefaults
@@ -32,6 +32,7 @@ TINY_DEFAULTS = ModelDefaults(
     weight_bytes=50_000_000,
     bytes_per_pixel_frame=1400.0,
     decode_bytes_per_pixel_frame=460.0,
+    sparse_controls=(("rgb", "tiny-random"), ("scribble", "tiny-random")),
 )
 _SEED = 20240607
 _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
@@ -144,3 +145,33 @@ def build_tiny_components(levels: int = 2) -> dict[str, object]:
 
 def build_tiny_unet(components: dict[str, object]) -> UNetMotionModel:
     return UNetMotionModel.from_unet2d(components["unet2d"], components["motion_adapter"])
+
+
+def tiny_sparse_control(kind: str) -> SparseControlNetModel:
+    """A SparseCtrl for `tiny-random` (the same levels, widths and motion modules), identical on
+    every call: "rgb" takes VAE latents (SparseCtrl RGB's simplified embedding), "scribble" takes
+    pixels. A fresh ControlNet's output convolutions are zero, so it would change nothing; here
+    they are small and random, so a keyframe reaches the UNet as a real one's does (tests that
+    need a keyframe to steer the video train it briefly first)."""
+    simplified = kind == "rgb"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_SEED + 1)
+        net = SparseControlNetModel(
+            conditioning_channels=4 if simplified else 3,
+            down_block_types=("CrossAttnDownBlockMotion", "DownBlockMotion"),
+            block_out_channels=_channels(2),
+            layers_per_block=2,
+            norm_num_groups=8,
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            conditioning_embedding_out_channels=(8, 16, 16, 32),
+            motion_max_seq_length=TINY_DEFAULTS.max_frames,
+            motion_num_attention_heads=2,
+            use_simplified_condition_embedding=simplified,
+        )
+        zeroed = [net.controlnet_mid_block, *net.controlnet_down_blocks]
+        zeroed.append(net.controlnet_cond_embedding if simplified else net.controlnet_cond_embedding.conv_out)
+        for module in zeroed:
+            for parameter in module.parameters():
+                torch.nn.init.normal_(parameter, std=0.02)
+    return net

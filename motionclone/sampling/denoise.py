@@ -16,6 +16,7 @@ step), so the daemon streams progress and cancels within one denoising step.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from motionclone.method.semantic import SEMANTIC_BLOCKS
 from motionclone.method.template import MotionTemplate
 from motionclone.method.windows import blend_weights
 from motionclone.sampling.guided_model import GuidedModel
+from motionclone.sampling.keyframes import KeyframeCondition
 from motionclone.sampling.outputs import Generation, LowMemoryFallback, StepCallback, StepInfo, StopCheck
 from motionclone.sampling.passes import Conditioning, guided_pass, plain_pass
 from motionclone.sampling.recompute import guided_pass_that_fits
@@ -49,6 +51,8 @@ class Denoising:
     templates: list[MotionTemplate | None]
     blend: list[torch.Tensor]
     prompts: Conditioning
+    # The keyframes' SparseCtrl condition over the whole sequence (None: a run without keyframes).
+    keyframes: KeyframeCondition | None
     timesteps: list[int]
     guiding: bool
     latents: torch.Tensor
@@ -64,10 +68,11 @@ def generate(
     on_step: StepCallback | None = None,
     should_stop: StopCheck | None = None,
     on_preview: PreviewHook | None = None,
+    keyframes: KeyframeCondition | None = None,
 ) -> Generation:
     """The video of `plan.prompt` with the motion of `template` (one per context window of the
-    plan, or one for a short clip; none: unguided); every `plan.preview_every` steps
-    `on_preview(index, x0)` gets the predicted clean latents."""
+    plan, or one for a short clip; none: unguided), held at `keyframes` when given; every
+    `plan.preview_every` steps `on_preview(index, x0)` gets the predicted clean latents."""
     started = time.perf_counter()
     # 1. Check the templates against the plan's windows and install the recorders they need.
     templates = _per_window(template, plan)
@@ -75,7 +80,7 @@ def generate(
     # 2. Encode the prompts (and find the subject's token for masked semantic guidance).
     prompts = _encode_prompts(guided, plan, semantic)
     # 3. Draw the initial noise from the seed: the extraction's too, by the official tie.
-    run = _start(guided, templates, plan, prompts, semantic)
+    run = _start(guided, templates, plan, prompts, semantic, keyframes)
     # 4. With a compiled UNet, compile each kind of pass once, timed apart from sampling.
     compiling = compile_passes(guided, run)
     # 5. Denoise: the guided steps, then the plain ones.
@@ -151,6 +156,7 @@ def _start(
     plan: ResolvedConfig,
     prompts: Conditioning,
     semantic: str | None,
+    keyframes: KeyframeCondition | None,
 ) -> Denoising:
     generator = torch.Generator("cpu").manual_seed(plan.seed)
     latents = guided.initial_noise(plan, generator).to(guided.device)
@@ -160,6 +166,7 @@ def _start(
         templates=templates,
         blend=[weight.to(guided.device) for weight in blend_weights(plan.windows, plan.context_blend)],
         prompts=prompts,
+        keyframes=keyframes,
         timesteps=generation_timesteps(plan),
         guiding=guiding,
         latents=latents,
@@ -227,15 +234,16 @@ def _blend_windows(
     for window, weight, template in zip(run.plan.windows, run.blend, run.templates, strict=True):
         frames = window.frames
         latents = run.latents[:, :, frames]
+        prompts = run.prompts
+        if run.keyframes is not None:
+            prompts = dataclasses.replace(prompts, keyframes=run.keyframes.for_window(window))
         if is_guided:
             appearance = None if run.appearance is None else run.appearance[:, :, frames]
             weights = (motion_weight, run.plan.semantic_guidance_weight * semantic_ramp(index, run.plan))
-            one_pass = functools.partial(
-                guided_pass, guided, latents, appearance, timestep, run.prompts, template, weights
-            )
+            one_pass = functools.partial(guided_pass, guided, latents, appearance, timestep, prompts, template, weights)
             step, run.plan = guided_pass_that_fits(guided, index, run.plan, run.fallbacks, one_pass)
         else:
-            step = plain_pass(guided, latents, timestep, run.prompts, template, run.plan)
+            step = plain_pass(guided, latents, timestep, prompts, template, run.plan)
         share = weight.view(1, 1, -1, 1, 1)
         blended.eps[:, :, frames] += share * step.eps
         if step.gradient is not None:

@@ -26,6 +26,7 @@ from motionclone.method.semantic import MASK_BLOCK, recorded_subject_map
 from motionclone.method.template import MotionTemplate
 from motionclone.method.windows import Window
 from motionclone.sampling.guided_model import GuidedModel
+from motionclone.sampling.keyframes import KeyframeCondition, condition_values, keyframe_condition
 from motionclone.sampling.outputs import StepCallback, StepInfo, StopCheck
 from motionclone.sampling.timesteps import even_timesteps, guided_timesteps
 from motionclone.sampling.vae import encode_frames
@@ -63,6 +64,10 @@ def extraction_settings(config: ResolvedConfig, model_id: str, window: Window | 
     if config.semantic_mode == "masked":
         settings["reference_subject"] = config.reference_subject or config.subject
         settings["mask"] = [config.semantic_mask_threshold, config.semantic_sigma]
+    if config.keyframes:  # the reference's own frames at the keyframes' frames condition the pass
+        settings["keyframe_frames"] = [frame for _, frame in config.keyframes]
+        settings["keyframe_strength"] = config.keyframe_strength
+        settings["sparse_control"] = config.sparse_control
     if window is not None:
         settings["window"] = [window.start, window.length]
         settings["motion_fps"] = config.motion_fps
@@ -109,6 +114,7 @@ def extract_windows(
     semantic = config.semantic_mode == "masked"
     guided.use_blocks(tuple(config.guided_blocks), (MASK_BLOCK,) if semantic else ())
     guided.use_schedule(config)
+    guided.use_sparse_control(config)
     # 2. Draw the noise first, exactly as generation draws its first latent from the same seed
     #    (the official tie); the VAE's posterior samples continue the stream after it.
     generator = torch.Generator("cpu").manual_seed(config.extraction_seed)
@@ -124,11 +130,21 @@ def extract_windows(
     templates = []
     for number, window in enumerate(windows):
         rows: list[Row] = []
+        # 4. Encode the window's frames (and, for keyframes, the reference's own frames there).
+        clean = encode_frames(guided.model, frames[window.frames], generator)
+        guided.latent_hw = tuple(clean.shape[-2:])
+        keyframes = _reference_keyframes(guided, clean, frames[window.frames], window, config)
 
-        def record(latents: torch.Tensor, timestep: int, rows: list[Row] = rows) -> None:
-            row = _reference_row(guided, latents, timestep, motion_embeddings, None if separate else token, config)
+        def record(
+            latents: torch.Tensor,
+            timestep: int,
+            rows: list[Row] = rows,
+            keyframes: KeyframeCondition | None = keyframes,
+        ) -> None:
+            seen = (motion_embeddings, None if separate else token, keyframes)
+            row = _reference_row(guided, latents, timestep, *seen, config)
             if separate:
-                row = (*row[:3], _reference_row(guided, latents, timestep, embeddings, token, config)[3])
+                row = (*row[:3], _reference_row(guided, latents, timestep, embeddings, token, keyframes, config)[3])
             rows.append(row)
 
         def report(info: StepInfo, number: int = number) -> None:
@@ -137,20 +153,34 @@ def extract_windows(
                 index, total = number * info.total + info.index, info.total * len(windows)
                 on_step(dataclasses.replace(info, index=index, total=total, window=number, windows=len(windows)))
 
-        # 4. Encode the window's frames and record: one noised pass, or every guided timestep
-        #    along a DDIM inversion.
-        clean = encode_frames(guided.model, frames[window.frames], generator)
-        guided.latent_hw = tuple(clean.shape[-2:])
+        # 5. Record: one noised pass, or every guided timestep along a DDIM inversion.
         if config.extraction_mode == "single-step":
             timestep = config.extraction_timestep
             window_noise = noise[:, :, window.frames].to(clean.device, clean.dtype)
             record(guided.add_noise(clean, window_noise, timestep), timestep)
             report(StepInfo("extract", 0, 1, timestep, False, None, 0.0))
         else:
-            _invert(guided, clean, embeddings, config, record, report, should_stop)
-        # 5. Stack the rows into the window's template.
+            _invert(guided, clean, embeddings, keyframes, config, record, report, should_stop)
+        # 6. Stack the rows into the window's template.
         templates.append(_template_of(rows, guided, clean.shape, config, window if len(windows) > 1 else None))
     return templates
+
+
+def _reference_keyframes(
+    guided: GuidedModel, clean: torch.Tensor, frames: np.ndarray, window: Window, config: ResolvedConfig
+) -> KeyframeCondition | None:
+    """The official image-to-video extraction's condition: the reference's own frames where the
+    keyframes will be (its latents for SparseCtrl RGB, its pixels for scribble); None for a
+    window without a keyframe, or a run without any."""
+    net = guided.sparse_control
+    positions = [frame - window.start for _, frame in config.keyframes if window.start <= frame < window.end]
+    if net is None or not positions:
+        return None
+    if net.config.use_simplified_condition_embedding:
+        values = clean[:, :, positions]
+    else:
+        values = condition_values(net, guided.model, frames[positions], torch.Generator("cpu"))
+    return keyframe_condition(net, values, positions, window.length, config.keyframe_strength)
 
 
 def _template_of(
@@ -174,11 +204,12 @@ def _reference_row(
     timestep: int,
     embeddings: torch.Tensor,
     token: int | None,
+    keyframes: KeyframeCondition | None,
     config: ResolvedConfig,
 ) -> Row:
-    """One pass over the reference latents that stops after the recorded blocks; returns the
-    timestep, the sparse attention of every motion layer and (with a subject token) the
-    reference's foreground / background regions."""
+    """One pass over the reference latents (with SparseCtrl's residuals for `keyframes`) that
+    stops after the recorded blocks; returns the timestep, the sparse attention of every motion
+    layer and (with a subject token) the reference's foreground / background regions."""
     assert guided.hooks is not None
     with (
         torch.no_grad(),
@@ -187,7 +218,7 @@ def _reference_row(
         guided.hooks.stop_after_guided(),
         contextlib.suppress(StopForward),
     ):
-        guided.predict_noise(latents, timestep, embeddings)
+        guided.predict_noise(latents, timestep, embeddings, keyframes)
     values, indices = {}, {}
     for layer in guided.motion_layers:
         values[layer], indices[layer] = sparse_template(guided.store.probs[layer].float())
@@ -203,6 +234,7 @@ def _invert(
     guided: GuidedModel,
     clean: torch.Tensor,
     embeddings: torch.Tensor,
+    keyframes: KeyframeCondition | None,
     config: ResolvedConfig,
     record: Callable[[torch.Tensor, int], None],
     on_step: StepCallback | None,
@@ -225,7 +257,7 @@ def _invert(
     for index, timestep in enumerate(timesteps):
         if should_stop and should_stop():
             raise Interrupted(f"stopped at inversion step {index} of {len(timesteps)}")
-        eps = guided.predict_noise(latents, timestep, embeddings).float()
+        eps = guided.predict_noise(latents, timestep, embeddings, keyframes).float()
         if level is None:
             latents = guided.add_noise(clean.float(), eps, timestep)
         else:

@@ -8,6 +8,7 @@ outlive one run (the installed recorders, the compiled UNet's passes) and nothin
 from __future__ import annotations
 
 import torch
+from diffusers import SparseControlNetModel
 
 from motionclone.config.plan import ResolvedConfig
 from motionclone.errors import ConfigError
@@ -16,7 +17,9 @@ from motionclone.method.schedule import OFFICIAL_SCHEDULE, NoiseSchedule
 from motionclone.method.semantic import MASK_BLOCK, SEMANTIC_BLOCKS
 from motionclone.method.windows import shuffled_context_noise
 from motionclone.models.loading import MotionCloneModel
+from motionclone.models.sparse_control import load_sparse_control
 from motionclone.sampling.compilation import compile_in_place
+from motionclone.sampling.keyframes import KeyframeCondition
 
 
 class GuidedModel:
@@ -38,6 +41,9 @@ class GuidedModel:
         self.latent_hw: tuple[int, int] = (0, 0)
         self._blocks: tuple | None = None
         self._default_processors = dict(model.unet.attn_processors)
+        # The SparseCtrl model of the last keyframe run, kept loaded for the next one.
+        self.sparse_control: SparseControlNetModel | None = None
+        self._sparse_control_name: str | None = None
 
     @property
     def device(self) -> torch.device:
@@ -54,6 +60,17 @@ class GuidedModel:
             self.schedule = NoiseSchedule.from_config(self.model.scheduler_config)
         except ValueError as error:
             raise ConfigError(f"invalid noise_schedule='model': the model's scheduler config: {error}") from None
+
+    def use_sparse_control(self, config: ResolvedConfig) -> SparseControlNetModel | None:
+        """The SparseCtrl model a keyframe run names, loaded once and kept until another is named;
+        None for a run without keyframes (a loaded one stays for the next keyframe run)."""
+        if not config.keyframes:
+            return None
+        if config.sparse_control != self._sparse_control_name or self.sparse_control is None:
+            self.sparse_control = None  # the old one's memory goes before the new one loads
+            self.sparse_control = load_sparse_control(config.sparse_control, config.control, self.model)
+            self._sparse_control_name = config.sparse_control
+        return self.sparse_control
 
     def use_blocks(self, motion: tuple[str, ...], semantic: tuple[str, ...] = ()) -> None:
         """Install recorders on the motion-guided blocks, plus the `semantic` ones (with the
@@ -120,12 +137,20 @@ class GuidedModel:
             noise = shuffled_context_noise(noise, config.context_length, config.context_overlap, seed)
         return noise
 
-    def predict_noise(self, latents: torch.Tensor, timestep: int, embeddings: torch.Tensor) -> torch.Tensor:
-        """Noise prediction for a batch of videos; `embeddings` has one prompt per video."""
+    def predict_noise(
+        self,
+        latents: torch.Tensor,
+        timestep: int,
+        embeddings: torch.Tensor,
+        keyframes: KeyframeCondition | None = None,
+    ) -> torch.Tensor:
+        """Noise prediction for a batch of videos; `embeddings` has one prompt per video; with
+        `keyframes`, SparseCtrl's residuals for the same videos and prompts are added."""
         frames = latents.shape[2]
-        per_frame = embeddings.repeat_interleave(frames, dim=0)
+        per_frame = embeddings.repeat_interleave(frames, dim=0).to(self.model.dtype)
         t = torch.tensor(timestep, device=self.device)
-        return self.model.unet(latents.to(self.model.dtype), t, per_frame.to(self.model.dtype)).sample
+        residuals = {} if keyframes is None else keyframes.residuals(latents, t, per_frame)
+        return self.model.unet(latents.to(self.model.dtype), t, per_frame, **residuals).sample
 
     def add_noise(self, clean: torch.Tensor, noise: torch.Tensor, timestep: int) -> torch.Tensor:
         """`clean` noised to `timestep` with `noise` (the forward process, one step)."""

@@ -19,6 +19,7 @@ from motionclone.method.guidance import appearance_regions, motion_energy
 from motionclone.method.semantic import Regions, recorded_subject_map, semantic_energy
 from motionclone.method.template import MotionTemplate
 from motionclone.sampling.guided_model import GuidedModel
+from motionclone.sampling.keyframes import KeyframeCondition
 from motionclone.sampling.recompute import recomputed_activations
 
 
@@ -35,11 +36,13 @@ class Prediction:
 
 @dataclass
 class Conditioning:
-    """The prompts of a generation and, for semantic guidance, the subject's token in the prompt."""
+    """What a window's passes condition on: the prompts, for semantic guidance the subject's token
+    in the prompt, and the keyframes the window holds."""
 
     uncond: torch.Tensor
     cond: torch.Tensor
     token: int | None = None
+    keyframes: KeyframeCondition | None = None
 
 
 def cfg(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, config: ResolvedConfig) -> torch.Tensor:
@@ -75,7 +78,7 @@ def plain_pass(
     """One batched pass for [negative, prompt]; the prompt half's motion energy for the report."""
     with guided.store.record():
         both = torch.cat([prompts.uncond, prompts.cond])
-        eps = guided.predict_noise(torch.cat([latents, latents]), timestep, both).float()
+        eps = guided.predict_noise(torch.cat([latents, latents]), timestep, both, prompts.keyframes).float()
     guided.store.keep_batch(index=1, batches=2)
     motion = None if template is None else recorded_motion_energy(guided, template, timestep, config).item()
     eps_uncond, eps_cond = eps.chunk(2)
@@ -99,11 +102,12 @@ def guided_pass(
     appearance_eps = appearance_record = None
     with torch.no_grad(), guided.store.record(cross=appearance is not None and prompts.token is not None):
         if appearance is None:
-            eps_uncond = guided.predict_noise(latents, timestep, prompts.uncond).float()
+            eps_uncond = guided.predict_noise(latents, timestep, prompts.uncond, prompts.keyframes).float()
         else:
             batch = torch.cat([latents, appearance, appearance])
             embeddings = torch.cat([prompts.uncond, prompts.uncond, prompts.cond])
-            eps_uncond, app_uncond, app_cond = guided.predict_noise(batch, timestep, embeddings).float().chunk(3)
+            predicted = guided.predict_noise(batch, timestep, embeddings, prompts.keyframes).float()
+            eps_uncond, app_uncond, app_cond = predicted.chunk(3)
             appearance_eps = cfg(app_uncond, app_cond, config)
             appearance_record = guided.store.take_batch(index=2, batches=3)
     with torch.enable_grad():
@@ -113,7 +117,7 @@ def guided_pass(
             guided.hooks.no_graph_after_guided(),
             recomputed_activations(guided.model.unet, RECOMPUTATIONS[config.low_memory].blocks),
         ):
-            eps_cond = guided.predict_noise(z, timestep, prompts.cond).float()
+            eps_cond = guided.predict_noise(z, timestep, prompts.cond, prompts.keyframes).float()
         motion = recorded_motion_energy(guided, template, timestep, config)
         loss = weights[0] * motion
         semantic = None

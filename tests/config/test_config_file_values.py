@@ -30,7 +30,7 @@ BAD_FILES = {
     ),
     "block name for a list": (
         "prompt: a boat\nguided_blocks: up_blocks.1\n",
-        r"line 2: invalid guided_blocks='up_blocks\.1': must be a list of block names",
+        r"line 2: invalid guided_blocks='up_blocks\.1': must be a list of names",
     ),
     "number for a switch": (
         "prompt: a boat\ncompile_unet: 1\n",

@@ -4,7 +4,7 @@ Schedule, ramp, frame picking, CFG form and the seed tie have their own behaviou
 (test_schedule, test_video_io, test_pipeline, test_seed_tie); this file pins the values.
 """
 
-from motionclone_options import OFFICIAL_NEGATIVE_PROMPT, PRESET_NAMES
+from motionclone_options import OFFICIAL_NEGATIVE_PROMPT, PRESET_NAMES, official_seed
 
 from motionclone.config.model_defaults import ModelDefaults
 from motionclone.config.plan import resolve
@@ -20,7 +20,7 @@ def test_official_defaults():
     assert config.model == DEFAULT_MODEL == "SG161222/Realistic_Vision_V5.1_noVAE"
     assert PAIRED_VAES[DEFAULT_MODEL] == "stabilityai/sd-vae-ft-mse"
     assert config.motion_adapter == "guoyww/animatediff-motion-adapter-v1-5-3"  # v3_sd15_mm
-    assert config.seed == 2025  # t2v_video_sample.py --default-seed
+    assert config.seed is None and official_seed(config.preset) == 2025  # t2v_video_sample.py --default-seed
     assert config.extraction_seed is None, "tied to the seed"
     assert config.negative_prompt == OFFICIAL_NEGATIVE_PROMPT
     assert OFFICIAL_NEGATIVE_PROMPT.startswith("bad anatomy, extra limbs")
@@ -41,7 +41,9 @@ def test_official_defaults():
 
 def test_official_presets():
     assert {
-        name: (p.steps, p.guidance_steps, p.guidance_start) for name, p in PRESETS.items() if name != "inversion"
+        name: (p.steps, p.guidance_steps, p.guidance_start)
+        for name, p in PRESETS.items()
+        if name not in ("inversion", "image", "sketch")
     } == {
         "camera": (100, 50, 0.3),
         "object": (300, 180, 0.4),
@@ -91,3 +93,28 @@ def test_the_inversion_preset_always_runs_appearance_guidance_global_without_a_s
         assert (plan.semantic_guidance_weight, plan.semantic_mode) == (0.0, "off")
     # The global variant needs nothing from the reference: the template's cache key is unchanged.
     assert "reference_subject" not in extraction_settings(resolve(inversion, ModelDefaults(), seed=0), "m")
+
+
+def test_the_image_to_video_presets_are_the_official_i2v_configs(tmp_path):
+    """configs/i2v_rgb.yaml and i2v_sketch.yaml with i2v_video_sample.py: SparseCtrl RGB (latent
+    condition) and scribble, the first release's negative-prompt order, seed 76739, scale 1.0."""
+    image, sketch = PRESETS["image"], PRESETS["sketch"]
+    assert (image.steps, image.guidance_steps, image.guidance_start, image.control) == (100, 40, 0.3, "rgb")
+    assert (sketch.steps, sketch.guidance_steps, sketch.guidance_start, sketch.control) == (200, 120, 0.4, "scribble")
+    for preset in (image, sketch):
+        assert preset.block_weights == (("up_blocks.1", 1.0),) and preset.layer_reduction == "sum"
+        assert (preset.warmup_steps, preset.cooldown_steps, preset.extraction_mode) == (10, 10, "single-step")
+        assert preset.negative_prompt == FIRST_RELEASE_NEGATIVE_PROMPT and preset.seed == 76739
+    assert official_seed("image") == official_seed("sketch") == 76739
+    assert dict(ModelDefaults().sparse_controls) == {
+        "rgb": "guoyww/animatediff-sparsectrl-rgb",
+        "scribble": "guoyww/animatediff-sparsectrl-scribble",
+    }
+    still = tmp_path / "still.png"
+    still.write_bytes(b"an image")
+    config = MotionCloneConfig(preset="image", keyframes=(str(still),))
+    assert config.keyframe_strength == 1.0  # controlnet_scale's default
+    resolved = resolve(config, ModelDefaults(), seed=76739)
+    assert resolved.keyframes == ((str(still), 0),), "one image at frame 0 (image_index [0])"
+    assert resolved.sparse_control == "guoyww/animatediff-sparsectrl-rgb"
+    assert resolved.negative_prompt == FIRST_RELEASE_NEGATIVE_PROMPT

@@ -25,7 +25,7 @@ from motionclone_client import locations
 from motionclone_client.errors import ClientError, DaemonUnavailable, PathRefused
 from motionclone_client.identity import identity_proof, new_nonce, process_alive
 from motionclone_client.local_files import file_fingerprint
-from motionclone_client.protocol import settings_from_proto, settings_to_proto
+from motionclone_client.protocol import KEYFRAMES_KEY, keyframes_to_proto, settings_to_proto, spec_settings
 
 CHUNK = 1 << 20
 RECONNECT_ATTEMPTS = 5
@@ -58,7 +58,7 @@ class JobInfo:
         return cls(
             id=job.id,
             state=jobs_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_").lower(),
-            settings=settings_from_proto(job.spec.settings),
+            settings=spec_settings(job.spec),
             reference_name=job.spec.reference_name,
             error=job.error,
             phase=job.phase,
@@ -264,14 +264,17 @@ class DaemonClient:
         By default a clip goes by path to a daemon on this machine, which then reads and keeps
         only the range the job uses (a 3 s strip of a 20-minute take is neither streamed nor
         stored whole, and the upload limit applies to those 3 s); it is streamed when the daemon
-        is elsewhere or refuses the path. `by_path` True or False forces one way.
+        is elsewhere or refuses the path. `by_path` True or False forces one way. Keyframes
+        (`settings["keyframes"]`, "IMAGE[@FRAME]" texts) always travel as bytes with the spec.
         """
+        others = {key: value for key, value in settings.items() if key != KEYFRAMES_KEY}
         try:
             spec = jobs_pb2.JobSpec(
-                settings=settings_to_proto(settings),
+                settings=settings_to_proto(others),
                 idempotency_key=idempotency_key or uuid.uuid4().hex,
                 priority=priority,
                 motion_from_job=motion_from_job,
+                keyframes=keyframes_to_proto(settings.get(KEYFRAMES_KEY) or ()),
             )
         except (ValueError, TypeError) as error:
             raise ClientError(f"cannot send this job to the daemon: {error}") from None

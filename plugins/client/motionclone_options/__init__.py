@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-PRESET_NAMES = ("camera", "object", "inversion")
+PRESET_NAMES = ("camera", "object", "inversion", "image", "sketch")
+# The presets that start from keyframes through SparseCtrl: "image" takes stills (RGB), "sketch" scribbles.
+KEYFRAME_PRESETS = ("image", "sketch")
 RESIZE_MODES = ("crop", "pad", "stretch")
 EXTRACTION_MODES = ("single-step", "inversion")
 NOISE_SCHEDULES = ("official", "model")
@@ -28,6 +30,7 @@ AUTO_SIZE = "auto"
 # 4th frame of 24-30 fps footage); `motion_stride` makes it divide the rate it is played at.
 TARGET_MOTION_FPS = 8.0
 OFFICIAL_SEED = 2025  # the official text-to-video script's --default-seed
+OFFICIAL_KEYFRAME_SEED = 76739  # the official image-to-video script's --default-seed
 # The official release's negative prompt: the default every front end shows and sends.
 OFFICIAL_NEGATIVE_PROMPT = (
     "bad anatomy, extra limbs, ugly, deformed, noisy, blurry, distorted, out of focus, "
@@ -65,10 +68,10 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
         "--preset",
         "preset",
         str,
-        "motion schedule (default camera; inversion = the paper's first release)",
+        "motion schedule (default camera; inversion = the paper's first release; image, sketch: from --keyframe)",
         PRESET_NAMES,
     ),
-    GenerationOption("--seed", "seed", int, "noise seed (default 2025, the official release's)"),
+    GenerationOption("--seed", "seed", int, "noise seed (default: the official one: 2025, image and sketch 76739)"),
     GenerationOption("--steps", "steps", int, "denoising steps (keeps the preset's guided fraction)"),
     GenerationOption("--guidance-steps", "guidance_steps", int, "how many of the first steps are guided"),
     GenerationOption("--guidance-weight", "motion_guidance_weight", float, "motion guidance weight (model's default)"),
@@ -144,6 +147,18 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
         "what the reference shows (the inversion prompt; semantic guidance)",
     ),
     GenerationOption("--semantic-weight", "semantic_guidance_weight", float, "semantic guidance weight (0 = off)"),
+    GenerationOption(
+        "--keyframe-strength",
+        "keyframe_strength",
+        float,
+        "how firmly the keyframes hold (SparseCtrl's conditioning scale, default 1.0)",
+    ),
+    GenerationOption(
+        "--sparse-control",
+        "sparse_control",
+        str,
+        "SparseCtrl model for keyframes (folder or hub id; default: the preset's official one)",
+    ),
     GenerationOption("--preview-every", "preview_every", int, "a live preview every N denoising steps (5; 0 = off)"),
     GenerationOption(
         "--low-memory",
@@ -163,6 +178,13 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, help=option.help)
         else:
             parser.add_argument(option.flag, type=option.kind, help=option.help + choices)
+    parser.add_argument(
+        "--keyframe",
+        action="append",
+        metavar="IMAGE[@FRAME]",
+        help="start from this still (image preset) or scribble (sketch preset), at generated frame FRAME"
+        " (default 0); repeat for more keyframes",
+    )
     parser.add_argument("--no-motion-guidance", action="store_true", help="same pipeline, guidance weight 0")
 
 
@@ -184,6 +206,8 @@ def settings_from_namespace(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             settings[option.key] = value
     settings.update(size_settings(settings.pop("size", None)))
+    if args.keyframe:
+        settings["keyframes"] = tuple(args.keyframe)
     if args.no_motion_guidance:
         settings["motion_guidance_weight"] = 0.0
     return settings
@@ -195,6 +219,23 @@ def size_settings(size: str | None) -> dict[str, int]:
         return {}
     parsed = parse_size(size)
     return {} if parsed is None else {"width": parsed[0], "height": parsed[1]}
+
+
+def official_seed(preset: str | None) -> int:
+    """The seed a run of `preset` takes when none is given: the official script's for that preset."""
+    return OFFICIAL_KEYFRAME_SEED if preset in KEYFRAME_PRESETS else OFFICIAL_SEED
+
+
+def parse_keyframe(text: str) -> tuple[str, int]:
+    """``IMAGE`` or ``IMAGE@FRAME`` -> (image path, generated frame index; 0 when not given).
+    Only a number after the last ``@`` is a frame, so a path holding ``@`` still reads as a path.
+    Raises ValueError for an empty path."""
+    path, at, frame = text.rpartition("@")
+    if not at or not frame.strip().isdigit():
+        path, frame = text, "0"
+    if not path.strip():
+        raise ValueError(f"keyframe {text!r} names no image: give IMAGE or IMAGE@FRAME")
+    return path, int(frame)
 
 
 def motion_stride(fps: float) -> int:

@@ -62,7 +62,7 @@ class ProveIdentityResponse(_message.Message):
     def __init__(self, proof: _Optional[bytes] = ..., port: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class GenerationSettings(_message.Message):
-    __slots__ = ("prompt", "negative_prompt", "seed", "preset", "steps", "guidance_steps", "motion_guidance_weight", "cfg_scale", "frames", "width", "height", "fps", "start", "end", "resize", "model", "motion_adapter", "extraction_mode", "inversion_steps", "subject", "reference_prompt", "semantic_guidance_weight", "output_fps", "output_frames", "extraction_seed", "noise_schedule", "vae", "reference_subject", "semantic_mask_threshold", "semantic_app_threshold", "semantic_sigma", "preview_every", "low_memory", "motion_fps", "context_overlap", "context_blend", "interpolate", "shuffle_context")
+    __slots__ = ("prompt", "negative_prompt", "seed", "preset", "steps", "guidance_steps", "motion_guidance_weight", "cfg_scale", "frames", "width", "height", "fps", "start", "end", "resize", "model", "motion_adapter", "extraction_mode", "inversion_steps", "subject", "reference_prompt", "semantic_guidance_weight", "output_fps", "output_frames", "extraction_seed", "noise_schedule", "vae", "reference_subject", "semantic_mask_threshold", "semantic_app_threshold", "semantic_sigma", "preview_every", "low_memory", "motion_fps", "context_overlap", "context_blend", "interpolate", "shuffle_context", "keyframe_strength", "sparse_control")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,8 @@ class GenerationSettings(_message.Message):
     CONTEXT_BLEND_FIELD_NUMBER: _ClassVar[int]
     INTERPOLATE_FIELD_NUMBER: _ClassVar[int]
     SHUFFLE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAME_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_CONTROL_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     negative_prompt: str
     seed: int
@@ -139,10 +141,22 @@ class GenerationSettings(_message.Message):
     context_blend: str
     interpolate: str
     shuffle_context: bool
-    def __init__(self, prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., preset: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_steps: _Optional[int] = ..., motion_guidance_weight: _Optional[float] = ..., cfg_scale: _Optional[float] = ..., frames: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., resize: _Optional[str] = ..., model: _Optional[str] = ..., motion_adapter: _Optional[str] = ..., extraction_mode: _Optional[str] = ..., inversion_steps: _Optional[int] = ..., subject: _Optional[str] = ..., reference_prompt: _Optional[str] = ..., semantic_guidance_weight: _Optional[float] = ..., output_fps: _Optional[float] = ..., output_frames: _Optional[int] = ..., extraction_seed: _Optional[int] = ..., noise_schedule: _Optional[str] = ..., vae: _Optional[str] = ..., reference_subject: _Optional[str] = ..., semantic_mask_threshold: _Optional[float] = ..., semantic_app_threshold: _Optional[float] = ..., semantic_sigma: _Optional[float] = ..., preview_every: _Optional[int] = ..., low_memory: _Optional[str] = ..., motion_fps: _Optional[float] = ..., context_overlap: _Optional[int] = ..., context_blend: _Optional[str] = ..., interpolate: _Optional[str] = ..., shuffle_context: _Optional[bool] = ...) -> None: ...
+    keyframe_strength: float
+    sparse_control: str
+    def __init__(self, prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., seed: _Optional[int] = ..., preset: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_steps: _Optional[int] = ..., motion_guidance_weight: _Optional[float] = ..., cfg_scale: _Optional[float] = ..., frames: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., resize: _Optional[str] = ..., model: _Optional[str] = ..., motion_adapter: _Optional[str] = ..., extraction_mode: _Optional[str] = ..., inversion_steps: _Optional[int] = ..., subject: _Optional[str] = ..., reference_prompt: _Optional[str] = ..., semantic_guidance_weight: _Optional[float] = ..., output_fps: _Optional[float] = ..., output_frames: _Optional[int] = ..., extraction_seed: _Optional[int] = ..., noise_schedule: _Optional[str] = ..., vae: _Optional[str] = ..., reference_subject: _Optional[str] = ..., semantic_mask_threshold: _Optional[float] = ..., semantic_app_threshold: _Optional[float] = ..., semantic_sigma: _Optional[float] = ..., preview_every: _Optional[int] = ..., low_memory: _Optional[str] = ..., motion_fps: _Optional[float] = ..., context_overlap: _Optional[int] = ..., context_blend: _Optional[str] = ..., interpolate: _Optional[str] = ..., shuffle_context: _Optional[bool] = ..., keyframe_strength: _Optional[float] = ..., sparse_control: _Optional[str] = ...) -> None: ...
+
+class Keyframe(_message.Message):
+    __slots__ = ("frame", "name", "image")
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    frame: int
+    name: str
+    image: bytes
+    def __init__(self, frame: _Optional[int] = ..., name: _Optional[str] = ..., image: _Optional[bytes] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("settings", "idempotency_key", "priority", "reference_path", "reference_name", "motion_from_job", "reference_fingerprint")
+    __slots__ = ("settings", "idempotency_key", "priority", "reference_path", "reference_name", "motion_from_job", "reference_fingerprint", "keyframes")
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +164,7 @@ class JobSpec(_message.Message):
     REFERENCE_NAME_FIELD_NUMBER: _ClassVar[int]
     MOTION_FROM_JOB_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAMES_FIELD_NUMBER: _ClassVar[int]
     settings: GenerationSettings
     idempotency_key: str
     priority: int
@@ -157,7 +172,8 @@ class JobSpec(_message.Message):
     reference_name: str
     motion_from_job: str
     reference_fingerprint: str
-    def __init__(self, settings: _Optional[_Union[GenerationSettings, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., reference_path: _Optional[str] = ..., reference_name: _Optional[str] = ..., motion_from_job: _Optional[str] = ..., reference_fingerprint: _Optional[str] = ...) -> None: ...
+    keyframes: _containers.RepeatedCompositeFieldContainer[Keyframe]
+    def __init__(self, settings: _Optional[_Union[GenerationSettings, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., reference_path: _Optional[str] = ..., reference_name: _Optional[str] = ..., motion_from_job: _Optional[str] = ..., reference_fingerprint: _Optional[str] = ..., keyframes: _Optional[_Iterable[_Union[Keyframe, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("spec", "chunk")

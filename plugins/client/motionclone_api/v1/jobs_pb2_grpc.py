@@ -104,7 +104,7 @@ class MotionCloneServicer:
     def SubmitJob(self, request_iterator, context):
         """Submit a job: the first message carries the spec; when the clip is not given by path, the
         following messages carry its bytes in chunks (any size; each chunk at most 1 MiB). The reply
-        comes once the job is durable (its clip copied into the daemon's data dir).
+        comes once the job is durable (its clip and keyframes copied into the daemon's data dir).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
