@@ -31,12 +31,13 @@ def needed_bytes(
     decode_frames: int = VAE_CHUNK,
 ) -> int:
     """Estimated peak bytes of a run of `config`'s size with the `low_memory` recomputation and
-    `decode_frames` decoded at once, beyond the weights when they are loaded. The UNet's passes
-    run one context window at a time, so a long clip costs what its longest window does."""
+    `decode_frames` decoded at once, beyond the weights when they are loaded (SparseCtrl's too for a
+    keyframe run). The UNet's passes run one context window at a time, so a long clip costs what
+    its longest window does."""
     value_bytes = torch.finfo(dtype).bits // 8
     frames = max(window.length for window in config.windows)
     weights, run = defaults.estimated_peak_bytes(
-        frames, config.width, config.height, value_bytes, low_memory, decode_frames
+        frames, config.width, config.height, value_bytes, low_memory, decode_frames, keyframes=bool(config.keyframes)
     )
     return run if weights_loaded else weights + run
 

@@ -43,6 +43,13 @@ class ModelDefaults:
     decode_bytes_per_pixel_frame: float = 4160.0
     # The SparseCtrl model a keyframe preset loads with this model, by kind ("rgb", "scribble").
     sparse_controls: tuple[tuple[str, str], ...] = OFFICIAL_SPARSE_CONTROLS
+    # What it adds to a keyframe run (modelled, not yet measured on a GPU): its weights, 497 M
+    # parameters (diffusers' SparseControlNetModel at SD1.5 size, counted on the meta device), and
+    # per pixel-frame the down and mid residuals it hands the UNet for both CFG halves (about 220
+    # bytes in float32 at SD1.5's channel widths) plus its own gradient-free forward's peak (about
+    # 300); the guided step's graph does not hold them, so recomputation does not shrink them.
+    sparse_control_weight_bytes: int = 1_990_000_000
+    sparse_control_bytes_per_pixel_frame: float = 520.0
 
     def estimated_peak_bytes(
         self,
@@ -52,11 +59,18 @@ class ModelDefaults:
         dtype_bytes: int = 4,
         low_memory: str = "off",
         decode_frames: int = VAE_CHUNK,
+        keyframes: bool = False,
     ) -> tuple[int, int]:
         """(model weights, everything a run adds on top) in bytes, for this size and dtype: the
-        guided steps' part (the `low_memory` recomputation's share of it) or the decode's
-        (`decode_frames` at once), whichever is larger."""
+        guided steps' part (the `low_memory` recomputation's share of it, plus SparseCtrl's with
+        `keyframes`) or the decode's (`decode_frames` at once), whichever is larger; a keyframe
+        run's weights include SparseCtrl's."""
         scale = dtype_bytes / 4
-        guided = self.bytes_per_pixel_frame * scale * frames * width * height
+        pixel_frames = frames * width * height
+        guided = self.bytes_per_pixel_frame * scale * pixel_frames * RECOMPUTATIONS[low_memory].run_share
         decode = self.decode_bytes_per_pixel_frame * scale * min(frames, decode_frames) * width * height
-        return int(self.weight_bytes * scale), int(max(guided * RECOMPUTATIONS[low_memory].run_share, decode))
+        weights = self.weight_bytes * scale
+        if keyframes:
+            guided += self.sparse_control_bytes_per_pixel_frame * scale * pixel_frames
+            weights += self.sparse_control_weight_bytes * scale
+        return int(weights), int(max(guided, decode))

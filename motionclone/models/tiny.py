@@ -33,6 +33,8 @@ TINY_DEFAULTS = ModelDefaults(
     bytes_per_pixel_frame=1400.0,
     decode_bytes_per_pixel_frame=460.0,
     sparse_controls=(("rgb", "tiny-random"), ("scribble", "tiny-random")),
+    sparse_control_weight_bytes=3_000_000,
+    sparse_control_bytes_per_pixel_frame=140.0,
 )
 _SEED = 20240607
 _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"

@@ -7,6 +7,7 @@ seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import socket
@@ -20,6 +21,7 @@ from motionclone_client import ClientError, DaemonClient
 from motionclone_client.locations import TOKEN_FILE, config_dir, default_address, read_endpoint
 
 from motionclone.config.model_defaults import ModelDefaults
+from motionclone.config.plan import ResolvedConfig
 from motionclone.config.plan import resolve as resolve_config
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.workstation.install import blender, resolve
@@ -105,10 +107,12 @@ def gpu_check(index: int, gpu: dict[str, str]) -> Check:
     defaults, device = ModelDefaults(), torch.device("cuda", index)
     run = resolve_config(MotionCloneConfig(prompt="doctor"), defaults, seed=0)
 
-    def plan(available: float) -> tuple[str, float]:
-        """The level a job takes with `available` bytes, and the GiB it needs then."""
-        fitted = fitting_config(defaults, run, device, torch.float16, int(available), weights_loaded=False)
-        needed = needed_bytes(defaults, run, torch.float16, False, fitted.low_memory, fitted.decode_frames)
+    keyframe_run = dataclasses.replace(run, keyframes=(("keyframe.png", 0),))
+
+    def plan(available: float, job: ResolvedConfig = run) -> tuple[str, float]:
+        """The level `job` takes with `available` bytes, and the GiB it needs then."""
+        fitted = fitting_config(defaults, job, device, torch.float16, int(available), weights_loaded=False)
+        needed = needed_bytes(defaults, job, torch.float16, False, fitted.low_memory, fitted.decode_frames)
         return fitted.low_memory, needed / GIB
 
     try:
@@ -119,8 +123,14 @@ def gpu_check(index: int, gpu: dict[str, str]) -> Check:
         level, need = plan(free)
     except ResourceError:
         return Check("gpu", WARN, detail, f"free {need_on_card:.1f} GiB (close other GPU programs) for 16x512x512")
+    try:
+        keyframe_level, keyframe_need = plan(free, keyframe_run)
+        level_used = "" if keyframe_level == "off" else f" (low_memory {keyframe_level})"
+        keyframes = f"; with a keyframe (SparseCtrl) about {keyframe_need:.1f} GiB{level_used}"
+    except ResourceError:
+        keyframes = "; keyframe runs (SparseCtrl) do not fit in what is free"
     how = "" if level == "off" else f" with low_memory {level}, which recomputes activations to fit"
-    return Check("gpu", OK, f"{detail} (16x512x512 needs about {need:.1f} GiB{how})")
+    return Check("gpu", OK, f"{detail} (16x512x512 needs about {need:.1f} GiB{how}{keyframes})")
 
 
 def check_ffmpeg() -> Check:

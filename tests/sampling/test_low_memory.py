@@ -251,3 +251,25 @@ def test_a_memory_limit_on_cuda_names_the_card_torch_needs(monkeypatch):
     limit_device(torch.device("cuda"), 10)
     limit_device(torch.device("cuda", 1), None)
     assert fractions == [(0.25, 0), (1.0, 1)]
+
+
+def test_a_keyframe_run_plans_for_sparse_controls_weights_and_residuals():
+    """Issue 28: SparseCtrl's 497 M parameters (1.0 GB in float16) and its residuals come on top
+    of a run; the plan counts them, so a card that fits a plain run at `off` may need `partial`."""
+    sd15 = ModelDefaults()
+    plain = resolve(MotionCloneConfig(prompt="x", width=512, height=512, frames=16), sd15, seed=0)
+    keyframed = dataclasses.replace(plain, keyframes=(("still.png", 0),))
+
+    def weights(config) -> int:
+        return needed_bytes(sd15, config, torch.float16, False, "off") - needed_bytes(
+            sd15, config, torch.float16, True, "off"
+        )
+
+    assert weights(keyframed) - weights(plain) == 995_000_000
+    extra = needed_bytes(sd15, keyframed, torch.float16, True, "off") - needed_bytes(
+        sd15, plain, torch.float16, True, "off"
+    )
+    assert extra == 260 * 16 * 512 * 512, "520 bytes per pixel-frame in float32"
+    just_plain = needed_bytes(sd15, plain, torch.float16, False, "off")
+    assert fitting_config(sd15, plain, CPU, torch.float16, just_plain, False).low_memory == "off"
+    assert fitting_config(sd15, keyframed, CPU, torch.float16, just_plain, False).low_memory != "off"
