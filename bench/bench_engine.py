@@ -20,6 +20,9 @@ peak_mb columns (the process's RSS high-water mark) cannot show the saving, benc
 `--compile` adds the same run with the UNet compiled (`compile_unet`): compile_s (the first
 run's compilation, from its report), its steps, compiled_speedup (uncompiled guided + plain step
 over compiled); on CPU inductor needs minutes per graph even for tiny, so it is meant for CUDA.
+`--keyframes` times a guided step with a keyframe at frame 0 (a random SparseCtrl RGB of the
+config's layout adding its residuals, issue 28) against one without, same run: keyframe_ratio; and
+the memory plan's SD1.5 float16 estimate at 16x512x512 with and without SparseCtrl (modelled).
 *_max_pixel_diff is the video's largest difference (0-255) and *_max_latent_diff the final
 latents' (before the VAE), each against the normal uncompiled run with the same seed: the second
 shows fp16 noise that rounding to 8 bits hides.
@@ -29,6 +32,7 @@ Ratios come from one run.
   python bench/bench_engine.py --configs sd15 --presets camera,object
   python bench/bench_engine.py --configs tiny --semantic tiny3
   python bench/bench_engine.py --configs sd15 --compile --compile-mode max-autotune-no-cudagraphs
+  python bench/bench_engine.py --configs "" --keyframes tiny,medium
 """
 
 from __future__ import annotations
@@ -46,10 +50,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers import AutoencoderKL, MotionAdapter, SparseControlNetModel, UNet2DConditionModel, UNetMotionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from motionclone.config.memory_plan import fit_to_device
+from motionclone.config.memory_plan import fit_to_device, needed_bytes
 from motionclone.config.model_defaults import ModelDefaults
 from motionclone.config.plan import resolve
 from motionclone.config.recomputation import RECOMPUTATIONS
@@ -57,11 +61,18 @@ from motionclone.config.settings import MotionCloneConfig
 from motionclone.device.memory import limit_device
 from motionclone.method.attention import GuidedBlockHooks
 from motionclone.models.loading import MotionCloneModel, choose_device, load_model
-from motionclone.models.tiny import TINY_DEFAULTS, build_tiny_components, build_tiny_unet, tiny_tokenizer
+from motionclone.models.tiny import (
+    TINY_DEFAULTS,
+    build_tiny_components,
+    build_tiny_unet,
+    tiny_sparse_control,
+    tiny_tokenizer,
+)
 from motionclone.sampling import compilation
 from motionclone.sampling.denoise import generate
 from motionclone.sampling.extraction import extract
 from motionclone.sampling.guided_model import GuidedModel
+from motionclone.sampling.keyframes import KeyframeCondition, condition_values, keyframe_condition
 from motionclone.sampling.outputs import StepInfo
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -183,7 +194,13 @@ class _Run:
     seconds_per_phase: dict[str, float]
 
 
-def _timed_run(pipeline: GuidedModel, template, config, energy: str = "motion_energy") -> _Run:
+def _timed_run(
+    pipeline: GuidedModel,
+    template,
+    config,
+    energy: str = "motion_energy",
+    keyframes: KeyframeCondition | None = None,
+) -> _Run:
     device = pipeline.model.device
     stamps: list[tuple[float, bool]] = []
     energies: list[float] = []
@@ -197,7 +214,7 @@ def _timed_run(pipeline: GuidedModel, template, config, energy: str = "motion_en
     _reset_peak(device)
     _sync(device)
     start = time.perf_counter()
-    generation = generate(pipeline, template, config, on_step=on_step)
+    generation = generate(pipeline, template, config, on_step=on_step, keyframes=keyframes)
     durations = np.diff([start] + [t for t, _ in stamps])
     guided = [d for d, (_, g) in zip(durations, stamps, strict=True) if g]
     plain = [d for d, (_, g) in zip(durations, stamps, strict=True) if not g]
@@ -323,6 +340,55 @@ def bench_semantic(name: str, steps: int, weight: float, device: str | None, dty
     }
 
 
+def _random_sparse_control(name: str, model: MotionCloneModel) -> SparseControlNetModel:
+    """SparseCtrl RGB of the config's layout (random weights; the tiny model's own for tiny)."""
+    if name == "tiny":
+        net = tiny_sparse_control("rgb")
+    else:
+        torch.manual_seed(0)
+        net = SparseControlNetModel(
+            block_out_channels=model.unet.config.block_out_channels,
+            cross_attention_dim=model.text_encoder.config.hidden_size,
+            conditioning_channels=4,
+            use_simplified_condition_embedding=True,
+            motion_max_seq_length=32,
+        )
+    return net.requires_grad_(False).eval().to(model.device, model.dtype)
+
+
+def bench_keyframes(name: str, steps: int, device: str | None, dtype: str | None) -> dict:
+    """A guided step with a keyframe at frame 0 (SparseCtrl's residuals added to every UNet pass)
+    against one without, in one run, and the plan's modelled SD1.5 cost of SparseCtrl."""
+    model = _random_model(name, device, dtype)
+    pipeline = GuidedModel(model)
+    frames_count, size = SHAPES[name]
+    base = MotionCloneConfig(prompt="a boat", steps=steps, frames=frames_count, width=size, height=size)
+    config = resolve(base, model.defaults, seed=0)
+    clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
+    template = extract(pipeline, clip, config)
+    net = _random_sparse_control(name, model)
+    generator = torch.Generator("cpu").manual_seed(0)
+    keyframe = keyframe_condition(net, condition_values(net, model, clip[:1], generator), [0], frames_count, 1.0)
+    _timed_run(pipeline, template, config)  # warm-up, as in bench_config
+    without = _timed_run(pipeline, template, config)
+    held = _timed_run(pipeline, template, config, keyframes=keyframe)
+    sd15 = ModelDefaults()
+    sd15_run = resolve(MotionCloneConfig(prompt="x", width=512, height=512, frames=16), sd15, seed=0)
+    sd15_keyframed = dataclasses.replace(sd15_run, keyframes=(("still.png", 0),))
+    modelled = [needed_bytes(sd15, c, torch.float16, False, "off") / 2**20 for c in (sd15_run, sd15_keyframed)]
+    return {
+        **_row_head(name, model),
+        "guided_step_s": float(np.mean(without.guided)),
+        "keyframe_guided_step_s": float(np.mean(held.guided)),
+        "keyframe_ratio": float(np.mean(held.guided) / np.mean(without.guided)),
+        "keyframe_plain_ratio": float(np.mean(held.plain) / np.mean(without.plain)),
+        "peak_mb": without.peak_mb,
+        "keyframe_peak_mb": held.peak_mb,
+        "sd15_fp16_modelled_mb": modelled[0],
+        "sd15_fp16_keyframe_modelled_mb": modelled[1],
+    }
+
+
 def bench_preset(
     name: str, preset: str, device: str | None, dtype: str | None, memory_limit_gib: float | None = None
 ) -> dict:
@@ -382,6 +448,7 @@ def main() -> None:
     parser.add_argument(
         "--semantic-weight", type=float, default=30.0, help="semantic guidance weight (tiny3 is calibrated at 30)"
     )
+    parser.add_argument("--keyframes", default="", help="comma list of configs to time a keyframe (SparseCtrl) on")
     parser.add_argument("--device")
     parser.add_argument("--dtype")
     parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
@@ -403,7 +470,8 @@ def main() -> None:
     sections = []
     names = [name for name in args.configs.split(",") if name]
     step_rows = [bench_config(name, args.steps, args.device, args.dtype, args.compile) for name in names]
-    sections.append(_table(step_rows))
+    if step_rows:
+        sections.append(_table(step_rows))
     if args.presets:
         big = names[-1]
         presets = args.presets.split(",")
@@ -418,6 +486,9 @@ def main() -> None:
     ]
     if semantic_rows:
         sections.append(_table(semantic_rows))
+    keyframe_rows = [bench_keyframes(n, args.steps, args.device, args.dtype) for n in args.keyframes.split(",") if n]
+    if keyframe_rows:
+        sections.append(_table(keyframe_rows))
     publish(f"`{' '.join(sys.argv[1:])}` (torch {torch.__version__}, {platform.machine()})", sections, args.no_append)
 
 

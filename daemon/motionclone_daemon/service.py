@@ -232,7 +232,7 @@ class JobService:
             settings = {key: value for key, value in settings.items() if key not in RANGE_KEYS}
             settings |= {key: other.settings[key] for key in RANGE_KEYS if key in other.settings}
         elif submission.reference_path:
-            clip, settings = self._clip_from_path(submission, job_id)
+            clip, settings = self._clip_from_path(submission, job_id, settings)
         else:
             clip = self._receive(chunks, job_id, submission.reference_name, settings)
         name = submission.reference_name or Path(submission.reference_path).name
@@ -308,16 +308,17 @@ class JobService:
         finally:
             partial.unlink(missing_ok=True)
 
-    def _clip_from_path(self, submission: Submission, job_id: str) -> tuple[Path, dict[str, Any]]:
+    def _clip_from_path(
+        self, submission: Submission, job_id: str, settings: dict[str, Any]
+    ) -> tuple[Path, dict[str, Any]]:
         """Store the clip a path names, or only the range of it the job uses, and the job's
-        settings for what was stored (no range once the range is the whole clip).
+        `settings` (keyframes included) for what was stored (no range once the range is the whole clip).
 
         The file is probed where it lies, so a large non-video is never copied; the length and
         size limits apply to what is used and stored, not to the file.
         """
         path = Path(submission.reference_path).expanduser()
         resolved = self._readable_path(path, submission)
-        settings = submission.settings
         info = self._check_video(resolved, str(path), settings)
         start, end = TimePoint.parse(settings.get("start")), TimePoint.parse(settings.get("end"))
         if start is None and end is None:

@@ -95,6 +95,8 @@ class Worker(threading.Thread):
         self._lock = threading.Lock()
         self._current: str | None = None
         self._cancel_requested = False
+        # Cancels of jobs this worker may have claimed but not yet taken up (see `request_cancel`).
+        self._early_cancels: set[str] = set()
         self.keep_alive = KeepAlive(settings.keep_alive)
         self._preview: LivePreview | None = None  # the running job's latest, kept in memory only
 
@@ -114,7 +116,9 @@ class Worker(threading.Thread):
             self.store.wait_for_change(timeout=self.keep_alive.wait_seconds())
             return
         with self._lock:
-            self._current, self._cancel_requested, self._preview = job.id, False, None
+            self._current, self._preview = job.id, None
+            self._cancel_requested = job.id in self._early_cancels
+            self._early_cancels.clear()
         try:
             self._run(job)
         finally:
@@ -136,11 +140,16 @@ class Worker(threading.Thread):
         self.join(timeout)
 
     def request_cancel(self, job_id: str) -> bool:
-        """Ask the running job to stop; True if `job_id` is the one running."""
+        """Ask the running job to stop; True if `job_id` is the one running.
+
+        A job the store already marks running may not have reached `_current` yet (claimed, not
+        taken up): the request is kept for it, so a cancel in that gap is not lost."""
         with self._lock:
             if self._current == job_id:
                 self._cancel_requested = True
                 return True
+            if self._current is None:
+                self._early_cancels.add(job_id)
         return False
 
     @property

@@ -316,6 +316,30 @@ def test_a_cancel_while_the_result_is_written_cancels_the_job(clip_files, tmp_pa
     assert list((tmp_path / "data" / "results").glob("*.mp4")) == []
 
 
+def test_a_cancel_between_the_claim_and_the_start_of_a_job_cancels_it(clip_files, tmp_path, shared_engine, monkeypatch):
+    """Found with the Resolve front end (issue 28): a cancel that came after a worker claimed the job
+    (the store said running) but before the worker took it up was answered and then lost; the job
+    ran all its steps."""
+    from motionclone_daemon.dispatch import Dispatcher
+
+    claim = Dispatcher.claim
+    cancelled = []
+
+    def claim_then_cancel(self, worker):
+        job = claim(self, worker)
+        if job is not None:
+            cancelled.append(client.cancel(job.id))
+        return job
+
+    monkeypatch.setattr(Dispatcher, "claim", claim_then_cancel)
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        job = client.submit(clip_files["right"], {**FAST, "prompt": "x", "steps": 50})
+        with pytest.raises(JobFailed, match="cancelled"):
+            client.wait(job.id)
+        assert [c.state for c in cancelled] == ["running"]
+        assert client.get(job.id).step < 50
+
+
 def test_a_second_daemon_on_the_same_data_dir_or_port_is_refused_and_the_first_runs_on(
     clip_files, tmp_path, shared_engine
 ):

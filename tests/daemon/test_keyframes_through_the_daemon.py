@@ -24,9 +24,11 @@ def still(tmp_path):
 IMAGE_JOB = {**FAST, "prompt": "a paper boat", "preset": "image"}
 
 
-def test_a_keyframe_job_round_trips_and_its_images_go_with_it(clip_files, still, tmp_path, shared_engine):
+@pytest.mark.parametrize("by_path", [False, True], ids=["uploaded clip", "clip by path"])
+def test_a_keyframe_job_round_trips_and_its_images_go_with_it(clip_files, still, tmp_path, shared_engine, by_path):
+    """Either way the clip travels, the keyframes go with the job (by path they were once dropped)."""
     with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
-        job = client.submit(clip_files["right"], {**IMAGE_JOB, "keyframes": [f"{still}@2"]}, by_path=False)
+        job = client.submit(clip_files["right"], {**IMAGE_JOB, "keyframes": [f"{still}@2"]}, by_path=by_path)
         assert job.settings["keyframes"] == ["plate.png@2"], "the spec shows the name sent, not a daemon path"
         stored = list((daemon.settings.data_path / "keyframes").iterdir())
         assert [path.read_bytes() for path in stored] == [still.read_bytes()]
