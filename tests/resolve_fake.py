@@ -4,7 +4,8 @@ It follows the README.txt that ships with Resolve in Developer/Scripting, the ed
 "Last Updated: 7 May 2025" (DaVinci Resolve 20.0), sections "DaVinci Resolve API" > Resolve,
 ProjectManager, Project, MediaPool, Folder, MediaPoolItem, Timeline and TimelineItem, and
 "Looking up Project and Clip properties" (timelineFrameRate; clip properties "File Path", "FPS",
-"Frames"). Only methods that README documents exist, with its signatures and return conventions:
+"Frames", "Type"), and Gallery, GalleryStillAlbum and GalleryStill with `Project.GetGallery()`
+and `Timeline.GrabStill()`. Only methods that README documents exist, with its signatures and return conventions:
 None or False on failure, plain lists where it says [items...], 1-based track indices, marker
 dicts keyed by frame. Like real Resolve, an attribute the API lacks reads as None rather than
 raising, so `callable(getattr(timeline, "GetSelectedClips", None))` is False here;
@@ -14,6 +15,9 @@ Frame arithmetic follows Resolve: a timeline starts at 01:00:00:00 (frame 3600 x
 rate); `GetStart`/`GetEnd`/`GetDuration` count timeline frames; a clip plays in real time
 whatever its own rate, so an item shows `duration x clip fps / timeline fps` clip frames;
 `GetSourceStartFrame` counts clip frames and `GetLeftOffset` timeline frames (as users measured).
+`GrabStill` grabs the frame under the playhead into the gallery's current album; `ExportStills`
+writes it as a real image file (with PIL, in the README's formats PIL writes) named with the
+prefix it is given, then a name of the fake's own (the README documents only the prefix).
 `AppendToTimeline`'s `endFrame` is exclusive, as users measured recent releases to behave; a
 timeline made with `end_inclusive=True` behaves as older guides describe.
 
@@ -23,8 +27,8 @@ made as `ui.Kind({props}, [children])` with their properties as attributes, `ui.
 path})` as a Button's `Icon`, handlers set as `window.On.<ID>.<Event>`, timer ticks on
 `dispatcher.On.Timeout`; the dispatcher's `RunLoop` hands the window to a scripted `DialogUser`.
 
-Test-only helpers are module functions (`new_resolve`, `add_clip`, `snapshot`, `with_dialogs`), never
-methods.
+Test-only helpers are module functions (`new_resolve`, `add_clip`, `add_still`, `snapshot`,
+`with_dialogs`), never methods.
 """
 
 from __future__ import annotations
@@ -36,10 +40,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import cv2
+from PIL import Image
+
 from motionclone.media.video_io import probe
 
 _ids = itertools.count(1)
 MARKER_FIELDS = ("color", "duration", "note", "name", "customData")
+# ExportStills' formats (the README: dpx, cin, tif, jpg, png, ppm, bmp, xpm) that PIL writes.
+STILL_FORMATS = {"tif": "TIFF", "jpg": "JPEG", "png": "PNG", "ppm": "PPM", "bmp": "BMP"}
 
 
 def nominal_rate(fps: float) -> int:
@@ -167,6 +176,10 @@ class TimelineItem(_ResolveObject):
     def GetSourceStartFrame(self) -> int:
         return self._source_start
 
+    def _clip_frame_at(self, frame: int) -> int:
+        """The clip frame the item shows at timeline frame `frame` (a clip plays in real time)."""
+        return self._source_start + int((frame - self._record) * self._speed * self._clip_fps / self._timeline._fps)
+
     def GetSourceEndFrame(self) -> int:
         return self._source_end
 
@@ -275,6 +288,16 @@ class Timeline(_ResolveObject):
     def GetMarkers(self) -> dict:
         return {}
 
+    def GrabStill(self) -> GalleryStill | None:
+        """A still of the frame under the playhead, added to the current album (None where no
+        media clip is there: the fake refuses what it cannot be sure of)."""
+        item = self.GetCurrentVideoItem()
+        if item is None or item._media is None:
+            return None
+        still = GalleryStill(item._media, item._clip_frame_at(self._playhead))
+        self._project._gallery._current._stills.append(still)
+        return still
+
     def _place(self, item: TimelineItem) -> bool:
         """Put an item on its track unless it overlaps one there (the fake refuses what it cannot be sure of)."""
         track = self._tracks[item._track - 1]
@@ -368,11 +391,61 @@ def _item_from_clip_info(timeline: Timeline, info: dict) -> TimelineItem | None:
     return TimelineItem(timeline, media, media.GetName(), track, record, (start, end))
 
 
+class GalleryStill(_ResolveObject):
+    """The README: "This class does not provide any API functions"; the fake keeps the frame it shows."""
+
+    def __init__(self, media: MediaPoolItem, frame: int) -> None:
+        self._id = f"still-{next(_ids)}"
+        self._media, self._frame = media, frame
+
+    def _image(self) -> Image.Image:
+        capture = cv2.VideoCapture(self._media.GetClipProperty("File Path"))
+        capture.set(cv2.CAP_PROP_POS_FRAMES, self._frame)
+        read, frame = capture.read()
+        capture.release()
+        assert read, f"cannot read frame {self._frame} of {self._media.GetName()}"
+        return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+class GalleryStillAlbum(_ResolveObject):
+    def __init__(self) -> None:
+        self._id = f"album-{next(_ids)}"
+        self._stills: list[GalleryStill] = []
+
+    def GetStills(self) -> list[GalleryStill]:
+        return list(self._stills)
+
+    def ExportStills(self, galleryStill: list[GalleryStill], folderPath: str, filePrefix: str, format: str) -> bool:
+        folder = Path(folderPath)
+        if format not in STILL_FORMATS or not folder.is_dir() or not all(s in self._stills for s in galleryStill):
+            return False
+        for still in galleryStill:
+            name = f"{filePrefix}{Path(still._media.GetName()).stem}_1.{self._stills.index(still) + 1}.1.{format}"
+            still._image().save(folder / name, STILL_FORMATS[format])
+        return True
+
+    def DeleteStills(self, galleryStill: list[GalleryStill]) -> bool:
+        if not all(still in self._stills for still in galleryStill):
+            return False
+        self._stills = [still for still in self._stills if still not in galleryStill]
+        return True
+
+
+class Gallery(_ResolveObject):
+    def __init__(self) -> None:
+        self._id = f"gallery-{next(_ids)}"
+        self._current = GalleryStillAlbum()
+
+    def GetCurrentStillAlbum(self) -> GalleryStillAlbum:
+        return self._current
+
+
 class Project(_ResolveObject):
     def __init__(self, name: str) -> None:
         self._id = f"project-{next(_ids)}"
         self._name = name
         self._pool = MediaPool(self)
+        self._gallery = Gallery()
         self._timelines: list[Timeline] = []
         self._current_timeline: Timeline | None = None
 
@@ -381,6 +454,9 @@ class Project(_ResolveObject):
 
     def GetMediaPool(self) -> MediaPool:
         return self._pool
+
+    def GetGallery(self) -> Gallery:
+        return self._gallery
 
     def GetTimelineCount(self) -> int:
         return len(self._timelines)
@@ -623,16 +699,27 @@ def add_clip(
         info = probe(path)
         fps, frames = info.fps, _frame_count(info)
     media = MediaPoolItem(Path(path).name, str(path), fps, frames, kind)
-    pool = project.GetMediaPool()
-    folder = pool.GetRootFolder()
-    if bin_name is not None:
-        folder = next((f for f in folder.GetSubFolderList() if f.GetName() == bin_name), None) or pool.AddSubFolder(
-            folder, bin_name
-        )
-    folder._clips.append(media)
+    _bin(project.GetMediaPool(), bin_name)._clips.append(media)
     item = TimelineItem(timeline, media, Path(path).name, track, record, source, speed)
     assert timeline._place(item), "test clips must not overlap"
     return item
+
+
+def add_still(resolve: Resolve, path: Path | str, bin_name: str | None = None) -> MediaPoolItem:
+    """An image in the media pool (master bin, or the bin named `bin_name`), as Resolve imports a
+    still: clip property "Type" is "Still"."""
+    project = resolve.GetProjectManager().GetCurrentProject()
+    media = MediaPoolItem(Path(path).name, str(path), project.GetCurrentTimeline()._fps, 1, "Still")
+    _bin(project.GetMediaPool(), bin_name)._clips.append(media)
+    return media
+
+
+def _bin(pool: MediaPool, name: str | None) -> Folder:
+    """The root folder, or its bin `name` (made if missing)."""
+    root = pool.GetRootFolder()
+    if name is None:
+        return root
+    return next((f for f in root.GetSubFolderList() if f.GetName() == name), None) or pool.AddSubFolder(root, name)
 
 
 def add_generator(resolve: Resolve, name: str, track: int, record: int, duration: int) -> TimelineItem:
@@ -654,7 +741,8 @@ def select(timeline: Resolve21Timeline, items: list[TimelineItem]) -> None:
 
 
 def snapshot(resolve: Resolve) -> Any:
-    """Everything a run could change: bins and their clips, tracks, items, locks, the current folder/timeline."""
+    """Everything a run could change: bins and their clips, tracks, items, locks, the current
+    folder/timeline, the gallery's stills."""
     project = resolve.GetProjectManager().GetCurrentProject()
     if project is None:
         return None
@@ -671,4 +759,4 @@ def snapshot(resolve: Resolve) -> Any:
         for t in project._timelines
     ]
     current = project._current_timeline._id if project._current_timeline else None
-    return folders, timelines, pool._current._name, current
+    return folders, timelines, pool._current._name, current, project._gallery._current.GetStills()

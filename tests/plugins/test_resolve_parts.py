@@ -8,10 +8,12 @@ import types
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from resolve_fake import (
     Resolve21Timeline,
     add_clip,
     add_generator,
+    add_still,
     frame_to_timecode,
     new_resolve,
     select,
@@ -25,8 +27,17 @@ from motionclone_resolve.clip_choice import chosen_items
 from motionclone_resolve.dialog import request_from_fields
 from motionclone_resolve.edit import current_edit
 from motionclone_resolve.errors import ClipSkipped, ScriptError
+from motionclone_resolve.keyframe_choice import (
+    CURRENT_FRAME,
+    NO_KEYFRAME,
+    KeyframeChoice,
+    grab_current_frame,
+    keyframe_choice,
+    media_pool_stills,
+)
 from motionclone_resolve.marker_prompts import parse_marker_note
 from motionclone_resolve.placement import PlacementError, place_result
+from motionclone_resolve.request import request_from_argv
 from motionclone_resolve.resolve_app import external_resolve
 from motionclone_resolve.source_clip import source_clip
 
@@ -111,6 +122,49 @@ def test_dialog_fields_become_a_request():
     assert request_from_fields("", "blur", 1, "object", True).settings["negative_prompt"] == "blur"
     with pytest.raises(ScriptError, match="type a prompt"):
         request_from_fields(" ", "", 1, "camera", False)
+
+
+def test_the_image_and_sketch_presets_take_the_dialogs_keyframe_and_only_they(tmp_path):
+    still = KeyframeChoice(tmp_path / "plate.png", 3, 0.5)
+    assert request_from_fields("a boat", "", 1, "image", False, still).keyframe == still
+    assert request_from_fields("a boat", "", 1, "camera", False, still).keyframe is None
+    with pytest.raises(ScriptError, match="the sketch preset starts from a keyframe: choose a still"):
+        request_from_fields("a boat", "", 1, "sketch", False, None)
+    stills = {"plate.png": tmp_path / "plate.png"}
+    assert keyframe_choice(CURRENT_FRAME, 2, 1.0, stills) == KeyframeChoice(None, 2, 1.0)
+    assert keyframe_choice("plate.png", 0, 1.0, stills) == KeyframeChoice(tmp_path / "plate.png")
+    assert keyframe_choice(NO_KEYFRAME, 0, 1.0, stills) is None
+
+
+def test_a_terminal_run_of_a_keyframe_preset_takes_its_official_seed():
+    request = request_from_argv(["--prompt", "a boat", "--preset", "image", "--keyframe", "plate.png@4"])
+    assert request.settings["seed"] == 76739 and request.settings["keyframes"] == ("plate.png@4",)
+
+
+def test_the_dialog_lists_the_media_pools_stills_from_every_bin(clip_files, tmp_path):
+    resolve = new_resolve(fps=8)
+    add_clip(resolve, clip_files["right"], track=1, record=timeline_of(resolve).GetStartFrame(), source=(0, 8))
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / folder / "plate.png")
+    add_still(resolve, tmp_path / "a" / "plate.png")
+    add_still(resolve, tmp_path / "b" / "plate.png", bin_name="Plates")
+    add_still(resolve, tmp_path / "gone.png", bin_name="Plates")  # offline
+    project = resolve.GetProjectManager().GetCurrentProject()
+    assert media_pool_stills(project) == {
+        "plate.png": tmp_path / "a" / "plate.png",
+        "plate.png (Plates)": tmp_path / "b" / "plate.png",
+    }
+    assert media_pool_stills(None) == {}
+
+
+def test_grabbing_where_no_clip_is_under_the_playhead_says_so_and_leaves_the_gallery(tmp_path):
+    resolve = new_resolve(fps=8)
+    project = resolve.GetProjectManager().GetCurrentProject()
+    before = snapshot(resolve)
+    with pytest.raises(ScriptError, match="move the playhead over a video clip"):
+        grab_current_frame(project, timeline_of(resolve), tmp_path)
+    assert snapshot(resolve) == before and not list(tmp_path.iterdir())
 
 
 def _placed_setup(clip_files, **options):

@@ -11,13 +11,15 @@ from pathlib import Path
 import cv2
 import pytest
 from conftest import distinct_frames
-from daemon_helpers import running_daemon
+from daemon_helpers import client_for, running_daemon
+from PIL import Image
 from resolve_fake import (
     Project,
     Resolve,
     Timeline,
     add_clip,
     add_generator,
+    add_still,
     frame_to_timecode,
     new_resolve,
     snapshot,
@@ -30,6 +32,7 @@ from motionclone.media.video_io import counted_frames, probe
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "resolve"))
 
 from motionclone_resolve.app import main
+from motionclone_resolve.keyframe_choice import CURRENT_FRAME
 
 FAST = ["--model", "tiny-random", "--steps", "6", "--seed", "3"]
 
@@ -292,3 +295,89 @@ def test_dialog_shows_the_latest_preview_of_the_running_job(clip_files, tmp_path
     assert not previews[-1]["path"].parent.exists(), "previews are not kept after the job"
     [placed] = timeline_of(resolve).GetItemListInTrack("video", 2)
     assert result_file(placed).is_file()
+
+
+def _keyframe_run(resolve: Resolve, tmp_path: Path, engine, choose) -> tuple[int, list]:
+    """A dialog run of the image preset with the keyframe `choose(dialog)` sets: Generate, then
+    Cancel once the first step shows (the job ran with the keyframe; the official 100 steps are
+    not waited for); returns the exit status and the daemon's jobs as its API shows them."""
+
+    def user(dialog) -> None:
+        dialog.items["Prompt"].Text = "a paper boat"
+        dialog.items["Preset"].CurrentText = "image"
+        dialog.window.On.fire("Preset", "CurrentIndexChanged")
+        choose(dialog)
+        dialog.click("Generate")
+
+        def cancel_once_stepping() -> None:
+            if ": step " in dialog.items["Status"].Text and not cancelled:
+                cancelled.append(True)
+                dialog.click("Cancel")
+
+        cancelled: list = []
+
+        dialog.wait_while_timer_runs(cancel_once_stepping)
+        dialog.close()
+
+    with running_daemon(tmp_path, engine=engine) as daemon, client_for(daemon) as client:
+        status = main(resolve=resolve, bmd=with_dialogs(resolve, user), menu=True)
+        return status, client.list()
+
+
+def test_a_still_chosen_in_the_dialog_is_the_image_jobs_keyframe(clip_files, tmp_path, shared_engine):
+    """Issue 28: a still of the media pool (any bin) as the keyframe, its frame and strength as set;
+    the image preset's official seed replaces the camera's in the Seed field."""
+    resolve = _playhead_clip(clip_files["right"], tmp_path)
+    still = tmp_path / "stills" / "plate.png"
+    still.parent.mkdir()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(still)
+    add_still(resolve, still, bin_name="Plates")
+
+    def choose(dialog) -> None:
+        dialog.items["Keyframe"].CurrentText = "plate.png"
+        dialog.items["KeyframeStrength"].Value = 0.5
+
+    status, (job,) = _keyframe_run(resolve, tmp_path, shared_engine, choose)
+    assert status == 1 and job.state == "cancelled"
+    assert job.settings["keyframes"] == ["plate.png@0"] and job.settings["preset"] == "image"
+    assert job.settings["keyframe_strength"] == pytest.approx(0.5) and job.settings["seed"] == 76739
+
+
+def test_the_current_frame_grabbed_in_resolve_is_the_keyframe(clip_files, tmp_path, shared_engine):
+    """Issue 28: the frame under the playhead, through GrabStill and ExportStills, at the frame the
+    dialog says; the grabbed still leaves the gallery again."""
+    resolve = _playhead_clip(clip_files["right"], tmp_path)
+    timeline_of(resolve).SetCurrentTimecode(frame_to_timecode(timeline_of(resolve).GetStartFrame() + 5, 8))
+    gallery = resolve.GetProjectManager().GetCurrentProject().GetGallery().GetCurrentStillAlbum()
+
+    def choose(dialog) -> None:
+        dialog.items["Keyframe"].CurrentText = CURRENT_FRAME
+        dialog.items["KeyframeFrame"].Value = 2
+
+    _status, (job,) = _keyframe_run(resolve, tmp_path, shared_engine, choose)
+    [keyframe] = job.settings["keyframes"]
+    assert keyframe.startswith("motionclone_keyframe_") and keyframe.endswith(".png@2"), keyframe
+    [stored] = (tmp_path / "data" / "keyframes").iterdir()
+    info = probe(clip_files["right"])
+    assert cv2.imread(str(stored)).shape[:2] == (info.height, info.width)
+    assert gallery.GetStills() == []
+
+
+def test_a_keyframe_preset_without_a_keyframe_says_so_and_sends_nothing(clip_files, tmp_path, shared_engine):
+    resolve = _playhead_clip(clip_files["right"], tmp_path)
+    before = snapshot(resolve)
+    seen: dict = {}
+
+    def user(dialog) -> None:
+        dialog.items["Prompt"].Text = "a paper boat"
+        dialog.items["Preset"].CurrentText = "sketch"
+        dialog.click("Generate")
+        seen.update(status=dialog.items["Status"].Text, generate=dialog.items["Generate"].Enabled)
+        dialog.close()
+
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        assert main(resolve=resolve, bmd=with_dialogs(resolve, user), menu=True) == 0
+        assert daemon.service.list() == []
+    assert seen["status"].startswith("the sketch preset starts from a keyframe: choose a still")
+    assert seen["generate"] is not False
+    assert snapshot(resolve) == before

@@ -12,6 +12,7 @@ from motionclone_resolve.console import ConsoleReporter
 from motionclone_resolve.dialog import Dialog, DialogReporter, user_interface
 from motionclone_resolve.edit import Edit, current_edit
 from motionclone_resolve.errors import ScriptError
+from motionclone_resolve.keyframe_choice import media_pool_stills
 from motionclone_resolve.marker_prompts import MARKER_PREFIX
 from motionclone_resolve.request import Request, request_from_argv
 from motionclone_resolve.resolve_app import external_resolve, menu_resolve
@@ -84,7 +85,7 @@ def run_from_menu(resolve: Any, bmd: Any, console: ConsoleReporter) -> int:
     if interface is None:
         console.message(MARKER_MODE_NOTE)
         return run_in_console(resolve, Request(all_marked=True), console)
-    dialog = Dialog(*interface)
+    dialog = Dialog(*interface, media_pool_stills(resolve.GetProjectManager().GetCurrentProject()))
     reporter = DialogReporter(dialog)
     runs: list[tuple[GenerationSession, DaemonClient]] = []
 

@@ -1,5 +1,6 @@
-"""The UIManager dialog: prompt, negative prompt, seed, preset, all marked clips, a progress bar,
-the live preview of a running job, Cancel.
+"""The UIManager dialog: prompt, negative prompt, seed, preset, the keyframe of the image and
+sketch presets (a still of the media pool, or the current frame; its frame and strength), all
+marked clips, a progress bar, the live preview of a running job, Cancel.
 
 UIManager is Fusion's UI toolkit, the only one a Resolve script may use. The free edition blocks
 its dialogs since 19.1 (`fusion.UIManager` is then unavailable): `open_dialog` returns None and the
@@ -14,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from motionclone_options import OFFICIAL_SEED, PRESET_NAMES
+from motionclone_options import KEYFRAME_PRESETS, OFFICIAL_KEYFRAME_SEED, OFFICIAL_SEED, PRESET_NAMES, official_seed
 
 from motionclone_resolve.errors import ScriptError
+from motionclone_resolve.keyframe_choice import CURRENT_FRAME, NO_KEYFRAME, KeyframeChoice, keyframe_choice
 from motionclone_resolve.request import Request
 from motionclone_resolve.session import ClipJob
 
@@ -24,16 +26,30 @@ WINDOW = "MotionCloneWindow"
 POLL_MS = 200
 MAX_SEED = 2**31 - 1
 PREVIEW_SIZE = [256, 96]  # the preview strip (at most 256 px wide) is scaled to fit, keeping its shape
+MAX_KEYFRAME_FRAME = 999  # the daemon says when a frame is past the run's last
+MAX_KEYFRAME_STRENGTH = 10.0  # the engine's bound
+OFFICIAL_SEEDS = (OFFICIAL_SEED, OFFICIAL_KEYFRAME_SEED)
 
 
-def request_from_fields(prompt: str, negative: str, seed: int, preset: str, all_marked: bool) -> Request:
-    """The dialog's fields as a request; `ScriptError` for a missing prompt (unless markers give them)."""
+def request_from_fields(
+    prompt: str, negative: str, seed: int, preset: str, all_marked: bool, keyframe: KeyframeChoice | None = None
+) -> Request:
+    """The dialog's fields as a request; `ScriptError` for a missing prompt (unless markers give
+    them) or a keyframe preset without a keyframe. Other presets take no keyframe, so a choice left
+    in the list is not sent with them."""
     settings: dict[str, Any] = {"prompt": prompt.strip(), "seed": int(seed), "preset": preset}
     if negative.strip():
         settings["negative_prompt"] = negative.strip()
     if not all_marked and not settings["prompt"]:
         raise ScriptError("type a prompt (or tick 'All marked clips' to use each clip's marker)")
-    return Request(settings, all_marked)
+    if preset not in KEYFRAME_PRESETS:
+        return Request(settings, all_marked)
+    if keyframe is None:
+        raise ScriptError(
+            f"the {preset} preset starts from a keyframe: choose a still of the media pool or "
+            f"'{CURRENT_FRAME}' under Keyframe"
+        )
+    return Request(settings, all_marked, keyframe=keyframe)
 
 
 def user_interface(resolve: Any, bmd: Any) -> tuple[Any, Any] | None:
@@ -49,13 +65,15 @@ def user_interface(resolve: Any, bmd: Any) -> tuple[Any, Any] | None:
 class Dialog:
     """The window; `on_generate(request)` starts a run, `poll()` advances it, `cancel()` stops it."""
 
-    def __init__(self, ui: Any, dispatcher: Any) -> None:
-        self._ui, self._dispatcher = ui, dispatcher
+    def __init__(self, ui: Any, dispatcher: Any, stills: dict[str, Path]) -> None:
+        """`stills`: the media pool's stills by label (`media_pool_stills`), listed as keyframes."""
+        self._ui, self._dispatcher, self._stills = ui, dispatcher, stills
         self._window = dispatcher.AddWindow(
-            {"ID": WINDOW, "WindowTitle": "MotionClone", "Geometry": [200, 200, 560, 320]}, self._layout(ui)
+            {"ID": WINDOW, "WindowTitle": "MotionClone", "Geometry": [200, 200, 560, 380]}, self._layout(ui)
         )
         self.items = self._window.GetItems()
         self.items["Preset"].AddItems(list(PRESET_NAMES))
+        self.items["Keyframe"].AddItems([NO_KEYFRAME, CURRENT_FRAME, *stills])
         self._timer = ui.Timer({"ID": "MotionClonePoll", "Interval": POLL_MS})
 
     @staticmethod
@@ -69,6 +87,24 @@ class Dialog:
                 row("Negative prompt", ui.LineEdit({"ID": "Negative", "PlaceholderText": "blank: the official one"})),
                 row("Seed", ui.SpinBox({"ID": "Seed", "Minimum": 0, "Maximum": MAX_SEED, "Value": OFFICIAL_SEED})),
                 row("Preset", ui.ComboBox({"ID": "Preset"})),
+                row("Keyframe (image, sketch)", ui.ComboBox({"ID": "Keyframe"})),
+                ui.HGroup(
+                    {"Weight": 0},
+                    [
+                        ui.Label({"Text": "at generated frame", "Weight": 0.25}),
+                        ui.SpinBox({"ID": "KeyframeFrame", "Minimum": 0, "Maximum": MAX_KEYFRAME_FRAME, "Value": 0}),
+                        ui.Label({"Text": "strength", "Weight": 0}),
+                        ui.DoubleSpinBox(
+                            {
+                                "ID": "KeyframeStrength",
+                                "Minimum": 0.0,
+                                "Maximum": MAX_KEYFRAME_STRENGTH,
+                                "SingleStep": 0.1,
+                                "Value": 1.0,
+                            }
+                        ),
+                    ],
+                ),
                 ui.CheckBox({"ID": "AllMarked", "Text": "All marked clips (prompt from each 'motionclone:' marker)"}),
                 ui.Slider({"ID": "Progress", "Minimum": 0, "Maximum": 100, "Value": 0, "Enabled": False}),
                 ui.Label({"ID": "Status", "Text": "Selected clips, or the clip under the playhead.", "WordWrap": True}),
@@ -92,6 +128,7 @@ class Dialog:
                     self.items["Seed"].Value,
                     self.items["Preset"].CurrentText,
                     bool(self.items["AllMarked"].Checked),
+                    self._keyframe(),
                 )
                 on_generate(request)
             except ScriptError as error:
@@ -116,11 +153,27 @@ class Dialog:
 
         self._window.On[WINDOW].Close = stop
         self._window.On.Generate.Clicked = generate
+        self._window.On.Preset.CurrentIndexChanged = self._seed_follows_preset
         self._window.On.Cancel.Clicked = stop
         self._dispatcher.On.Timeout = tick
         self._window.Show()
         self._dispatcher.RunLoop()
         self._window.Hide()
+
+    def _keyframe(self) -> KeyframeChoice | None:
+        """The keyframe fields as they are when Generate is pressed."""
+        return keyframe_choice(
+            self.items["Keyframe"].CurrentText,
+            int(self.items["KeyframeFrame"].Value),
+            float(self.items["KeyframeStrength"].Value),
+            self._stills,
+        )
+
+    def _seed_follows_preset(self, _: Any) -> None:
+        """An official seed becomes the new preset's official one (image and sketch have their own,
+        as `--seed` says); a seed the user typed stays."""
+        if self.items["Seed"].Value in OFFICIAL_SEEDS:
+            self.items["Seed"].Value = official_seed(self.items["Preset"].CurrentText)
 
     def status(self, text: str) -> None:
         self.items["Status"].Text = text

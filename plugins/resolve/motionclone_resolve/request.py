@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from motionclone_options import OFFICIAL_SEED, add_generation_arguments, settings_from_namespace
+from motionclone_options import add_generation_arguments, official_seed, settings_from_namespace
+
+from motionclone_resolve.keyframe_choice import KeyframeChoice
 
 
 @dataclass
@@ -24,6 +26,8 @@ class Request:
     address: str | None = None
     token: str | None = None
     results_dir: str | None = None
+    # The dialog's keyframe, made into settings when the run starts (the terminal's are in `settings`).
+    keyframe: KeyframeChoice | None = None
 
     @property
     def prompt(self) -> str:
@@ -63,7 +67,8 @@ def request_from_argv(argv: Sequence[str] | None) -> Request:
         settings = settings_from_namespace(args)
     except ValueError as error:
         parser.error(str(error))
-    settings.setdefault("seed", OFFICIAL_SEED)  # the daemon's default too: the file name says which seed made it
+    # The daemon's default too (per preset): the file name says which seed made it.
+    settings.setdefault("seed", official_seed(settings.get("preset")))
     if not args.all_marked and not str(settings.get("prompt") or "").strip():
         parser.error("--prompt is required (or --all-marked, to take each clip's prompt from its marker)")
     return Request(settings, args.all_marked, args.address, args.token, args.results_dir)

@@ -18,6 +18,7 @@ from motionclone_resolve.edit import Edit, timeline_made_current
 from motionclone_resolve.errors import ClipSkipped, ScriptError
 from motionclone_resolve.frame_rate import timecode
 from motionclone_resolve.job_followers import JobFollowers, JobNews, JobOrder
+from motionclone_resolve.keyframe_choice import keyframe_settings
 from motionclone_resolve.marker_prompts import marker_prompt
 from motionclone_resolve.placement import place_result
 from motionclone_resolve.request import Request
@@ -57,7 +58,8 @@ class GenerationSession:
         self.jobs: list[ClipJob] = []
         self.skipped = 0
         self._followers = JobFollowers(client)
-        self._previews: Path | None = None  # made by start(), removed when every job has ended
+        # Made by start() for the live previews and a grabbed keyframe; removed when every job has ended.
+        self._scratch: Path | None = None
 
     def plan(self, items: list[Any]) -> None:
         """Turn the chosen items into jobs; skipped clips are reported; `ScriptError` if none is left."""
@@ -93,19 +95,33 @@ class GenerationSession:
         return ClipJob(source, prompt, settings, destination)
 
     def start(self) -> None:
-        self._previews = Path(tempfile.mkdtemp(prefix="motionclone-previews-"))
+        """Send every job; the dialog's keyframe is settled first, so a failed grab sends nothing."""
+        scratch = Path(tempfile.mkdtemp(prefix="motionclone-run-"))
+        try:
+            keyframe = self._keyframe_settings(scratch)
+        except ScriptError:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        self._scratch = scratch
         for number, job in enumerate(self.jobs):
+            job.settings.update(keyframe)
             self.reporter.message(f"sending {job.source.describe()}: {job.prompt!r}")
-            previews = self._previews / f"clip-{number}"
+            previews = scratch / f"clip-{number}"
             self._followers.start(JobOrder(number, job.source.file, job.settings, job.destination, previews))
+
+    def _keyframe_settings(self, scratch: Path) -> dict[str, Any]:
+        """The dialog's keyframe as settings, the same for every clip (the current frame is grabbed
+        once, into `scratch`, which lives until every job has ended)."""
+        choice = self.request.keyframe
+        return {} if choice is None else keyframe_settings(choice, self.edit, scratch)
 
     def poll(self, timeout: float = 0.2) -> bool:
         """Take in what the jobs did (placing finished results); True once every job has ended."""
         for news in self._followers.news(timeout):
             self._take(news)
-        if self.done and self._previews is not None:
-            shutil.rmtree(self._previews, ignore_errors=True)
-            self._previews = None
+        if self.done and self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
         return self.done
 
     @property
@@ -140,7 +156,7 @@ class GenerationSession:
     def _finish(self, job: ClipJob, news: JobNews) -> None:
         """Place a done job's result or note its failure; its live previews go, they are for watching it run."""
         job.preview = None
-        shutil.rmtree(self._previews / f"clip-{news.clip}", ignore_errors=True)
+        shutil.rmtree(self._scratch / f"clip-{news.clip}", ignore_errors=True)
         if news.kind == "failed":
             job.status, job.finished = f"failed: {news.text}", True
             job.destination.unlink(missing_ok=True)
