@@ -35,7 +35,8 @@ def configure(spec: dict[str, Any]) -> None:
 
 
 def build_scene(spec: dict[str, Any]) -> Any:
-    """A scene at the spec's fps with the clip as a trimmed movie strip, a blocker right above it, saved."""
+    """A scene at the spec's fps with the clip as a trimmed movie strip, right above it a blocker
+    (or the spec's image strips instead), the playhead where the spec says, saved."""
     scene = bpy.context.scene
     scene.render.fps = spec["scene_fps"]
     scene.render.fps_base = 1.0
@@ -43,13 +44,57 @@ def build_scene(spec: dict[str, Any]) -> Any:
     strips = editor.strips if hasattr(editor, "strips") else editor.sequences
     source = strips.new_movie("source", spec["clip"], SOURCE_CHANNEL, spec["frame_start"])
     source.frame_offset_start, source.frame_offset_end = spec["trim"]
-    length = source.frame_final_end  # 5.x takes a length, 4.2 the frame after the end
-    span = {"length": length} if bpy.app.version >= (5, 0, 0) else {"frame_end": 1 + length}
-    blocker = strips.new_effect("blocker", "COLOR", SOURCE_CHANNEL + 1, frame_start=1, **span)
-    blocker.color = (0.2, 0.2, 0.2)
+    if spec.get("images"):
+        add_images(strips, source.frame_final_start, spec["images"])
+    else:
+        length = source.frame_final_end  # 5.x takes a length, 4.2 the frame after the end
+        span = {"length": length} if bpy.app.version >= (5, 0, 0) else {"frame_end": 1 + length}
+        blocker = strips.new_effect("blocker", "COLOR", SOURCE_CHANNEL + 1, frame_start=1, **span)
+        blocker.color = (0.2, 0.2, 0.2)
+    if spec.get("video_output"):
+        video_output(scene)
+    scene.frame_current = source.frame_final_start + spec.get("playhead", 0)
     editor.active_strip = source
     bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
     return source
+
+
+def add_images(strips: Any, source_start: int, images: list[dict[str, Any]]) -> None:
+    """Image strips on the channel above the source, each `offset` frames from its start, `length` long."""
+    for image in images:
+        strip = strips.new_image(
+            Path(image["path"]).stem, image["path"], SOURCE_CHANNEL + 1, source_start + image["offset"]
+        )
+        strip.frame_final_duration = image["length"]
+
+
+def video_output(scene: Any) -> None:
+    """Render to a video, as an edit usually does (5.x offers the formats of the media type set first)."""
+    settings = scene.render.image_settings
+    if hasattr(settings, "media_type"):
+        settings.media_type = "VIDEO"
+    settings.file_format = "FFMPEG"
+
+
+def dialog_lines(settings: dict[str, Any]) -> list[str]:
+    """The labels the Generate dialog's draw() shows for `settings`, drawn on a stand-in for the
+    operator (headless Blender has no window for the real dialog) with a layout that notes labels."""
+    lines = []
+
+    class Layout:
+        def label(self, text: str = "", **_options: Any) -> None:
+            lines.append(text)
+
+        def __getattr__(self, _name: str) -> Any:  # prop, row, box...: a layout like this one, or nothing
+            return lambda *_args, **_options: self
+
+    operator = bpy.types.MOTIONCLONE_OT_generate
+    stand_in = type("Dialog", (), {name: getattr(operator, name) for name in ("_draw_keyframes", "_find_keyframes")})()
+    properties = bpy.ops.motionclone.generate.get_rna_type().properties
+    stand_in.__dict__.update({prop.identifier: prop.default for prop in properties if prop.identifier != "rna_type"})
+    stand_in.__dict__.update({"layout": Layout(), **settings})
+    operator.draw(stand_in, bpy.context)
+    return lines
 
 
 def retime(spec: dict[str, Any]) -> None:
@@ -117,6 +162,7 @@ def strip_summary(strip: Any) -> dict[str, Any]:
     return {
         "name": strip.name,
         "type": strip.type,
+        "mute": strip.mute,
         "channel": strip.channel,
         "start": strip.frame_final_start,
         "end": strip.frame_final_end,
@@ -134,6 +180,8 @@ def summary() -> dict[str, Any]:
     return {
         "strips": sorted((strip_summary(s) for s in strips), key=lambda s: s["channel"]),
         "records": [{name: getattr(record, name) for name in fields} for record in records()],
+        "sent": [json.loads(record.settings_json) for record in records()],
+        "file_format": bpy.context.scene.render.image_settings.file_format,
     }
 
 
@@ -171,8 +219,7 @@ def retimed(addon: Any, spec: dict[str, Any]) -> dict[str, Any]:
     shown = shown_file_frames(spec)
     outcome = generate(spec)
     finished = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
-    sent = [json.loads(record.settings_json) for record in records()]
-    return {**outcome, "finished": finished, "shown": shown, "sent": sent, **summary()}
+    return {**outcome, "finished": finished, "shown": shown, **summary()}
 
 
 def result_files(spec: dict[str, Any]) -> list[str]:
@@ -243,8 +290,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         watch = sys.modules[f"{ADDON_MODULE}.job_runner"].current_runner().connection
         tick_until(addon, lambda: not watch.state.text.startswith("checking"), spec["timeout"])
         return {"connection": [watch.state.connected, watch.state.text]}
-    outcome = generate(spec)
-    if scenario == "generate":
+    dialog = dialog_lines(spec["settings"]) if scenario == "keyframes" else []
+    outcome = {**generate(spec), "dialog": dialog}
+    if scenario in ("generate", "keyframes"):
         started = time.perf_counter()
         outcome["finished"] = tick_until(addon, lambda: all(r.done for r in records()), spec["timeout"])
         outcome["round_trip_seconds"] = time.perf_counter() - started + outcome["seconds"]

@@ -19,7 +19,9 @@ from pathlib import Path
 import cv2
 import pytest
 from conftest import distinct_frames
-from daemon_helpers import running_daemon
+from daemon_helpers import client_for, running_daemon
+from motionclone_options import OFFICIAL_KEYFRAME_SEED
+from PIL import Image
 
 from motionclone.media.video_io import counted_frames, ffmpeg_exe, probe
 
@@ -44,6 +46,7 @@ SETTINGS = {
     "steps": 4,
 }
 DRIVER_SECONDS = 300
+KEYFRAME_JOB = {**SETTINGS, "preset": "image", "keyframe_strength": 0.8}
 
 pytestmark = pytest.mark.skipif(
     not BPY_PYTHON.exists(),
@@ -335,6 +338,95 @@ def test_panel_says_why_the_daemon_cannot_be_reached(extension_zip, tmp_path):
     outcome = run_driver(tmp_path, spec)
     connected, text = outcome["connection"]
     assert not connected and "not running" in text, text
+
+
+BLENDERS = [
+    pytest.param(BPY_PYTHON, id="bpy-5.0"),
+    pytest.param(
+        BPY_42_PYTHON,
+        id="bpy-4.2",
+        marks=pytest.mark.skipif(not BPY_42_PYTHON.exists(), reason="no .venv-bpy-4.2: scripts/test creates it"),
+    ),
+]
+
+
+def still(path: Path, color: tuple[int, int, int]) -> str:
+    """A small 4:3 PNG of one color: in a 16:9 scene Blender fits it between black bars."""
+    Image.new("RGB", (64, 48), color).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("python", BLENDERS)
+def test_image_strips_above_the_source_are_its_keyframes_each_at_its_generated_frame(
+    python, extension_zip, tmp_path, shared_engine
+):
+    """Issue 28: `plate` covers the source's first visible frame (from 3 frames before it), `later`
+    starts 24 frames in; 8 frames generated over the 48 the source shows, 6 each: frames 0 and 4.
+    The dialog names them, the daemon gets both images with the job, the result lands as any does."""
+    images = [
+        {"path": still(tmp_path / "plate.png", (200, 40, 40)), "offset": -3, "length": 10},
+        {"path": still(tmp_path / "later.png", (40, 40, 200)), "offset": 24, "length": 6},
+    ]
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        address = f"127.0.0.1:{daemon.port}"
+        spec = scenario(tmp_path, extension_zip, "keyframes", address, daemon.token, settings=KEYFRAME_JOB)
+        outcome = run_driver(tmp_path, {**spec, "images": images}, python=python)
+        (job,) = client.list()
+    assert outcome["operator"] == "FINISHED" and outcome["finished"], outcome
+    assert "Keyframes: plate.png at frame 0, later.png at frame 4" in outcome["dialog"], outcome["dialog"]
+    assert job.settings["preset"] == "image" and job.settings["keyframes"] == ["plate.png@0", "later.png@4"]
+    assert job.settings["keyframe_strength"] == pytest.approx(0.8)
+    (record,) = outcome["records"]
+    assert record["state"] == "succeeded", record
+    source, (result,) = source_and_results(outcome)
+    assert (result["channel"], result["start"]) == (SOURCE_CHANNEL + 2, source["start"]), "channel 3 holds the stills"
+    assert result["file_exists"]
+
+
+@pytest.mark.parametrize("python", BLENDERS)
+def test_the_image_preset_with_no_keyframe_strip_above_is_refused_and_sends_nothing(
+    python, extension_zip, tmp_path, shared_engine
+):
+    """Above the source is a color strip, no image: the dialog warns, OK reports why and submits nothing."""
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        address = f"127.0.0.1:{daemon.port}"
+        spec = scenario(tmp_path, extension_zip, "keyframes", address, daemon.token, settings=KEYFRAME_JOB)
+        outcome = run_driver(tmp_path, spec, python=python)
+        jobs = client.list()
+    why = "No image strip above the source: the image preset needs one"
+    assert outcome["operator"] == "error" and why in outcome["report"], outcome
+    assert why in outcome["dialog"], outcome["dialog"]
+    assert jobs == [] and outcome["records"] == [] and source_and_results(outcome)[1] == []
+
+
+@pytest.mark.parametrize("python", BLENDERS)
+def test_the_frame_at_the_playhead_is_rendered_alone_into_the_keyframe(python, extension_zip, tmp_path, shared_engine):
+    """Keyframe source "Frame at playhead", 12 frames into the source (generated frame 2): Blender
+    renders what the strip above shows there, alone (the 4:3 still between black bars: the source
+    below is muted meanwhile), into //motionclone/keyframes/; the strips and the scene's video
+    output are put back. No seed given: the image preset's official one."""
+    images = [{"path": still(tmp_path / "plate.png", (200, 40, 40)), "offset": 0, "length": 30}]
+    settings = {key: value for key, value in KEYFRAME_JOB.items() if key != "seed"} | {"keyframe_source": "PLAYHEAD"}
+    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+        address = f"127.0.0.1:{daemon.port}"
+        spec = scenario(tmp_path, extension_zip, "keyframes", address, daemon.token, settings=settings)
+        outcome = run_driver(tmp_path, {**spec, "images": images, "playhead": 12, "video_output": True}, python=python)
+        (job,) = client.list()
+    assert outcome["operator"] == "FINISHED" and outcome["finished"], outcome
+    playhead = FRAME_START + TRIM[0] + 12
+    assert f"Keyframe: 'plate' at the playhead (scene frame {playhead}) at frame 2" in outcome["dialog"]
+    (sent,) = outcome["sent"]
+    image, frame = sent["keyframes"][0].rsplit("@", 1)
+    assert Path(image).parent == tmp_path / "motionclone" / "keyframes" and frame == "2", sent
+    assert job.settings["keyframes"] == [f"{Path(image).name}@2"] and job.settings["seed"] == OFFICIAL_KEYFRAME_SEED
+    pixels = cv2.imread(image)  # BGR
+    height, width = pixels.shape[:2]
+    blue, green, red = (int(value) for value in pixels[height // 2, width // 2])
+    assert red > 2 * max(green, blue), "the still's red, as the preview shows it"
+    assert pixels[:, : width // 10].max() < 8, "the bars are black: nothing else showed"
+    assert [strip["mute"] for strip in outcome["strips"]] == [False] * len(outcome["strips"])
+    assert outcome["file_format"] == "FFMPEG"
+    assert outcome["records"][0]["state"] == "succeeded"
 
 
 @pytest.fixture(scope="module")

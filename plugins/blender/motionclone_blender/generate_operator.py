@@ -9,14 +9,17 @@ leaves upload and progress to a background follower.
 import contextlib
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from typing import Any
 
 import bpy
 from motionclone_client import ClientError
 from motionclone_options import (
     GENERATION_OPTIONS,
+    KEYFRAME_PRESETS,
     OFFICIAL_NEGATIVE_PROMPT,
     OFFICIAL_SEED,
     PRESET_NAMES,
+    official_seed,
 )
 
 from . import compat, job_journal, retiming
@@ -24,7 +27,8 @@ from .background import run_in_background
 from .daemon_calls import server_info
 from .job_records import MAX_SEED, JobSource, add_record, new_seed
 from .job_runner import current_runner
-from .job_sync import start_follower
+from .job_sync import results_folder, start_follower
+from .keyframes import IMAGE_STRIPS, KEYFRAME_SOURCES, KeyframeStrip, find_keyframes, keyframe_settings, missing_text
 from .preferences import Connection, connection
 from .source_span import SourceSpan
 
@@ -55,6 +59,12 @@ def _randomize_seed(self, _context) -> None:
         self.randomize_seed = False
 
 
+def _follow_official_seed(self, _context) -> None:
+    """A seed left at a preset's official one becomes the new preset's: image and sketch have their own."""
+    if self.seed in {official_seed(name) for name in PRESET_NAMES}:
+        self.seed = official_seed(self.preset)
+
+
 class MOTIONCLONE_OT_generate(bpy.types.Operator):
     """Generate a new clip with the motion of the active movie strip, placed above it when done"""
 
@@ -74,6 +84,16 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         name="Preset",
         description=HELP["preset"],
         items=[(name, name.title(), f"The official {name} motion schedule") for name in PRESET_NAMES],
+        update=_follow_official_seed,
+    )
+    keyframe_source: bpy.props.EnumProperty(
+        name="Keyframe",
+        description="Where the image and sketch presets' keyframes come from: the channel above the source",
+        items=KEYFRAME_SOURCES,
+        default=IMAGE_STRIPS,
+    )
+    keyframe_strength: bpy.props.FloatProperty(
+        name="Keyframe strength", description=HELP["keyframe_strength"], default=1.0, min=0.0, max=10.0
     )
     show_advanced: bpy.props.BoolProperty(name="Advanced")
     model: bpy.props.StringProperty(
@@ -118,6 +138,8 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         row.prop(self, "seed")
         row.prop(self, "randomize_seed", text="", icon="FILE_REFRESH", toggle=True)
         layout.row().prop(self, "preset", expand=True)
+        if self.preset in KEYFRAME_PRESETS:
+            self._draw_keyframes(layout.box(), context)
         strip = active_movie_strip(context)
         if strip is not None:
             try:
@@ -139,6 +161,24 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
             row.prop(self, "use_guidance_weight")
             row.prop(self, "guidance_weight")
 
+    def _draw_keyframes(self, box: bpy.types.UILayout, context: bpy.types.Context) -> None:
+        """The keyframe's source and strength, and the keyframes found there (or why there are none)."""
+        box.row().prop(self, "keyframe_source", expand=True)
+        box.prop(self, "keyframe_strength")
+        scene, strip = compat.sequencer_scene(context), active_movie_strip(context)
+        if strip is None:
+            return
+        try:
+            found = self._find_keyframes(scene, strip, span_of(scene, strip))
+        except ClientError as error:
+            box.label(text=str(error), icon="ERROR")
+            return
+        if found:
+            title = "Keyframe: " if len(found) == 1 else "Keyframes: "
+            box.label(text=title + ", ".join(keyframe.describe() for keyframe in found), icon="IMAGE_DATA")
+        else:
+            box.label(text=missing_text(self.preset, self.keyframe_source), icon="ERROR")
+
     def execute(self, context: bpy.types.Context) -> set[str]:
         scene = compat.sequencer_scene(context)
         strip = active_movie_strip(context)
@@ -146,9 +186,13 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         try:
             span = span_of(scene, strip)
             settings = self._settings(span)
+            found = self._find_keyframes(scene, strip, span)
+            if self.preset in KEYFRAME_PRESETS and not found:
+                raise ClientError(missing_text(self.preset, self.keyframe_source))
             if not clip.is_file():
                 raise ClientError(f"the strip's movie file is missing: {clip}")
             _check_daemon(connection(context))
+            settings.update(self._keyframe_settings(scene, found, results_folder(context)))
         except ClientError as error:
             self.report({"ERROR"}, f"MotionClone: {error}")
             return {"CANCELLED"}
@@ -180,6 +224,19 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         if self.use_guidance_weight:
             settings["motion_guidance_weight"] = self.guidance_weight
         return settings
+
+    def _find_keyframes(self, scene: bpy.types.Scene, strip: Any, span: SourceSpan) -> list[KeyframeStrip]:
+        """The keyframes the chosen source gives; none for a preset that takes none (the engine refuses them)."""
+        if self.preset not in KEYFRAME_PRESETS:
+            return []
+        return find_keyframes(scene, strip, span, self.frames, self.keyframe_source)
+
+    def _keyframe_settings(self, scene: bpy.types.Scene, found: list[KeyframeStrip], results: Path) -> dict:
+        """The keyframes and their strength (found only for a keyframe preset); a frame at the
+        playhead is rendered here, after the checks, so a job they stop leaves no file behind."""
+        if not found:
+            return {}
+        return {"keyframes": keyframe_settings(scene, found, results), "keyframe_strength": self.keyframe_strength}
 
 
 def _remember_models(daemon: Connection) -> None:
