@@ -259,6 +259,8 @@ class JobService:
     def _write_keyframes(self, uploads: tuple[KeyframeUpload, ...], folder: Path, job_id: str) -> list[Path]:
         """Write keyframe images into `folder` as "<job id>-<index>-<name>", fsynced, within the
         count and size limits; nothing is left behind when one fails."""
+        if not uploads:
+            return []
         if len(uploads) > MAX_KEYFRAMES:
             raise InvalidRequest(f"{len(uploads)} keyframes: a job takes at most {MAX_KEYFRAMES}")
         if sum(len(upload.image) for upload in uploads) > MAX_KEYFRAMES_BYTES:
