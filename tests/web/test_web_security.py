@@ -3,12 +3,17 @@ the POST header, and no file from outside the daemon's data."""
 
 from __future__ import annotations
 
+import socket
 import time
 
+import pytest
 from daemon_helpers import FAST, client_for, running_daemon
+from motionclone_client.locations import read_endpoint
+from motionclone_daemon.settings import DaemonSettings
 from web_helpers import link_path, request, session_cookie
 
 from motionclone.cli.main import main as motionclone
+from motionclone.errors import ConfigError, MotionCloneError
 
 
 def test_without_the_token_the_page_and_api_refuse_and_say_how_to_open_it(tmp_path, shared_engine):
@@ -116,3 +121,24 @@ def test_run_again_makes_a_job_like_it_with_another_seed(tmp_path, clip_files, s
     assert finished.state == "succeeded" and finished.report["seed"] == 77
     assert refused.status == 400 and "seed" in refused.json()["error"]
     assert cancel_done.status == 409 and "already succeeded" in cancel_done.json()["error"]
+
+
+def test_the_web_port_follows_the_grpc_port_and_the_page_can_be_turned_off(tmp_path, shared_engine, capsys):
+    settings = DaemonSettings.load(tmp_path / "none.yaml", port=50151)
+    assert (settings.web_port_for(50151), DaemonSettings(port=0).web_port_for(4000)) == (50152, 0)
+    with pytest.raises(ConfigError, match="web_port"):
+        DaemonSettings.load(tmp_path / "none.yaml", web_port=70000)
+    with running_daemon(tmp_path / "off", engine=shared_engine, web=False) as daemon:
+        endpoint = read_endpoint()
+        assert daemon.web is None and "web_port" not in endpoint
+        assert motionclone(["open", "--no-browser"]) == 2
+    assert "serves no web page" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with (
+            pytest.raises(MotionCloneError, match="cannot serve the web page"),
+            running_daemon(tmp_path / "busy", engine=shared_engine, web_port=port),
+        ):
+            pass
