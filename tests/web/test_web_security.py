@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from daemon_helpers import FAST, client_for, running_daemon
@@ -66,9 +67,14 @@ def test_a_foreign_host_or_origin_and_a_bare_post_are_refused(tmp_path, shared_e
 
 
 def test_files_play_in_ranges_and_nothing_outside_the_data_dir_is_served(tmp_path, clip_files, shared_engine):
-    with running_daemon(tmp_path, engine=shared_engine) as daemon, client_for(daemon) as client:
+    with (
+        running_daemon(tmp_path, engine=shared_engine, evaluate=True) as daemon,
+        client_for(daemon) as client,
+    ):
         cookie = {"Cookie": session_cookie(daemon)}
         job = client.wait(client.submit(clip_files["right"], {**FAST, "prompt": "a boat"}).id)
+        sheet = request(daemon, "GET", f"/api/jobs/{job.id}/sheet", cookie)
+        shown = request(daemon, "GET", f"/api/jobs/{job.id}", cookie).json()
         size = daemon.service.result_path(job.id).stat().st_size
         part = request(daemon, "GET", f"/api/jobs/{job.id}/result", {**cookie, "Range": "bytes=10-109"})
         tail = request(daemon, "GET", f"/api/jobs/{job.id}/result", {**cookie, "Range": "bytes=-20"})
@@ -81,7 +87,7 @@ def test_files_play_in_ranges_and_nothing_outside_the_data_dir_is_served(tmp_pat
                 "/api/jobs/..%2F..%2Fetc%2Fpasswd/result",
                 "/static/../handler.py",
                 "/static/..%2Fhandler.py",
-                f"/api/jobs/{job.id}/sheet",
+                f"/api/jobs/{job.id}/keyframes",
             )
         ]
         daemon.store._db.execute("update jobs set reference_path = '/etc/passwd' where id = ?", (job.id,))
@@ -94,6 +100,8 @@ def test_files_play_in_ranges_and_nothing_outside_the_data_dir_is_served(tmp_pat
     assert [answer.status for answer in climbing] == [404, 400, 404, 404, 404]
     assert all(b"root:" not in answer.body for answer in [*climbing, tampered])
     assert tampered.status == 403
+    assert sheet.status == 200 and sheet.body.startswith(b"\x89PNG") and shown["has_sheet"]
+    assert daemon.settings.data_path / "results" / f"{job.id}.sheet.png" == Path(shown["report"]["evaluation"]["sheet"])
 
 
 def test_motionclone_open_prints_a_link_that_signs_in(tmp_path, shared_engine, capsys):
