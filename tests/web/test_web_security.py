@@ -150,3 +150,26 @@ def test_the_web_port_follows_the_grpc_port_and_the_page_can_be_turned_off(tmp_p
             running_daemon(tmp_path / "busy", engine=shared_engine, web_port=port),
         ):
             pass
+
+
+def test_the_watch_folders_and_health_views(tmp_path, shared_engine):
+    folder = tmp_path / "inbox"
+    for name, text in {"waiting.mp4": "x", "done/old.mp4": "x", "failed/bad.mov": "x"}.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    (folder / "failed" / "bad.mov.error.txt").write_text("no prompt: add motionclone.yaml <b>or</b> a sidecar\n")
+    with running_daemon(tmp_path, engine=shared_engine, watch=[str(folder)], watch_settle_seconds=600) as daemon:
+        bearer = {"Authorization": f"Bearer {daemon.token}"}
+        watched = request(daemon, "GET", "/api/watch", bearer).json()["folders"]
+        health = request(daemon, "GET", "/api/health", bearer).json()
+    assert watched == [
+        {
+            "folder": str(folder.resolve()),
+            "pending": ["waiting.mp4"],
+            "done": 1,
+            "failed": [["bad.mov", "no prompt: add motionclone.yaml <b>or</b> a sidecar"]],
+            "problems": [],
+        }
+    ]
+    assert health["problems"] == [] and health["device"] == "cpu" and health["queue_length"] == 0
+    assert [worker["state"] for worker in health["workers"]] == ["idle"]
