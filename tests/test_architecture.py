@@ -68,7 +68,7 @@ def test_the_daemon_uses_neither_the_command_line_nor_the_workstation_tools():
     daemon = REPO / "daemon" / "motionclone_daemon"
     wrong = ("motionclone.cli", "motionclone.workstation")
     offenders = {
-        path.name: sorted(n for n in imported_modules(path) if n.startswith(wrong)) for path in daemon.glob("*.py")
+        path.name: sorted(n for n in imported_modules(path) if n.startswith(wrong)) for path in daemon.rglob("*.py")
     }
     assert not {name: names for name, names in offenders.items() if names}
 

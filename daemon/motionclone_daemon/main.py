@@ -40,6 +40,9 @@ from motionclone_daemon.servicer import MotionCloneServicer, add_to_server
 from motionclone_daemon.settings import DaemonSettings
 from motionclone_daemon.store import JobStore
 from motionclone_daemon.watch import WatchFolder
+from motionclone_daemon.web.api import WebApi
+from motionclone_daemon.web.server import WebServer
+from motionclone_daemon.web.session import WebSession
 from motionclone_daemon.worker import Worker
 
 if TYPE_CHECKING:
@@ -113,6 +116,10 @@ class Daemon:
             WatchFolder(Path(folder), self.service, settings.watch_settle_seconds, settings.watch_rescan_seconds)
             for folder in settings.watch
         ]
+        self.web = None
+        if settings.web:
+            api, session = WebApi(self.service, self.watchers), WebSession(self.token)
+            self.web = WebServer(api, session, settings.web_host, settings.max_streams)
         self.port = 0
         self._sweeper = threading.Event()
 
@@ -126,7 +133,9 @@ class Daemon:
         self.service.sweep()
         try:
             self.port = self._bind()
+            self._start_web()
         except MotionCloneError:
+            self.server.stop(None)
             self._release()
             raise
         self.identity.port = self.port
@@ -144,6 +153,8 @@ class Daemon:
 
     def stop(self, grace: float = 5.0) -> None:
         self.health.enter_graceful_shutdown()
+        if self.web is not None:
+            self.web.stop()
         self._sweeper.set()
         stopped = self.server.stop(grace)
         for watcher in self.watchers:
@@ -175,6 +186,19 @@ class Daemon:
             raise MotionCloneError(f"cannot listen on {address}: {bind_error(self.settings.host, self.settings.port)}")
         return port
 
+    def _start_web(self) -> None:
+        """Serve the web page next to the gRPC port (see `DaemonSettings.web_port_for`), unless turned off."""
+        if self.web is None:
+            return
+        port = self.settings.web_port_for(self.port)
+        try:
+            self.web.start(port)
+        except OSError as error:
+            address = join_address(self.settings.web_host, port)
+            raise MotionCloneError(
+                f"cannot serve the web page on {address}: {error.strerror or error} (set web_port, or web: false)"
+            ) from None
+
     def _release(self) -> None:
         """Give back what the constructor took: the store, the data dir's lock and the process's umask."""
         self.store.close()
@@ -183,6 +207,8 @@ class Daemon:
 
     def _write_endpoint(self) -> None:
         endpoint = {"host": self.settings.host, "port": self.port, "tls": self.settings.uses_tls}
+        if self.web is not None:
+            endpoint |= {"web_host": self.web.host, "web_port": self.web.port}
         endpoint["pid"] = os.getpid()
         path = config_dir() / ENDPOINT_FILE
         partial = path.with_suffix(".partial")

@@ -21,6 +21,7 @@ from typing import Any
 
 from motionclone_client.local_files import file_fingerprint
 from motionclone_client.protocol import KEYFRAMES_KEY, MAX_KEYFRAME_BYTES, MAX_KEYFRAMES_BYTES
+from motionclone_options import parse_keyframe
 
 from motionclone.config.checks import require_seed, require_text
 from motionclone.config.memory_plan import fitting_config
@@ -39,7 +40,7 @@ from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
 from motionclone_daemon.limits import SPEC_TEXT_LIMITS, check_job_id
 from motionclone_daemon.settings import DaemonSettings
 from motionclone_daemon.store import JobStore, TransitionRefused
-from motionclone_daemon.worker import Worker, job_config
+from motionclone_daemon.worker import SHEET_SUFFIX, Worker, job_config
 
 log = logging.getLogger(__name__)
 COPY_CHUNK = 1 << 20
@@ -457,12 +458,30 @@ class JobService:
             return job
         raise Conflict(f"job {job_id} already {job.state.value}")
 
+    def run_again(self, job_id: str, seed: int) -> Job:
+        """A new job with `job_id`'s settings, clip (`motion_from_job`, its range too) and
+        keyframes, and another seed: the web page's "run again with another seed"."""
+        job = self.get(job_id)
+        settings = {key: value for key, value in job.settings.items() if key not in (KEYFRAMES_KEY, "seed")}
+        try:
+            keyframes = tuple(_stored_upload(text) for text in job.settings.get(KEYFRAMES_KEY, ()))
+        except OSError:
+            raise Conflict(f"job {job_id} no longer has its keyframes") from None
+        submission = Submission(
+            settings=settings | {"seed": seed},
+            reference_name=job.reference_name,
+            motion_from_job=job.id,
+            keyframes=keyframes,
+        )
+        return self.submit(submission)
+
     def delete(self, job_id: str) -> None:
         job = self.get(job_id)
         if not job.state.finished:
             raise Conflict(f"job {job_id} is {job.state.value}: cancel it first")
         self.store.delete(job_id)
-        for path in (job.reference_path, job.result_path, *self.keyframes.glob(f"{job_id}-*")):
+        sheet = Path(job.result_path).with_suffix(SHEET_SUFFIX) if job.result_path else None
+        for path in (job.reference_path, job.result_path, sheet, *self.keyframes.glob(f"{job_id}-*")):
             if path and Path(path).is_relative_to(self.settings.data_path):
                 Path(path).unlink(missing_ok=True)
 
@@ -535,6 +554,17 @@ def _as_sent(message: str, paths: list[Path], uploads: tuple[KeyframeUpload, ...
 def _safe_name(name: str) -> str:
     """A client's file name made safe as the tail of a file name in the data dir."""
     return re.sub(r"[^A-Za-z0-9._]", "_", Path(name).name)[-64:] or "keyframe"
+
+
+def stored_keyframe_name(path: str) -> str:
+    """The name a stored keyframe ("<job id>-<index>-<name>") was sent with."""
+    return Path(path).name.split("-", 2)[-1]
+
+
+def _stored_upload(text: str) -> KeyframeUpload:
+    """A job's stored keyframe ("<path>@FRAME") as it was uploaded: name, frame and bytes."""
+    path, frame = parse_keyframe(text)
+    return KeyframeUpload(stored_keyframe_name(path), frame, Path(path).read_bytes())
 
 
 def _job_of_keyframe(path: Path) -> str:

@@ -7,11 +7,9 @@ import inspect
 import json
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
-import torch
 from motionclone_api.v1 import jobs_pb2, jobs_pb2_grpc
 from motionclone_client.locations import is_loopback
 from motionclone_client.protocol import KEYFRAMES_KEY, settings_from_proto, settings_to_proto
@@ -24,7 +22,8 @@ from motionclone_daemon.auth import DaemonIdentity
 from motionclone_daemon.errors import InvalidRequest, UploadAborted, abort_with
 from motionclone_daemon.jobs import EventKind, Job, JobEvent, JobState
 from motionclone_daemon.limits import Slots
-from motionclone_daemon.service import JobService, KeyframeUpload, Submission
+from motionclone_daemon.service import JobService, KeyframeUpload, Submission, stored_keyframe_name
+from motionclone_daemon.status import device_status, worker_status
 
 if TYPE_CHECKING:
     from motionclone_daemon.ray_executor import RayExecutor
@@ -91,7 +90,7 @@ def _stored_keyframe(text: str) -> jobs_pb2.Keyframe:
     """A job's stored keyframe ("<data dir>/keyframes/<job>-<index>-<name>@FRAME") as the API
     shows it: the name it was sent with and its frame, no bytes and no daemon path."""
     path, frame = parse_keyframe(text)
-    return jobs_pb2.Keyframe(frame=frame, name=Path(path).name.split("-", 2)[-1])
+    return jobs_pb2.Keyframe(frame=frame, name=stored_keyframe_name(path))
 
 
 def event_to_proto(event: JobEvent, queue_position: int = 0) -> jobs_pb2.JobEvent:
@@ -162,7 +161,7 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
 
     @_mapping_errors
     def GetServerInfo(self, request, context):
-        info = jobs_pb2.ServerInfo(
+        return jobs_pb2.ServerInfo(
             version=package_version(),
             api_version=API_VERSION,
             loaded_model=", ".join(sorted({e.loaded_model for e in self.engines if e.loaded_model})),
@@ -173,26 +172,15 @@ class MotionCloneServicer(jobs_pb2_grpc.MotionCloneServicer):
             problems=self.service.problems(),
             workers=[
                 jobs_pb2.WorkerInfo(
-                    device=worker.label,
-                    model=worker.engine.loaded_model or "",
-                    loaded=worker.engine.loaded_model is not None,
-                    resident_bytes=worker.engine.resident_bytes,
-                    keep_alive_seconds=worker.keep_alive.seconds,
-                    state=worker.state,
+                    **worker_status(worker),
                     node=worker.engine.node if self.cluster else "",  # a RayEngine's actor's node
                 )
                 for worker in self.service.workers
             ],
             executor=self.service.settings.executor,
             cluster_nodes=[jobs_pb2.ClusterNode(**vars(node)) for node in self.cluster.nodes()] if self.cluster else [],
+            **device_status(),
         )
-        if torch.cuda.is_available():
-            free, total = torch.cuda.mem_get_info()
-            info.device, info.device_name = "cuda", torch.cuda.get_device_name()
-            info.memory_total, info.memory_free = total, free
-        else:
-            info.device, info.device_name = "cpu", "CPU"
-        return info
 
     @_mapping_errors
     def SubmitJob(self, request_iterator: Iterator[jobs_pb2.SubmitJobRequest], context):

@@ -33,6 +33,10 @@ def about(text: str) -> dict[str, str]:
 class DaemonSettings:
     host: str = field(default=DEFAULT_HOST, metadata=about("interface to listen on; anything but loopback needs TLS"))
     port: int = field(default=DEFAULT_PORT, metadata=about("port (0 picks a free one)"))
+    web: bool = field(default=True, metadata=about("serve the web page (`motionclone open`) on loopback"))
+    web_port: int = field(
+        default=-1, metadata=about("the web page's port (-1: the gRPC port + 1, or a free one with port 0; 0: free)")
+    )
     data_dir: str = field(
         default_factory=lambda: platformdirs.user_data_dir(APP, appauthor=False),
         metadata=about("jobs, clips, results and caches"),
@@ -127,6 +131,8 @@ class DaemonSettings:
     def validate(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port < 65536:
             raise ConfigError(f"invalid daemon setting port={self.port!r}: must be 0-65535")
+        if not isinstance(self.web_port, int) or not -1 <= self.web_port < 65536:
+            raise ConfigError(f"invalid daemon setting web_port={self.web_port!r}: must be -1 or 0-65535")
         for name in ("max_attempts", "max_streams", "max_uploads", "ray_cpu_actors", "ray_cpus_per_actor"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENT:
@@ -156,7 +162,7 @@ class DaemonSettings:
         for name in ("model_paths", "allowed_roots", "watch"):
             if not isinstance(getattr(self, name), list):
                 raise ConfigError(f"invalid daemon setting {name}: must be a list of folders")
-        for name in ("evaluate", "ray_shared_data_dir"):
+        for name in ("web", "evaluate", "ray_shared_data_dir"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"invalid daemon setting {name}={getattr(self, name)!r}: must be true or false")
         if self.executor not in EXECUTORS:
@@ -191,6 +197,17 @@ class DaemonSettings:
     @property
     def is_loopback(self) -> bool:
         return is_loopback(self.host)
+
+    @property
+    def web_host(self) -> str:
+        """The web page listens on loopback only (plain HTTP): the daemon's host when that is loopback."""
+        return self.host if self.is_loopback else DEFAULT_HOST
+
+    def web_port_for(self, port: int) -> int:
+        """The web page's port once the gRPC one is bound: `web_port`, or the next one (free with port 0)."""
+        if self.web_port >= 0:
+            return self.web_port
+        return port + 1 if self.port else 0
 
     @property
     def data_path(self) -> Path:

@@ -68,6 +68,9 @@ FOLDER_PARAMS = "motionclone.yaml"
 PARAM_SUFFIXES = (".yaml", ".yml")
 TEMPORARY_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download", ".!qb")
 SUBFOLDERS = ("output", "done", "failed")
+ERROR_SUFFIX = ".error.txt"
+# Notes beside the originals in done/ and failed/, and their sidecars: not clips of their own.
+NOTE_SUFFIXES = (".note.txt", ERROR_SUFFIX, *PARAM_SUFFIXES)
 BUSY_TICK = 0.25
 REWRITE_WATCH_SECONDS = 600.0
 NAME_MAX = 255
@@ -196,6 +199,17 @@ class _Unreadable:
     until: float
 
 
+@dataclass
+class WatchOverview:
+    """A watch folder at a glance: its clips waiting, done and failed (name, reason), its problems."""
+
+    folder: str
+    pending: list[str]
+    done: int
+    failed: list[tuple[str, str]]
+    problems: list[str]
+
+
 class _Wake(FileSystemEventHandler):
     def __init__(self, event: threading.Event) -> None:
         self.event = event
@@ -264,6 +278,18 @@ class WatchFolder:
             for clip, (_, why) in list(self._stuck.items())
         ]
         return folders + stuck
+
+    def overview(self) -> WatchOverview:
+        """What the folder holds now, for the web page: clips waiting (settling or in their jobs),
+        originals in done/, and those in failed/ with the reason written beside each."""
+        pending = sorted(readable(clip.name) for clip in self._clips()) if self.folder.is_dir() else []
+        done = self.folder / "done"
+        finished = [p for p in done.iterdir() if not p.name.endswith(NOTE_SUFFIXES)] if done.is_dir() else []
+        failed = []
+        for note in sorted((self.folder / "failed").glob("*" + ERROR_SUFFIX)):
+            reason = note.read_text(encoding="utf-8", errors="replace").strip()
+            failed.append((readable(note.name.removesuffix(ERROR_SUFFIX)), reason))
+        return WatchOverview(str(self.folder), pending, len(finished), failed, self.problems())
 
     def _folders(self) -> list[Path]:
         """The folders the watcher writes: the folder itself (clips leave it) and its SUBFOLDERS."""
@@ -572,7 +598,7 @@ class WatchFolder:
         destination = unique_path(self.folder / where / clip.name)
         note_path = None
         if note:
-            note_path = destination.with_name(destination.name + (".error.txt" if where == "failed" else ".note.txt"))
+            note_path = destination.with_name(destination.name + (ERROR_SUFFIX if where == "failed" else ".note.txt"))
             note_path.write_text(note + "\n", encoding="utf-8", errors="replace")
             log.warning("watch folder: %s to %s/: %s", clip.name, where, note.splitlines()[0])
         os.replace(clip, destination)

@@ -30,6 +30,7 @@ from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.errors import Interrupted, MotionCloneError
 from motionclone.evaluation.evaluate import evaluate_job
+from motionclone.evaluation.sheet import contact_sheet, write_png
 from motionclone.media.preview import LivePreview
 from motionclone.sampling.outputs import StepInfo
 from motionclone_daemon.catalog import ModelCatalog
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 OUT_OF_MEMORY = "out of GPU memory: try fewer frames or a smaller size, or close other programs using the GPU"
 STORE_RETRY_SECONDS = 1.0
 STOPPING = "daemon stopping: job put back in the queue"
+# The contact sheet of an evaluated job, beside its result in results/.
+SHEET_SUFFIX = ".sheet.png"
 # A stored copy of a clip, named by a job id or a run id (a Ray actor's copy, not this machine's path).
 STORED_CLIP = re.compile(r"[^\s'\"]*[\\/]clips[\\/][0-9a-f]{16,32}(?:\.\w{1,8})?")
 
@@ -291,11 +294,18 @@ class Worker(threading.Thread):
 
 def _evaluation(job: Job, output: Path, run_settings: dict) -> dict:
     """The motion-fidelity report of a finished job (window by window for a long clip, from the
-    run's resolved settings); a clip that cannot be scored says why, the job still succeeds."""
+    run's resolved settings), with its contact sheet written beside the result (`sheet`, shown by
+    the web page); a clip that cannot be scored says why, the job still succeeds."""
     try:
-        return evaluate_job(job.reference_path, output, {**job.settings, **run_settings}).report
+        evaluation = evaluate_job(job.reference_path, output, {**job.settings, **run_settings})
     except MotionCloneError as error:
         return {"error": str(error)}
+    sheet = output.with_suffix(SHEET_SUFFIX)
+    write_png(
+        sheet,
+        contact_sheet(evaluation.reference, evaluation.reference_tracks, evaluation.result, evaluation.result_tracks),
+    )
+    return {**evaluation.report, "sheet": str(sheet)}
 
 
 def _heavy_phase_after(info: StepInfo) -> str | None:

@@ -18,6 +18,7 @@ from motionclone_options import add_generation_arguments, settings_from_namespac
 
 from motionclone.cli.daemon_commands import COMMANDS, add_client_commands, run_client_command
 from motionclone.cli.eval_command import add_eval_command, run_eval
+from motionclone.cli.open_command import add_open_command, run_open
 from motionclone.cli.progress import ProgressBar
 from motionclone.cli.setup_commands import SETUP_COMMANDS, add_setup_commands, run_setup_command
 from motionclone.config.settings import MotionCloneConfig, check_setting, read_yaml_settings
@@ -96,6 +97,7 @@ def _build_parser() -> argparse.ArgumentParser:
         add_config_argument(command)
     add_client_commands(commands)
     add_eval_command(commands)
+    add_open_command(commands)
     add_config_argument(commands.choices["submit"])
     add_setup_commands(commands)
     return parser
@@ -139,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in SETUP_COMMANDS:
             return run_setup_command(args)
-        if args.command == "eval":
+        if args.command == "open":
+            run_open(args)
+        elif args.command == "eval":
             quiet_libraries()
             run_eval(args)
         elif args.command in COMMANDS:
