@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -99,6 +100,18 @@ def extract(
     return extract_windows(guided, frames, config, on_step, should_stop)[0]
 
 
+@dataclass(frozen=True)
+class _ReferencePrompts:
+    """What the reference passes are conditioned on: the reference prompt, the prompt the motion
+    is recorded with (the empty one in single-step mode when they differ, `separate`), and the
+    subject's token."""
+
+    embeddings: torch.Tensor
+    motion: torch.Tensor
+    token: int | None
+    separate: bool
+
+
 def extract_windows(
     guided: GuidedModel,
     frames: np.ndarray,
@@ -125,45 +138,72 @@ def extract_windows(
     embeddings = guided.encode_prompt(prompt)
     token = guided.subject_token(prompt, config.reference_subject or config.subject) if semantic else None
     separate = config.extraction_mode == "single-step" and bool(prompt)
-    motion_embeddings = guided.encode_prompt("") if separate else embeddings
+    motion = guided.encode_prompt("") if separate else embeddings
+    prompts = _ReferencePrompts(embeddings, motion, token, separate)
     windows = config.windows
-    templates = []
-    for number, window in enumerate(windows):
-        rows: list[Row] = []
-        # 4. Encode the window's frames (and, for keyframes, the reference's own frames there).
-        clean = encode_frames(guided.model, frames[window.frames], generator)
-        guided.latent_hw = tuple(clean.shape[-2:])
-        keyframes = _reference_keyframes(guided, clean, frames[window.frames], window, config)
+    return [
+        _window_template(
+            guided,
+            frames,
+            window,
+            noise,
+            generator,
+            prompts,
+            config,
+            _window_progress(on_step, number, len(windows)),
+            should_stop,
+            len(windows) > 1,
+        )
+        for number, window in enumerate(windows)
+    ]
 
-        def record(
-            latents: torch.Tensor,
-            timestep: int,
-            rows: list[Row] = rows,
-            keyframes: KeyframeCondition | None = keyframes,
-        ) -> None:
-            seen = (motion_embeddings, None if separate else token, keyframes)
-            row = _reference_row(guided, latents, timestep, *seen, config)
-            if separate:
-                row = (*row[:3], _reference_row(guided, latents, timestep, embeddings, token, keyframes, config)[3])
-            rows.append(row)
 
-        def report(info: StepInfo, number: int = number) -> None:
-            """Progress over the whole extraction (every window's steps in turn), and which window."""
-            if on_step:
-                index, total = number * info.total + info.index, info.total * len(windows)
-                on_step(dataclasses.replace(info, index=index, total=total, window=number, windows=len(windows)))
+def _window_progress(on_step: StepCallback | None, number: int, count: int) -> Callable[[StepInfo], None]:
+    """Progress of window `number` as progress over the whole extraction (every window's steps in turn)."""
 
-        # 5. Record: one noised pass, or every guided timestep along a DDIM inversion.
-        if config.extraction_mode == "single-step":
-            timestep = config.extraction_timestep
-            window_noise = noise[:, :, window.frames].to(clean.device, clean.dtype)
-            record(guided.add_noise(clean, window_noise, timestep), timestep)
-            report(StepInfo("extract", 0, 1, timestep, False, None, 0.0))
-        else:
-            _invert(guided, clean, embeddings, keyframes, config, record, report, should_stop)
-        # 6. Stack the rows into the window's template.
-        templates.append(_template_of(rows, guided, clean.shape, config, window if len(windows) > 1 else None))
-    return templates
+    def report(info: StepInfo) -> None:
+        if on_step:
+            index, total = number * info.total + info.index, info.total * count
+            on_step(dataclasses.replace(info, index=index, total=total, window=number, windows=count))
+
+    return report
+
+
+def _window_template(
+    guided: GuidedModel,
+    frames: np.ndarray,
+    window: Window,
+    noise: torch.Tensor,
+    generator: torch.Generator,
+    prompts: _ReferencePrompts,
+    config: ResolvedConfig,
+    report: Callable[[StepInfo], None],
+    should_stop: StopCheck | None,
+    windowed: bool,
+) -> MotionTemplate:
+    """One window's template: its frames encoded (and, for keyframes, the reference's own frames
+    there as SparseCtrl's condition), recorded in one noised pass or along a DDIM inversion."""
+    rows: list[Row] = []
+    clean = encode_frames(guided.model, frames[window.frames], generator)
+    guided.latent_hw = tuple(clean.shape[-2:])
+    keyframes = _reference_keyframes(guided, clean, frames[window.frames], window, config)
+    token = prompts.token
+
+    def record(latents: torch.Tensor, timestep: int) -> None:
+        seen = (prompts.motion, None if prompts.separate else token, keyframes)
+        row = _reference_row(guided, latents, timestep, *seen, config)
+        if prompts.separate:
+            row = (*row[:3], _reference_row(guided, latents, timestep, prompts.embeddings, token, keyframes, config)[3])
+        rows.append(row)
+
+    if config.extraction_mode == "single-step":
+        timestep = config.extraction_timestep
+        window_noise = noise[:, :, window.frames].to(clean.device, clean.dtype)
+        record(guided.add_noise(clean, window_noise, timestep), timestep)
+        report(StepInfo("extract", 0, 1, timestep, False, None, 0.0))
+    else:
+        _invert(guided, clean, prompts.embeddings, keyframes, config, record, report, should_stop)
+    return _template_of(rows, guided, clean.shape, config, window if windowed else None)
 
 
 def _reference_keyframes(
