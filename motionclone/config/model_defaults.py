@@ -30,6 +30,9 @@ class ModelDefaults:
     model had said 3.1), half that for half the frames.
     """
 
+    # Which engine runs the model: "animatediff" (SD1.5 + AnimateDiff) or "wan" (Wan 2.1
+    # text-to-video, `motionclone.backbones.wan`); templates record it and refuse the other.
+    backbone: str = "animatediff"
     width: int = 512
     height: int = 512
     size_multiple: int = 64
@@ -50,6 +53,11 @@ class ModelDefaults:
     # 300); the guided step's graph does not hold them, so recomputation does not shrink them.
     sparse_control_weight_bytes: int = 1_990_000_000
     sparse_control_bytes_per_pixel_frame: float = 520.0
+
+    @property
+    def default_preset(self) -> str:
+        """The preset a run takes when it names none: camera for AnimateDiff, wan for Wan."""
+        return "wan" if self.backbone == "wan" else "camera"
 
     def estimated_peak_bytes(
         self,

@@ -167,7 +167,7 @@ def resolve(
     ``--steps N`` alone keeps the preset's guided fraction and scales warm-up and cool-down with
     it, so a short test run has the same shape as the official long one.
     """
-    preset = _preset_of(config)
+    config, preset = _preset_for_model(config, _preset_of(config), model)
     schedule = _schedule(config, preset)
     weight = model.motion_guidance_weight if config.motion_guidance_weight is None else config.motion_guidance_weight
     require_number("motion_guidance_weight", weight, 0, MAX_GUIDANCE_WEIGHT, "any useful strength")
@@ -293,6 +293,21 @@ def _negative_prompt(config: MotionCloneConfig, preset: Preset) -> str:
     if preset.negative_prompt is not None and config.negative_prompt == OFFICIAL_NEGATIVE_PROMPT:
         return preset.negative_prompt
     return config.negative_prompt
+
+
+def _preset_for_model(
+    config: MotionCloneConfig, preset: Preset, model: ModelDefaults
+) -> tuple[MotionCloneConfig, Preset]:
+    """A preset belongs to one backbone: the default preset (camera) becomes the model's own
+    (wan for a Wan model); another backbone's preset named on purpose is refused."""
+    if preset.backbone == model.backbone:
+        return config, preset
+    if config.preset == MotionCloneConfig.preset:
+        return config.replace(preset=model.default_preset), PRESETS[model.default_preset]
+    raise ConfigError(
+        f"invalid preset={config.preset!r}: it is for the {preset.backbone} backbone and this model is a "
+        f"{model.backbone} one; use --preset {model.default_preset}"
+    )
 
 
 def _preset_of(config: MotionCloneConfig) -> Preset:

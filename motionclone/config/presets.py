@@ -48,6 +48,8 @@ class Preset:
     semantic_guidance_weight: float = 0.0
     control: str | None = None
     seed: int = OFFICIAL_SEED
+    # The backbone the preset's recipe is for (`ModelDefaults.backbone`).
+    backbone: str = "animatediff"
 
 
 PRESETS: dict[str, Preset] = {
@@ -89,5 +91,21 @@ PRESETS: dict[str, Preset] = {
         negative_prompt=FIRST_RELEASE_NEGATIVE_PROMPT,
         control="scribble",
         seed=OFFICIAL_KEYFRAME_SEED,
+    ),
+    # Wan 2.1 T2V with flow guidance (`backbones.wan`, after FlowMotion): Wan's own 50 sampling
+    # steps, the first 10 guided (FlowMotion guides the early steps, whose clean-latent predictions
+    # carry the motion; their exact count is ours), the step size on the predicted clean latent
+    # from the model (`motion_guidance_weight`, 0.2) on its one guided "block", the
+    # transformer's output as a predicted clean latent, no warm-up or cool-down ramp; steps even in
+    # flow time (the scheduler's shifted sigmas; guidance_start only describes it).
+    "wan": Preset(
+        steps=50,
+        guidance_steps=10,
+        guidance_start=1.0,
+        warmup_steps=0,
+        cooldown_steps=0,
+        block_weights=(("predicted_clean", 1.0),),
+        timestep_spacing="even",
+        backbone="wan",
     ),
 }

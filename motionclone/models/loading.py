@@ -21,6 +21,8 @@ from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditi
 from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from motionclone.backbones.wan.loading import is_wan_model, load_wan_components, wan_defaults
+from motionclone.backbones.wan.tiny import TINY_WAN_ID
 from motionclone.config.model_defaults import ModelDefaults
 from motionclone.config.settings import DEFAULT_MODEL, PAIRED_VAES, SD15_MODEL
 from motionclone.errors import ConfigError, ModelError
@@ -48,11 +50,14 @@ class MotionCloneModel:
     # The scheduler config the model ships (scheduler/ of a folder or hub repo, the config
     # folder's for a single file); used only when a run asks for noise_schedule "model".
     scheduler_config: dict | None = None
+    # "animatediff", or "wan": then `unet` holds Wan's WanTransformer3DModel (the denoiser),
+    # `vae` its AutoencoderKLWan and `text_encoder` its UMT5 encoder (`backbones.wan`).
+    backbone: str = "animatediff"
 
     @property
     def is_test_model(self) -> bool:
         """True for random weights: outputs are plumbing checks, not real videos."""
-        return self.model_id == TINY_MODEL_ID
+        return self.model_id in (TINY_MODEL_ID, TINY_WAN_ID)
 
 
 def choose_device(device: str | None, dtype: str | None) -> tuple[torch.device, torch.dtype]:
@@ -87,7 +92,10 @@ def load_model(
     VAE; by default the one PAIRED_VAES names for the model (the official base's), if any.
     """
     chosen_device, chosen_dtype = choose_device(device, dtype)
-    if model == TINY_MODEL_ID:
+    backbone = "wan" if is_wan_model(model) else "animatediff"
+    if backbone == "wan":
+        components, defaults = load_wan_components(model)
+    elif model == TINY_MODEL_ID:
         parts = build_tiny_components()
         components = {
             "unet": build_tiny_unet(parts),
@@ -102,7 +110,8 @@ def load_model(
     vae = vae or PAIRED_VAES.get(model)
     if vae:
         components["vae"] = _load_vae(vae)
-    defaults = dataclasses.replace(defaults, max_frames=components["unet"].config.motion_max_seq_length)
+    if backbone == "animatediff":
+        defaults = dataclasses.replace(defaults, max_frames=components["unet"].config.motion_max_seq_length)
     for name in ("unet", "vae", "text_encoder"):
         module = components[name]
         module.requires_grad_(False)
@@ -112,7 +121,7 @@ def load_model(
     # and checked by.
     model_id = f"{model} (VAE {vae})" if vae else model
     return MotionCloneModel(
-        model_id=model_id, defaults=defaults, device=chosen_device, dtype=chosen_dtype, **components
+        model_id=model_id, defaults=defaults, device=chosen_device, dtype=chosen_dtype, backbone=backbone, **components
     )
 
 
@@ -139,6 +148,8 @@ def defaults_before_loading(model: str) -> ModelDefaults:
     before a slow load): the tiny model's, a folder's motionclone.json, else SD1.5's."""
     if model == TINY_MODEL_ID:
         return TINY_DEFAULTS
+    if is_wan_model(model):
+        return wan_defaults(model)
     path = Path(model).expanduser()
     return _folder_defaults(path) if path.is_dir() else ModelDefaults()
 
