@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from types import SimpleNamespace
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import platformdirs
 import torch
 from motionclone_options import official_seed
 
+from motionclone.backbones.wan import sampling as wan_sampling
+from motionclone.backbones.wan.sampling import WanGuidedModel
 from motionclone.config.memory_plan import fit_to_device
 from motionclone.config.plan import ResolvedConfig, SourceSpan, check_model_limits, resolve
 from motionclone.config.settings import MotionCloneConfig
@@ -85,7 +88,7 @@ class Engine:
             torch.cuda.empty_cache()
         return True
 
-    def guided_model_for(self, config: MotionCloneConfig, timer: PhaseTimer) -> GuidedModel:
+    def guided_model_for(self, config: MotionCloneConfig, timer: PhaseTimer) -> GuidedModel | WanGuidedModel:
         """The model of `config.model`, loading it (and dropping the old one) only when needed."""
         key = (
             config.model,
@@ -107,7 +110,8 @@ class Engine:
                     config.single_file_config,
                     config.vae,
                 )
-            self._guided = GuidedModel(self._model, config.compile_unet)
+            wan = self._model.backbone == "wan"
+            self._guided = WanGuidedModel(self._model) if wan else GuidedModel(self._model, config.compile_unet)
             self._model_key = key
         return self._guided
 
@@ -171,7 +175,7 @@ class Engine:
         if None not in cached:
             return cached, {"source": "cache", "reference_sha256": digest}
         with timer.phase("extract"):
-            templates = extract_windows(guided, frames, plan, on_step, should_stop)
+            templates = _sampler(guided).extract_windows(guided, frames, plan, on_step, should_stop)
         for key, template in zip(keys, templates, strict=True):
             cache.put(digest, key, template)
         return templates, {"source": "extracted", "reference_sha256": digest}
@@ -209,7 +213,7 @@ class Engine:
             with timer.phase("read_clip"):
                 template = load_templates(motion)
             guided, plan = self.plan(_shape_of_templates(config, template), timer)
-            _check_template_model(template[0], guided.model.model_id)
+            _check_template_model(template[0], guided.model.model_id, guided.model.backbone)
             origin = {"source": "file", "path": str(motion)}
         else:
             info = self._probe(reference, timer)
@@ -218,7 +222,7 @@ class Engine:
         hook = preview_hook(on_preview, preview_picks(plan.frames, plan.windows)) if on_preview else None
         with timer.phase("read_clip"):
             keyframes = run_keyframes(guided, plan)
-        result = generate(
+        result = _sampler(guided).generate(
             guided, template, plan, on_step=on_step, should_stop=should_stop, on_preview=hook, keyframes=keyframes
         )
         timer.seconds.update(result.seconds_per_phase)
@@ -261,7 +265,23 @@ def _shape_of_templates(config: MotionCloneConfig, templates: list[MotionTemplat
     return config
 
 
-def _check_template_model(template: MotionTemplate, model_id: str) -> None:
+_ANIMATEDIFF = SimpleNamespace(extract_windows=extract_windows, generate=generate)
+
+
+def _sampler(guided: GuidedModel | WanGuidedModel):
+    """The module whose `extract_windows` and `generate` run the model's backbone."""
+    return wan_sampling if isinstance(guided, WanGuidedModel) else _ANIMATEDIFF
+
+
+def _check_template_model(template: MotionTemplate, model_id: str, backbone: str) -> None:
+    """A template guides the model it was extracted with; another backbone's is refused first,
+    with a message that says so (its motion is another kind of tensor altogether)."""
     made_with = template.settings.get("model")
+    made_on = template.settings.get("backbone", "animatediff")
+    if made_on != backbone:
+        raise TemplateError(
+            f"motion template was extracted on the {made_on} backbone (model {made_with!r}) and model {model_id!r} "
+            f"is a {backbone} model: extract the reference again with it"
+        )
     if made_with is not None and made_with != model_id:
         raise TemplateError(f"motion template was extracted with model {made_with!r}, not {model_id!r}")

@@ -218,7 +218,9 @@ def _checked(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> Moti
         raise _Malformed(f"settings must be a JSON mapping, not {shown(metadata['settings'])}")
     groups = _groups(tensors)
     grids = _level_grids(height, width)
-    _check_motion(groups["values"], groups["indices"], len(timesteps), frames, grids)
+    # A Wan template's motion is over latent frame differences, not the video's frames.
+    motion_frames = settings.get("motion_frames", frames)
+    _check_motion(groups["values"], groups["indices"], len(timesteps), motion_frames, grids)
     semantic = groups["semantic"] if version >= 2 else {}
     _check_semantic(semantic, len(timesteps), frames, grids)
     return MotionTemplate(

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from motionclone.config.plan import ResolvedConfig
+from motionclone.config.presets import PRESETS
 from motionclone.errors import ConfigError, Interrupted
 from motionclone.method.attention import StopForward
 from motionclone.method.guidance import reference_regions, sparse_template
@@ -53,6 +54,8 @@ def extraction_settings(config: ResolvedConfig, model_id: str, window: Window | 
         "guided_blocks": list(config.guided_blocks),
         "noise_schedule": config.noise_schedule,
     }
+    if PRESETS[config.preset].backbone != "animatediff":  # keyed only when not the default, as below
+        settings["backbone"] = PRESETS[config.preset].backbone
     if config.frame_picking != "linspace":  # keyed only when not the default: older cache entries still match
         settings["frame_picking"] = config.frame_picking
     if config.extraction_mode == "inversion":

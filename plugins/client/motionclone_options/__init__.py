@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-PRESET_NAMES = ("camera", "object", "inversion", "image", "sketch")
+PRESET_NAMES = ("camera", "object", "inversion", "image", "sketch", "wan")
 # The presets that start from keyframes through SparseCtrl: "image" takes stills (RGB), "sketch" scribbles.
 KEYFRAME_PRESETS = ("image", "sketch")
 RESIZE_MODES = ("crop", "pad", "stretch")
