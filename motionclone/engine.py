@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from types import SimpleNamespace
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np

@@ -84,7 +84,7 @@ def _load_folder(source: str, local_only: bool) -> dict:
     common = {"local_files_only": local_only}
     try:
         return {
-            "unet": WanTransformer3DModel.from_pretrained(source, subfolder="transformer", **common),
+            "unet": _LoadableWanTransformer.from_pretrained(source, subfolder="transformer", **common),
             "vae": AutoencoderKLWan.from_pretrained(source, subfolder="vae", **common),
             "text_encoder": UMT5EncoderModel.from_pretrained(source, subfolder="text_encoder", **common),
             "tokenizer": AutoTokenizer.from_pretrained(source, subfolder="tokenizer", **common),
@@ -92,6 +92,13 @@ def _load_folder(source: str, local_only: bool) -> dict:
         }
     except (OSError, ValueError, KeyError) as error:
         raise ModelError(f"cannot load Wan model {source}: {_first_line(error)}") from None
+
+
+class _LoadableWanTransformer(WanTransformer3DModel):
+    """Without accelerate installed, diffusers refuses to load a model that keeps some modules in
+    float32; it loads in float32 here and `load_model` casts it as it casts every model."""
+
+    _keep_in_fp32_modules = None
 
 
 def wan_scheduler() -> FlowMatchEulerDiscreteScheduler:

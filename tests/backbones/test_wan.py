@@ -1,0 +1,84 @@
+"""The Wan 2.1 backbone on `tiny-wan`: loading (built in code and from a saved folder), generation
+through the public Engine, flow guidance lowering the motion energy, and templates that refuse
+the other backbone."""
+
+from __future__ import annotations
+
+import pytest
+from motionclone_options import PRESET_NAMES
+
+from motionclone.backbones.wan.loading import WAN_MODEL, is_wan_model, save_tiny_wan
+from motionclone.config.model_defaults import ModelDefaults
+from motionclone.config.plan import resolve
+from motionclone.config.presets import PRESETS
+from motionclone.config.settings import MotionCloneConfig
+from motionclone.engine import Engine
+from motionclone.errors import ConfigError, TemplateError
+from motionclone.media.video_io import probe
+from motionclone.models.loading import load_model
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine()
+
+
+def _config(tmp_path, **changes) -> MotionCloneConfig:
+    base = MotionCloneConfig(model="tiny-wan", prompt="a paper boat", steps=8, cache_dir=str(tmp_path / "cache"))
+    return base.replace(**changes)
+
+
+def test_tiny_wan_loads_through_the_common_entry_point_as_a_wan_backbone():
+    model = load_model("tiny-wan", "unused")
+    assert model.backbone == model.defaults.backbone == "wan"
+    assert type(model.unet).__name__ == "WanTransformer3DModel"
+    assert type(model.vae).__name__ == "AutoencoderKLWan"
+    assert model.is_test_model
+    assert load_model("tiny-random", "unused").backbone == "animatediff"
+
+
+def test_a_saved_wan_folder_loads_by_path(tmp_path):
+    save_tiny_wan(tmp_path / "wan")
+    assert is_wan_model(str(tmp_path / "wan")) and is_wan_model(WAN_MODEL)
+    model = load_model(str(tmp_path / "wan"), "unused")
+    built = load_model("tiny-wan", "unused")
+    assert model.backbone == "wan" and model.defaults.frames == 81  # a real Wan folder's defaults
+    saved, fresh = model.unet.state_dict(), built.unet.state_dict()
+    assert all((saved[k] == fresh[k]).all() for k in fresh)
+
+
+def test_the_wan_preset_is_pinned_and_chosen_for_a_wan_model():
+    wan = PRESETS["wan"]
+    assert (wan.steps, wan.guidance_steps, wan.backbone) == (50, 10, "wan")
+    assert "wan" in PRESET_NAMES
+    defaults = load_model("tiny-wan", "unused").defaults
+    plan = resolve(MotionCloneConfig(model="tiny-wan", prompt="x"), defaults, seed=1)
+    assert (plan.preset, plan.steps, plan.guidance_steps, plan.motion_guidance_weight) == ("wan", 50, 10, 0.2)
+    with pytest.raises(ConfigError, match="for the animatediff backbone"):
+        resolve(MotionCloneConfig(model="tiny-wan", prompt="x", preset="object"), defaults, seed=1)
+    with pytest.raises(ConfigError, match="for the wan backbone"):
+        resolve(MotionCloneConfig(prompt="x", preset="wan"), ModelDefaults(), seed=1)
+
+
+def test_tiny_wan_generates_the_planned_video_and_guidance_lowers_the_energy(engine, clip_files, tmp_path):
+    energies = {}
+    for weight in (0.0, 0.2):
+        config = _config(tmp_path, motion_guidance_weight=weight)
+        outcome = engine.generate(config, tmp_path / f"out{weight}.mp4", reference=clip_files["right"])
+        info = probe(outcome.output)
+        assert (outcome.report["frames_written"], info.width, info.height) == (9, 32, 32)
+        steps = outcome.report["steps"]
+        assert len(steps) == 8 and [s["guided"] for s in steps] == [True, True] + [False] * 6
+        energies[weight] = sum(s["motion_energy"] for s in steps[:2])
+    assert energies[0.2] < energies[0.0]
+
+
+def test_a_template_of_one_backbone_is_refused_by_the_other(engine, clip_files, tmp_path):
+    wan_template, animatediff_template = tmp_path / "wan.safetensors", tmp_path / "ad.safetensors"
+    engine.extract(_config(tmp_path), clip_files["right"], wan_template)
+    engine.extract(_config(tmp_path, model="tiny-random"), clip_files["right"], animatediff_template)
+    with pytest.raises(TemplateError, match="extracted on the wan backbone"):
+        engine.generate(_config(tmp_path, model="tiny-random"), tmp_path / "a.mp4", motion=wan_template)
+    with pytest.raises(TemplateError, match="extracted on the animatediff backbone"):
+        engine.generate(_config(tmp_path), tmp_path / "b.mp4", motion=animatediff_template)
+    engine.generate(_config(tmp_path), tmp_path / "c.mp4", motion=wan_template)  # its own backbone takes it
