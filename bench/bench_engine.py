@@ -55,7 +55,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from motionclone.config.memory_plan import fit_to_device, needed_bytes
 from motionclone.config.model_defaults import ModelDefaults
-from motionclone.config.plan import resolve
+from motionclone.config.plan import ResolvedConfig, resolve
 from motionclone.config.recomputation import RECOMPUTATIONS
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.device.memory import limit_device
@@ -238,13 +238,21 @@ def _max_latent_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().max())
 
 
-def bench_config(name: str, steps: int, device: str | None, dtype: str | None, compiled: bool = False) -> dict:
+def _step_bench_setup(
+    name: str, steps: int, device: str | None, dtype: str | None
+) -> tuple[MotionCloneModel, GuidedModel, ResolvedConfig, np.ndarray]:
+    """The random model of config `name`, its plan for `steps` at the config's shape, and a
+    random reference clip of that shape: what the step benchmarks share."""
     model = _random_model(name, device, dtype)
-    pipeline = GuidedModel(model)
     frames_count, size = SHAPES[name]
     base = MotionCloneConfig(prompt="a boat", steps=steps, frames=frames_count, width=size, height=size)
     config = resolve(base, model.defaults, seed=0)
     clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
+    return model, GuidedModel(model), config, clip
+
+
+def bench_config(name: str, steps: int, device: str | None, dtype: str | None, compiled: bool = False) -> dict:
+    model, pipeline, config, clip = _step_bench_setup(name, steps, device, dtype)
     extract(pipeline, clip, config)  # warm-up
     _reset_peak(model.device)
     _sync(model.device)
@@ -359,16 +367,11 @@ def _random_sparse_control(name: str, model: MotionCloneModel) -> SparseControlN
 def bench_keyframes(name: str, steps: int, device: str | None, dtype: str | None) -> dict:
     """A guided step with a keyframe at frame 0 (SparseCtrl's residuals added to every UNet pass)
     against one without, in one run, and the plan's modelled SD1.5 cost of SparseCtrl."""
-    model = _random_model(name, device, dtype)
-    pipeline = GuidedModel(model)
-    frames_count, size = SHAPES[name]
-    base = MotionCloneConfig(prompt="a boat", steps=steps, frames=frames_count, width=size, height=size)
-    config = resolve(base, model.defaults, seed=0)
-    clip = np.random.default_rng(0).integers(0, 255, (frames_count, size, size, 3), dtype=np.uint8)
+    model, pipeline, config, clip = _step_bench_setup(name, steps, device, dtype)
     template = extract(pipeline, clip, config)
     net = _random_sparse_control(name, model)
     generator = torch.Generator("cpu").manual_seed(0)
-    keyframe = keyframe_condition(net, condition_values(net, model, clip[:1], generator), [0], frames_count, 1.0)
+    keyframe = keyframe_condition(net, condition_values(net, model, clip[:1], generator), [0], config.frames, 1.0)
     _timed_run(pipeline, template, config)  # warm-up, as in bench_config
     without = _timed_run(pipeline, template, config)
     held = _timed_run(pipeline, template, config, keyframes=keyframe)
