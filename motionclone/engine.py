@@ -212,8 +212,9 @@ class Engine:
         if motion is not None:
             with timer.phase("read_clip"):
                 template = load_templates(motion)
+            _check_template_backbone(template[0], config.model, defaults_before_loading(config.model).backbone)
             guided, plan = self.plan(_shape_of_templates(config, template), timer)
-            _check_template_model(template[0], guided.model.model_id, guided.model.backbone)
+            _check_template_model(template[0], guided.model.model_id)
             origin = {"source": "file", "path": str(motion)}
         else:
             info = self._probe(reference, timer)
@@ -273,15 +274,20 @@ def _sampler(guided: GuidedModel | WanGuidedModel):
     return wan_sampling if isinstance(guided, WanGuidedModel) else _ANIMATEDIFF
 
 
-def _check_template_model(template: MotionTemplate, model_id: str, backbone: str) -> None:
-    """A template guides the model it was extracted with; another backbone's is refused first,
-    with a message that says so (its motion is another kind of tensor altogether)."""
+def _check_template_backbone(template: MotionTemplate, model: str, backbone: str) -> None:
+    """Another backbone's template is refused first, before its frame count or size reach the
+    plan, with a message that says so (its motion is another kind of tensor altogether)."""
     made_with = template.settings.get("model")
     made_on = template.settings.get("backbone", "animatediff")
     if made_on != backbone:
         raise TemplateError(
-            f"motion template was extracted on the {made_on} backbone (model {made_with!r}) and model {model_id!r} "
+            f"motion template was extracted on the {made_on} backbone (model {made_with!r}) and model {model!r} "
             f"is a {backbone} model: extract the reference again with it"
         )
+
+
+def _check_template_model(template: MotionTemplate, model_id: str) -> None:
+    """A template guides the model it was extracted with."""
+    made_with = template.settings.get("model")
     if made_with is not None and made_with != model_id:
         raise TemplateError(f"motion template was extracted with model {made_with!r}, not {model_id!r}")

@@ -3,6 +3,7 @@ the sides it can take, and what a run of it costs in memory."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from motionclone.config.recomputation import RECOMPUTATIONS
@@ -53,6 +54,30 @@ class ModelDefaults:
     # 300); the guided step's graph does not hold them, so recomputation does not shrink them.
     sparse_control_weight_bytes: int = 1_990_000_000
     sparse_control_bytes_per_pixel_frame: float = 520.0
+    # Time: the rate a long clip is generated at (its training clips' density); `frame_group` > 1
+    # when the VAE packs that many frames into one latent frame after the first, so a run takes
+    # frame_group * k + 1 frames (Wan: 4); the fewest frames a span is generated with (None: the
+    # native count, as the official release runs every clip).
+    motion_fps: float = 8.0
+    frame_group: int = 1
+    min_frames: int | None = None
+    # What the run takes when the user keeps the front ends' defaults (7.5, 8 fps: the official
+    # release's): the model's own classifier-free guidance scale and playback rate.
+    cfg_scale: float = 7.5
+    fps: float = 8.0
+
+    @property
+    def fewest_frames(self) -> int:
+        return self.frames if self.min_frames is None else self.min_frames
+
+    def frame_count_near(self, wanted: int, most: int | None = None) -> int:
+        """The frame count the model takes at or just above `wanted` (`frame_group` * k + 1), or
+        just below it where that would pass `most` (the frames the reference has) and stays at
+        least `fewest_frames`."""
+        group = self.frame_group
+        above = group * math.ceil((wanted - 1) / group) + 1
+        below = above - group
+        return below if most is not None and above > most and below >= self.fewest_frames else above
 
     @property
     def default_preset(self) -> str:

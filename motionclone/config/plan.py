@@ -99,6 +99,10 @@ class ResolvedConfig:
     # official release does) and the context window's length (the model's native frame count).
     motion_fps: float | None = None
     context_length: int = 16
+    # The model's own CFG scale and playback rate where the config kept the official defaults
+    # (Wan: 5.0 and 16 fps); the config's otherwise.
+    cfg_scale: float = 7.5
+    fps: float = 8.0
     # Keyframes as (image path, generated frame), the SparseCtrl kind the preset conditions on
     # ("rgb" or "scribble"; None: no keyframes) and the SparseCtrl model that takes them.
     keyframes: tuple[tuple[str, int], ...] = ()
@@ -201,6 +205,8 @@ def resolve(
         semantic_guidance_weight=semantic_weight,
         motion_fps=motion_fps,
         context_length=model.frames,
+        cfg_scale=model.cfg_scale if config.cfg_scale == MotionCloneConfig.cfg_scale else config.cfg_scale,
+        fps=model.fps if config.fps == MotionCloneConfig.fps else config.fps,
         keyframes=keyframes,
         control=preset.control,
         sparse_control=config.sparse_control or dict(model.sparse_controls).get(preset.control or ""),
@@ -212,11 +218,12 @@ def _frames(config: MotionCloneConfig, model: ModelDefaults, span: SourceSpan | 
 
     `frames` wins; else with `motion_fps` and the reference's span, the span at that rate; else,
     for an editor's span (`output_fps` and `output_frames`), every k-th frame of it
-    (`motion_stride`: k = round(output_fps / 8)), so the whole span carries motion and each
-    generated frame lands on a timeline frame; else the model's native count spread over the
-    span, as the official release. Never fewer than the model's native count, so a short clip
-    runs exactly as the official release does; beyond one context window the run goes window by
-    window.
+    (`motion_stride`: k = round(output_fps / the model's motion rate, 8 for AnimateDiff and 16
+    for Wan)), so the whole span carries motion and each generated frame lands on a timeline
+    frame; else the model's native count spread over the span, as the official release. Never
+    fewer than the model's fewest (AnimateDiff: its native 16, so a short clip runs exactly as
+    the official release does); a span's count is brought to one the model takes (Wan: 4k + 1);
+    beyond one context window the run goes window by window.
     """
     motion_fps = config.motion_fps
     if motion_fps is not None:
@@ -229,13 +236,20 @@ def _frames(config: MotionCloneConfig, model: ModelDefaults, span: SourceSpan | 
         wanted = math.ceil(span.seconds * motion_fps - 1e-6)
         frames = _span_frames(model, wanted, span, f"{span.seconds:g} s at {motion_fps:g} fps")
     elif config.output_frames is not None:
-        wanted = span_generated_frames(config.output_frames, config.output_fps)
-        why = f"one in {motion_stride(config.output_fps)} of {config.output_frames} output frames"
+        wanted = span_generated_frames(config.output_frames, config.output_fps, model.motion_fps)
+        why = f"one in {motion_stride(config.output_fps, model.motion_fps)} of {config.output_frames} output frames"
         frames = _span_frames(model, wanted, span, why)
         motion_fps = frames / span.seconds if span is not None and span.seconds > 0 else None
     else:
         frames = model.frames
     require_number("frames", frames, 2, MAX_GENERATED_FRAMES, "what a run generates", integer=True)
+    group = model.frame_group
+    require(
+        frames % group == 1 % group,
+        "frames",
+        frames,
+        f"this model takes {group}k + 1 frames ({group + 1}, {2 * group + 1}, ...)",
+    )
     overlap = config.context_overlap
     require_number("context_overlap", overlap, 0, model.frames - 1, "the context window's length", integer=True)
     return frames, motion_fps
@@ -273,18 +287,20 @@ def _keyframes(config: MotionCloneConfig, preset: Preset, frames: int) -> tuple[
 
 
 def _span_frames(model: ModelDefaults, wanted: int, span: SourceSpan | None, why: str) -> int:
-    """A span's frame count: at least the model's native count, at most the frames the reference
-    has in the span (a slowed-down strip or a low-rate clip under a fast timeline would otherwise
-    ask for more reference frames than exist); past the limit, an error that says what made it
-    so many and what to do."""
+    """A span's frame count: at least the model's fewest, at most the frames the reference has in
+    the span (a slowed-down strip or a low-rate clip under a fast timeline would otherwise ask for
+    more reference frames than exist), then a count the model takes; past the limit, an error
+    that says what made it so many and what to do."""
+    most = None
     if span is not None:
-        wanted = min(wanted, math.floor(span.seconds * span.fps + 1e-6))
+        most = math.floor(span.seconds * span.fps + 1e-6)
+        wanted = min(wanted, most)
     if wanted > MAX_GENERATED_FRAMES:
         raise ConfigError(
             f"{why} make {wanted} frames to generate; a run makes at most {MAX_GENERATED_FRAMES}:"
             " trim the clip, or set a lower motion_fps or fewer frames"
         )
-    return max(model.frames, wanted)
+    return model.frame_count_near(max(model.fewest_frames, wanted), most)
 
 
 def _negative_prompt(config: MotionCloneConfig, preset: Preset) -> str:

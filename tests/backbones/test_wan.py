@@ -5,11 +5,11 @@ the other backbone."""
 from __future__ import annotations
 
 import pytest
-from motionclone_options import PRESET_NAMES
+from motionclone_options import PRESET_NAMES, target_motion_fps
 
-from motionclone.backbones.wan.loading import WAN_MODEL, is_wan_model, save_tiny_wan
+from motionclone.backbones.wan.loading import WAN_DEFAULTS, WAN_MODEL, is_wan_model, save_tiny_wan
 from motionclone.config.model_defaults import ModelDefaults
-from motionclone.config.plan import resolve
+from motionclone.config.plan import SourceSpan, resolve
 from motionclone.config.presets import PRESETS
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
@@ -82,3 +82,24 @@ def test_a_template_of_one_backbone_is_refused_by_the_other(engine, clip_files, 
     with pytest.raises(TemplateError, match="extracted on the animatediff backbone"):
         engine.generate(_config(tmp_path), tmp_path / "b.mp4", motion=animatediff_template)
     engine.generate(_config(tmp_path), tmp_path / "c.mp4", motion=wan_template)  # its own backbone takes it
+
+
+def test_a_wan_span_runs_at_16_fps_in_4k_plus_1_frames_with_wans_cfg_and_rate():
+    """Wan was trained on 16 fps clips and its VAE packs 4 frames per latent frame: an 8 s span on
+    a 24 fps timeline generates every 2nd frame (96) brought to 97; a slowed strip whose 50
+    reference frames cannot give 60 takes 49; explicit counts must be 4k + 1. The kept official
+    defaults (cfg 7.5, 8 fps) become Wan's own (5.0, 16 fps); a value the user changed is kept."""
+    span_config = MotionCloneConfig(model=WAN_MODEL, prompt="x", output_fps=24.0, output_frames=192)
+    plan = resolve(span_config, WAN_DEFAULTS, seed=1, span=SourceSpan(25.0, 8.0))
+    assert (plan.frames, plan.cfg_scale, plan.fps) == (97, 5.0, 16.0)
+    slowed = resolve(span_config.replace(output_frames=120), WAN_DEFAULTS, seed=1, span=SourceSpan(25.0, 2.0))
+    assert slowed.frames == 49
+    short = resolve(span_config.replace(output_frames=10), WAN_DEFAULTS, seed=1, span=SourceSpan(24.0, 10 / 24))
+    assert short.frames == 17  # Wan's fewest, spread over the strip's 10 frames
+    assert resolve(span_config.replace(cfg_scale=6.0, fps=12.0), WAN_DEFAULTS, seed=1).cfg_scale == 6.0
+    with pytest.raises(ConfigError, match="4k \\+ 1 frames"):
+        resolve(MotionCloneConfig(model=WAN_MODEL, prompt="x", frames=80), WAN_DEFAULTS, seed=1)
+    animatediff = resolve(span_config.replace(model="m"), ModelDefaults(), seed=1, span=SourceSpan(25.0, 8.0))
+    assert (animatediff.frames, animatediff.cfg_scale, animatediff.fps) == (64, 7.5, 8.0)
+    names = ("tiny-wan", WAN_MODEL, "/models/wan2.1-t2v/", "tiny-random", "runwayml/stable-diffusion-v1-5")
+    assert [target_motion_fps(name) for name in names] == [16.0, 16.0, 16.0, 8.0, 8.0]

@@ -38,6 +38,11 @@ WAN_DEFAULTS = ModelDefaults(
     bytes_per_pixel_frame=500.0,
     decode_bytes_per_pixel_frame=2000.0,
     sparse_controls=(),
+    motion_fps=16.0,
+    frame_group=4,
+    min_frames=17,
+    cfg_scale=5.0,
+    fps=16.0,
 )
 
 

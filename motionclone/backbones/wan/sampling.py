@@ -5,8 +5,10 @@ seed's noise (the same tie as AnimateDiff's: generation starts from that noise),
 pass with the empty prompt and no CFG; the template holds the frame differences of the predicted
 clean latent. Generation: flow-matching Euler steps over the scheduler's shifted sigmas; on the
 first `guidance_steps`, the CFG velocity's clean prediction takes one gradient step towards the
-reference's frame differences before the step. The per-step record, report and callbacks are
-the AnimateDiff path's (`StepInfo`, `Generation`, `on_step`, `should_stop`).
+reference's frame differences before the step. CFG as Wan's pipeline: uncond + scale (cond -
+uncond), scale 5.0 by default (MotionClone's is cond + scale (cond - uncond)). The per-step
+record, report and callbacks are the AnimateDiff path's (`StepInfo`, `Generation`, `on_step`,
+`should_stop`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from motionclone.method.template import MotionTemplate
 from motionclone.models.loading import MotionCloneModel
 from motionclone.sampling.extraction import extraction_settings
 from motionclone.sampling.outputs import Generation, StepCallback, StepInfo, StopCheck
-from motionclone.sampling.passes import cfg
 
 
 class WanGuidedModel:
@@ -106,9 +107,7 @@ class WanGuidedModel:
 
 
 def check_plan(plan: ResolvedConfig) -> None:
-    """What the Wan backbone takes so far: 4k + 1 frames in one window."""
-    if (plan.frames - 1) % 4:
-        raise ConfigError(f"invalid frames={plan.frames}: Wan takes 4k + 1 frames (5, 9, ..., 81)")
+    """What the Wan backbone takes so far: one window (the plan made the frame count 4k + 1)."""
     if len(plan.windows) > 1:
         raise ConfigError(
             f"invalid frames={plan.frames}: long clips on Wan (over {plan.context_length}) are not yet supported"
@@ -192,7 +191,8 @@ def generate(
         sigma, following = sigmas[index], sigmas[index + 1]
         with torch.no_grad():
             both = guided.velocity(torch.cat([latents, latents]), sigma, torch.cat([uncond, cond]))
-        velocity = cfg(*both.chunk(2), plan)
+        uncond_velocity, cond_velocity = both.chunk(2)
+        velocity = uncond_velocity + plan.cfg_scale * (cond_velocity - uncond_velocity)
         clean = predicted_clean(latents, velocity, sigma)
         energy = None if reference is None else flow_energy(clean, reference).item()
         is_guided = reference is not None and index < plan.guidance_steps and plan.motion_guidance_weight > 0

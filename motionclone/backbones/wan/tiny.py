@@ -30,6 +30,11 @@ TINY_WAN_DEFAULTS = ModelDefaults(
     bytes_per_pixel_frame=2000.0,
     decode_bytes_per_pixel_frame=2000.0,
     sparse_controls=(),
+    motion_fps=16.0,
+    frame_group=4,
+    min_frames=5,
+    cfg_scale=5.0,
+    fps=16.0,
 )
 
 

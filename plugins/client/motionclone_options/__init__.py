@@ -29,6 +29,8 @@ AUTO_SIZE = "auto"
 # The motion rate a long clip is generated at, about AnimateDiff's training density (every 3rd or
 # 4th frame of 24-30 fps footage); `motion_stride` makes it divide the rate it is played at.
 TARGET_MOTION_FPS = 8.0
+# Wan 2.1's: it was trained on 16 fps clips.
+WAN_MOTION_FPS = 16.0
 OFFICIAL_SEED = 2025  # the official text-to-video script's --default-seed
 OFFICIAL_KEYFRAME_SEED = 76739  # the official image-to-video script's --default-seed
 # The official release's negative prompt: the default every front end shows and sends.
@@ -238,10 +240,19 @@ def parse_keyframe(text: str) -> tuple[str, int]:
     return path, int(frame)
 
 
-def motion_stride(fps: float) -> int:
-    """k = round(fps / 8), at least 1: a run generates every k-th frame of a video at `fps`, so
-    each generated frame lands on a frame of it and the conform makes the k - 1 in between."""
-    return max(1, round(fps / TARGET_MOTION_FPS))
+def motion_stride(fps: float, target: float = TARGET_MOTION_FPS) -> int:
+    """k = round(fps / target), at least 1: a run generates every k-th frame of a video at `fps`,
+    so each generated frame lands on a frame of it and the conform makes the k - 1 in between.
+    `target` is the model's motion rate: 8 for AnimateDiff, 16 for Wan (`target_motion_fps`)."""
+    return max(1, round(fps / target))
+
+
+def target_motion_fps(model: str) -> float:
+    """The motion rate of a model as a front end names it: 16 for Wan 2.1 (`tiny-wan`, a hub id or
+    folder whose name starts with "wan"), else AnimateDiff's 8. The engine takes the loaded
+    model's own (`ModelDefaults.motion_fps`); this is what a dialog states before sending."""
+    name = model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
+    return WAN_MOTION_FPS if name.startswith("wan") or name == "tiny-wan" else TARGET_MOTION_FPS
 
 
 def default_motion_fps(source_fps: float) -> float:
@@ -251,17 +262,18 @@ def default_motion_fps(source_fps: float) -> float:
     return source_fps / motion_stride(source_fps)
 
 
-def span_generated_frames(output_frames: int, output_fps: float) -> int:
+def span_generated_frames(output_frames: int, output_fps: float, target: float = TARGET_MOTION_FPS) -> int:
     """How many frames a run generates for an editor's span with no frame count set: one in
-    `motion_stride` of its frames (before the engine's bounds: the model's count, the clip's)."""
-    return math.ceil(output_frames / motion_stride(output_fps))
+    `motion_stride` of its frames (before the engine's bounds: the model's count and frame
+    grouping, the clip's)."""
+    return math.ceil(output_frames / motion_stride(output_fps, target))
 
 
-def span_motion_summary(output_frames: int, output_fps: float) -> str:
+def span_motion_summary(output_frames: int, output_fps: float, target: float = TARGET_MOTION_FPS) -> str:
     """What the daemon generates for an editor's span when no frame count is set, in the words
     the front ends show before a job is sent (the engine's plan applies the same rule)."""
-    stride = motion_stride(output_fps)
+    stride = motion_stride(output_fps, target)
     if stride == 1:
         return f"all {output_frames} frames generated"
-    generated = span_generated_frames(output_frames, output_fps)
+    generated = span_generated_frames(output_frames, output_fps, target)
     return f"1 in {stride} generated ({generated} frames), the rest made along the motion"
