@@ -45,7 +45,7 @@ import platform
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +73,7 @@ from motionclone.sampling.denoise import generate
 from motionclone.sampling.extraction import extract
 from motionclone.sampling.guided_model import GuidedModel
 from motionclone.sampling.keyframes import KeyframeCondition, condition_values, keyframe_condition
-from motionclone.sampling.outputs import StepInfo
+from motionclone.sampling.outputs import Generation, StepInfo
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # The low-memory recomputations timed against a normal guided step.
@@ -200,7 +200,9 @@ def _timed_run(
     config,
     energy: str = "motion_energy",
     keyframes: KeyframeCondition | None = None,
+    sample: Callable[..., Generation] = generate,
 ) -> _Run:
+    """`sample` (AnimateDiff's `generate`, or another backbone's with its signature) timed step by step."""
     device = pipeline.model.device
     stamps: list[tuple[float, bool]] = []
     energies: list[float] = []
@@ -214,7 +216,7 @@ def _timed_run(
     _reset_peak(device)
     _sync(device)
     start = time.perf_counter()
-    generation = generate(pipeline, template, config, on_step=on_step, keyframes=keyframes)
+    generation = sample(pipeline, template, config, on_step=on_step, keyframes=keyframes)
     durations = np.diff([start] + [t for t, _ in stamps])
     guided = [d for d, (_, g) in zip(durations, stamps, strict=True) if g]
     plain = [d for d, (_, g) in zip(durations, stamps, strict=True) if not g]

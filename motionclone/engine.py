@@ -74,7 +74,8 @@ class Engine:
         modules = [self._model.unet, self._model.vae, self._model.text_encoder]
         if self._guided is not None and self._guided.sparse_control is not None:
             modules.append(self._guided.sparse_control)
-        tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+        where = self._model.device.type  # Wan's text encoder stays on the CPU beside a GPU run
+        tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.device.type == where]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def unload(self) -> bool:

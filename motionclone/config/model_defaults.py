@@ -65,6 +65,12 @@ class ModelDefaults:
     # release's): the model's own classifier-free guidance scale and playback rate.
     cfg_scale: float = 7.5
     fps: float = 8.0
+    # How the memory model applies: `guided_backward` when the guided step back-propagates through
+    # the denoiser (AnimateDiff), so low_memory's recomputation shrinks its activations (Wan's
+    # flow guidance runs no backward: nothing to recompute); `causal_decode` when the VAE decodes
+    # one group of frames at a time whatever the chunk asked (Wan's), its peak VAE_CHUNK frames' worth.
+    guided_backward: bool = True
+    causal_decode: bool = False
 
     @property
     def fewest_frames(self) -> int:
@@ -100,8 +106,10 @@ class ModelDefaults:
         run's weights include SparseCtrl's."""
         scale = dtype_bytes / 4
         pixel_frames = frames * width * height
-        guided = self.bytes_per_pixel_frame * scale * pixel_frames * RECOMPUTATIONS[low_memory].run_share
-        decode = self.decode_bytes_per_pixel_frame * scale * min(frames, decode_frames) * width * height
+        share = RECOMPUTATIONS[low_memory].run_share if self.guided_backward else 1.0
+        guided = self.bytes_per_pixel_frame * scale * pixel_frames * share
+        decoded = VAE_CHUNK if self.causal_decode else min(frames, decode_frames)
+        decode = self.decode_bytes_per_pixel_frame * scale * decoded * width * height
         weights = self.weight_bytes * scale
         if keyframes:
             guided += self.sparse_control_bytes_per_pixel_frame * scale * pixel_frames

@@ -60,8 +60,11 @@ class MotionCloneModel:
         return self.model_id in (TINY_MODEL_ID, TINY_WAN_ID)
 
 
-def choose_device(device: str | None, dtype: str | None) -> tuple[torch.device, torch.dtype]:
-    """CUDA with float16 when present, else CPU with float32; either can be overridden."""
+def choose_device(
+    device: str | None, dtype: str | None, cuda_dtype: str = "float16"
+) -> tuple[torch.device, torch.dtype]:
+    """CUDA with `cuda_dtype` (float16; Wan's bfloat16) when present, else CPU with float32;
+    either can be overridden."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -71,7 +74,7 @@ def choose_device(device: str | None, dtype: str | None) -> tuple[torch.device, 
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("invalid device='cuda': no CUDA GPU is available on this machine")
     if dtype is None:
-        dtype = "float16" if chosen.type == "cuda" else "float32"
+        dtype = cuda_dtype if chosen.type == "cuda" else "float32"
     if dtype not in DTYPES:
         raise ConfigError(f"invalid dtype={dtype!r}: use one of {', '.join(DTYPES)}")
     return chosen, DTYPES[dtype]
@@ -91,8 +94,8 @@ def load_model(
     single-file checkpoint's architecture: SD1.5's by default. `vae` replaces the model's own
     VAE; by default the one PAIRED_VAES names for the model (the official base's), if any.
     """
-    chosen_device, chosen_dtype = choose_device(device, dtype)
     backbone = "wan" if is_wan_model(model) else "animatediff"
+    chosen_device, chosen_dtype = choose_device(device, dtype, "bfloat16" if backbone == "wan" else "float16")
     if backbone == "wan":
         components, defaults = load_wan_components(model)
     elif model == TINY_MODEL_ID:
@@ -116,13 +119,25 @@ def load_model(
         module = components[name]
         module.requires_grad_(False)
         module.eval()
-        module.to(device=chosen_device, dtype=chosen_dtype)
+        module.to(*component_placement(backbone, name, chosen_device, chosen_dtype))
     # The VAE changes every encoded reference, so it is part of the identity templates are cached
     # and checked by.
     model_id = f"{model} (VAE {vae})" if vae else model
     return MotionCloneModel(
         model_id=model_id, defaults=defaults, device=chosen_device, dtype=chosen_dtype, backbone=backbone, **components
     )
+
+
+def component_placement(
+    backbone: str, name: str, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.device, torch.dtype]:
+    """Where a component lives: with the run, except Wan's UMT5-XXL text encoder on a GPU, which
+    stays on the CPU in bfloat16 (as Wan's own --t5_cpu): its 5.7 G parameters (11.4 GB) would
+    take more of the card than the 1.3B transformer and the VAE together (3.1 GB), for prompts it
+    encodes once per job (`WanGuidedModel.encode_prompt` keeps them)."""
+    if backbone == "wan" and name == "text_encoder" and device.type == "cuda":
+        return torch.device("cpu"), torch.bfloat16
+    return device, dtype
 
 
 def _load_named(model: str, motion_adapter: str, single_file_config: str) -> tuple[dict, ModelDefaults]:

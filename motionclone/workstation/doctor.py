@@ -96,9 +96,11 @@ def check_torch_and_gpu() -> list[Check]:
 def gpu_check(index: int, gpu: dict[str, str]) -> Check:
     """One GPU (nvidia-smi's row, MiB) against the default model's 16x512x512 fp16 run, planned as
     a job is (`memory.fitting_config`, `low_memory: auto`): the least recomputation that fits, so
-    a 12 GB card is told it runs, and how."""
+    a 12 GB card is told it runs, and how; then keyframe runs and Wan 2.1 1.3B's native run
+    (bfloat16, its text encoder on the CPU) in what is free."""
     import torch
 
+    from motionclone.backbones.wan.loading import WAN_DEFAULTS, WAN_MODEL
     from motionclone.config.memory_plan import fitting_config, needed_bytes
     from motionclone.errors import ResourceError
 
@@ -108,11 +110,14 @@ def gpu_check(index: int, gpu: dict[str, str]) -> Check:
     run = resolve_config(MotionCloneConfig(prompt="doctor"), defaults, seed=0)
 
     keyframe_run = dataclasses.replace(run, keyframes=(("keyframe.png", 0),))
+    wan_run = resolve_config(MotionCloneConfig(model=WAN_MODEL, prompt="doctor"), WAN_DEFAULTS, seed=0)
 
-    def plan(available: float, job: ResolvedConfig = run) -> tuple[str, float]:
+    def plan(
+        available: float, job: ResolvedConfig = run, model: ModelDefaults = defaults, dtype: torch.dtype = torch.float16
+    ) -> tuple[str, float]:
         """The level `job` takes with `available` bytes, and the GiB it needs then."""
-        fitted = fitting_config(defaults, job, device, torch.float16, int(available), weights_loaded=False)
-        needed = needed_bytes(defaults, job, torch.float16, False, fitted.low_memory, fitted.decode_frames)
+        fitted = fitting_config(model, job, device, dtype, int(available), weights_loaded=False)
+        needed = needed_bytes(model, job, dtype, False, fitted.low_memory, fitted.decode_frames)
         return fitted.low_memory, needed / GIB
 
     try:
@@ -129,8 +134,12 @@ def gpu_check(index: int, gpu: dict[str, str]) -> Check:
         keyframes = f"; with a keyframe (SparseCtrl) about {keyframe_need:.1f} GiB{level_used}"
     except ResourceError:
         keyframes = "; keyframe runs (SparseCtrl) do not fit in what is free"
+    try:
+        wan = f"; Wan 2.1 1.3B at 81x480x832 about {plan(free, wan_run, WAN_DEFAULTS, torch.bfloat16)[1]:.1f} GiB"
+    except ResourceError:
+        wan = "; Wan 2.1 1.3B at 81x480x832 does not fit in what is free (try fewer frames or a smaller size)"
     how = "" if level == "off" else f" with low_memory {level}, which recomputes activations to fit"
-    return Check("gpu", OK, f"{detail} (16x512x512 needs about {need:.1f} GiB{how}{keyframes})")
+    return Check("gpu", OK, f"{detail} (16x512x512 needs about {need:.1f} GiB{how}{keyframes}{wan})")
 
 
 def check_ffmpeg() -> Check:

@@ -5,9 +5,11 @@ the other backbone."""
 from __future__ import annotations
 
 import pytest
+import torch
 from motionclone_options import PRESET_NAMES, target_motion_fps
 
 from motionclone.backbones.wan.loading import WAN_DEFAULTS, WAN_MODEL, is_wan_model, save_tiny_wan
+from motionclone.backbones.wan.sampling import WanGuidedModel
 from motionclone.config.model_defaults import ModelDefaults
 from motionclone.config.plan import SourceSpan, resolve
 from motionclone.config.presets import PRESETS
@@ -15,7 +17,7 @@ from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.errors import ConfigError, TemplateError
 from motionclone.media.video_io import probe
-from motionclone.models.loading import load_model
+from motionclone.models.loading import component_placement, load_model
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +105,39 @@ def test_a_wan_span_runs_at_16_fps_in_4k_plus_1_frames_with_wans_cfg_and_rate():
     assert (animatediff.frames, animatediff.cfg_scale, animatediff.fps) == (64, 7.5, 8.0)
     names = ("tiny-wan", WAN_MODEL, "/models/wan2.1-t2v/", "tiny-random", "runwayml/stable-diffusion-v1-5")
     assert [target_motion_fps(name) for name in names] == [16.0, 16.0, 16.0, 8.0, 8.0]
+
+
+def test_wan_prompts_encode_only_their_tokens_and_match_the_padded_pipeline():
+    """Wan's pipeline encodes the prompt padded to the tokenizer's length with the padding masked
+    out and zeroed; encoding only the prompt's tokens (what makes UMT5 on the CPU affordable)
+    must give the same embeddings, and a prompt is encoded once per loaded model."""
+    model = load_model("tiny-wan", "unused")
+    guided = WanGuidedModel(model)
+    tokens = model.tokenizer("a paper boat", padding="max_length", max_length=32, truncation=True, return_tensors="pt")
+    hidden = model.text_encoder(tokens.input_ids, tokens.attention_mask).last_hidden_state
+    padded = hidden * tokens.attention_mask[..., None]
+    embeddings = guided.encode_prompt("a paper boat")
+    assert embeddings.shape == padded.shape and torch.allclose(embeddings, padded, atol=1e-5)
+    assert guided.encode_prompt("a paper boat") is embeddings
+
+
+def test_wans_text_encoder_stays_on_the_cpu_beside_a_gpu_and_the_memory_plan_counts_no_backward():
+    """UMT5-XXL (5.7 G parameters) stays on the CPU in bfloat16 when the run is on CUDA, so the
+    card holds the transformer and VAE only: 3.1 GB at 1.3B in bfloat16. Wan's flow guidance
+    runs no backward, so low_memory's recomputation saves nothing there, and its causal VAE
+    decodes one group of frames at a time whatever the chunk: the plan must not count on either."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert component_placement("wan", "text_encoder", cuda, torch.bfloat16) == (cpu, torch.bfloat16)
+    assert component_placement("wan", "unet", cuda, torch.bfloat16) == (cuda, torch.bfloat16)
+    assert component_placement("wan", "text_encoder", cpu, torch.float32) == (cpu, torch.float32)
+    assert component_placement("animatediff", "text_encoder", cuda, torch.float16) == (cuda, torch.float16)
+    weights, run = WAN_DEFAULTS.estimated_peak_bytes(81, 832, 480, dtype_bytes=2)
+    assert 3.0e9 < weights < 3.2e9 and 6.8e9 < weights + run < 7.2e9  # bench/bench_wan.py's measured bytes
+    runs = {
+        (level, chunk): WAN_DEFAULTS.estimated_peak_bytes(81, 832, 480, 2, level, chunk)[1]
+        for level in ("off", "partial", "full")
+        for chunk in (8, 1)
+    }
+    assert len(set(runs.values())) == 1, runs
+    animatediff = {ModelDefaults().estimated_peak_bytes(16, 512, 512, 2, level)[1] for level in ("off", "full")}
+    assert len(animatediff) == 2

@@ -18,12 +18,14 @@ from motionclone.config.model_defaults import ModelDefaults
 from motionclone.errors import ModelError
 
 WAN_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
-# Wan 2.1 T2V 1.3B at its native 480p, 81 frames at 16 fps. Memory modelled, not measured on a
-# GPU: weights 1.42 G parameters (transformer) + 0.13 G (VAE) + 5.7 G (UMT5-XXL, which runs once
-# per job); flow guidance runs no backward through the transformer, so a guided step costs what
-# an inference step does: about 500 float32 bytes per pixel-frame at the transformer's peak
-# (the 30 blocks' activations for one CFG half at 32760 tokens of width 1536), and Wan's VAE
-# decode about 2000 (it decodes the whole clip causally, frame group by frame group).
+# Wan 2.1 T2V 1.3B at its native 480p, 81 frames at 16 fps. Weights on the run's device: the
+# transformer (1.419 G parameters) and the VAE (0.127 G), counted on the meta device; UMT5-XXL
+# (5.681 G) stays on the CPU beside a GPU (`models.loading.component_placement`). Run bytes
+# measured with the real architecture and random weights on CPU in float32 (bench/bench_wan.py,
+# `bench_memory`'s live-tensor model, 17 frames at 64 and 128 px: linear in the pixels): a step
+# (both CFG halves, no backward) 225 bytes a pixel-frame; the causal VAE decode 2470 bytes a pixel
+# of VAE_CHUNK frames, whatever the clip's length. So 81x480x832 in bfloat16: 3.1 GB of weights +
+# 3.9 GB for the decode (the step's 3.6 GB is less) = 7.0 GB, not yet measured on a GPU.
 WAN_DEFAULTS = ModelDefaults(
     backbone="wan",
     width=832,
@@ -34,10 +36,12 @@ WAN_DEFAULTS = ModelDefaults(
     max_frames=81,
     min_side=128,
     max_side=1280,
-    weight_bytes=29_000_000_000,
-    bytes_per_pixel_frame=500.0,
-    decode_bytes_per_pixel_frame=2000.0,
+    weight_bytes=6_184_000_000,
+    bytes_per_pixel_frame=225.0,
+    decode_bytes_per_pixel_frame=2470.0,
     sparse_controls=(),
+    guided_backward=False,
+    causal_decode=True,
     motion_fps=16.0,
     frame_group=4,
     min_frames=17,

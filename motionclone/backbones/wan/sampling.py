@@ -34,6 +34,9 @@ from motionclone.models.loading import MotionCloneModel
 from motionclone.sampling.extraction import extraction_settings
 from motionclone.sampling.outputs import Generation, StepCallback, StepInfo, StopCheck
 
+# Prompt embeddings a loaded Wan model keeps (4 MB each at Wan's 512 x 4096 in float32).
+KEPT_PROMPTS = 8
+
 
 class WanGuidedModel:
     """A loaded Wan model and the calls both phases share (prompts, noise, one velocity pass)."""
@@ -44,6 +47,7 @@ class WanGuidedModel:
     def __init__(self, model: MotionCloneModel) -> None:
         self.model = model
         self.motion_layers = [PREDICTED_CLEAN]
+        self._prompts: dict[str, torch.Tensor] = {}
 
     @property
     def device(self) -> torch.device:
@@ -55,21 +59,25 @@ class WanGuidedModel:
 
     @torch.no_grad()
     def encode_prompt(self, text: str) -> torch.Tensor:
-        """UMT5 embeddings as Wan's pipeline makes them: padded to the tokenizer's length (at most
-        512), the padding's embeddings zeroed."""
-        tokenizer = self.model.tokenizer
+        """UMT5 embeddings as Wan's pipeline makes them: the prompt's tokens (at most the
+        tokenizer's length, 512 at most) zero-padded to that length. Only the prompt's own tokens
+        go through the encoder: the pipeline masks the padding out of attention and zeroes its
+        embeddings, so the result is the same for a fraction of the work, which matters where the
+        encoder runs on the CPU (`component_placement`). The last few prompts are kept: a job's
+        negative prompt and the empty one are usually the last job's."""
+        if text in self._prompts:
+            self._prompts[text] = self._prompts.pop(text)
+            return self._prompts[text]
+        tokenizer, encoder = self.model.tokenizer, self.model.text_encoder
         length = min(tokenizer.model_max_length, 512)
-        tokens = tokenizer(
-            text,
-            padding="max_length",
-            max_length=length,
-            truncation=True,
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-        mask = tokens.attention_mask.to(self.device)
-        hidden = self.model.text_encoder(tokens.input_ids.to(self.device), mask).last_hidden_state
-        return hidden * mask[..., None].to(hidden.dtype)
+        ids = tokenizer(text, max_length=length, truncation=True, return_tensors="pt").input_ids
+        hidden = encoder(ids.to(encoder.device)).last_hidden_state.to(self.device, torch.float32)
+        embeddings = torch.zeros(1, length, hidden.shape[-1], device=self.device)
+        embeddings[:, : hidden.shape[1]] = hidden
+        self._prompts[text] = embeddings
+        while len(self._prompts) > KEPT_PROMPTS:
+            self._prompts.pop(next(iter(self._prompts)))
+        return embeddings
 
     def latent_shape(self, config: ResolvedConfig) -> tuple[int, int, int, int, int]:
         vae = self.model.vae.config
