@@ -12,6 +12,7 @@ import torch
 from conftest import textured_clip
 
 from motionclone.backbones.wan.loading import WAN_DEFAULTS, WAN_MODEL
+from motionclone.backbones.wan.tiny import TINY_WAN_DEFAULTS
 from motionclone.cli.main import main
 from motionclone.config.memory_plan import needed_bytes
 from motionclone.config.plan import check_model_limits, resolve
@@ -21,7 +22,8 @@ from motionclone.evaluation.evaluate import Generated, read_result
 from motionclone.media.preview import WAN21_RGB, latent_frames_to_rgb, latent_rgb
 from motionclone.media.video_io import write_video
 from motionclone.method.template import MotionTemplate, load_templates
-from motionclone.method.windows import Window, blend_weights
+from motionclone.method.windows import Window
+from motionclone.sampling.guided_model import seeded_noise
 
 # 25 frames are 7 latent frames: 3 windows of tiny-wan's 3 (9 frames) overlapping by 1 (4 frames).
 LONG = 25
@@ -94,12 +96,18 @@ def _window_energies(report: dict) -> np.ndarray:
     return np.mean([step["window_motion_energies"] for step in report["steps"] if step["guided"]], axis=0)
 
 
-def test_the_blend_over_latent_windows_sums_to_one_per_latent_frame():
-    weights = blend_weights(LATENT_WINDOWS)
-    total = torch.zeros(7)
-    for window, weight in zip(LATENT_WINDOWS, weights, strict=True):
-        total[window.frames] += weight
-    assert torch.allclose(total, torch.ones(7))
+def test_same_look_on_wan_reschedules_the_noise_over_latent_frames():
+    """FreeNoise on Wan: after the first window (3 latent frames), each stride of 2 latent frames
+    repeats, shuffled, the 2 one window length earlier."""
+    config = MotionCloneConfig(model="tiny-wan", prompt="x", frames=LONG, shuffle_context=True)
+    plan = resolve(config, TINY_WAN_DEFAULTS, seed=1)
+    assert plan.latent_context == (3, 1) and plan.latent_windows == LATENT_WINDOWS
+    noise = seeded_noise((1, 4, 7, 2, 2), plan, torch.Generator().manual_seed(1))
+    plain = torch.randn((1, 4, 7, 2, 2), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(noise[:, :, :3], plain[:, :, :3])
+    for start in (3, 5):
+        frames = {tuple(noise[0, :, f].flatten().tolist()) for f in (start, start + 1)}
+        assert frames == {tuple(noise[0, :, f].flatten().tolist()) for f in (start - 3, start - 2)}
 
 
 def test_a_wan_run_shows_live_previews_of_its_latent_frames(long_wan):
