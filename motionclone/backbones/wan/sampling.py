@@ -189,12 +189,7 @@ def generate(
     predicted clean latents."""
     started = time.perf_counter()
     # 1. Line the templates up with the plan's windows and check each against its window.
-    shape = guided.latent_shape(plan)
-    references: list[torch.Tensor | None] = []
-    for window, span, each in zip(plan.latent_windows, plan.windows, templates_per_window(template, plan), strict=True):
-        if each is not None:
-            each.check_fits(span.length, shape[3], shape[4], guided.motion_layers)
-        references.append(None if each is None else _reference_of(each, window, guided.device))
+    references = _window_references(guided, template, plan)
     # 2. Encode the prompts.
     prompts = torch.cat([guided.encode_prompt(plan.negative_prompt), guided.encode_prompt(plan.prompt)])
     # 3. The seed's noise (extraction noised the reference with it), the flow schedule, the blend.
@@ -220,18 +215,7 @@ def generate(
             raise DivergedError(
                 f"the generation diverged at step {index + 1} of {plan.steps}: lower the motion guidance weight"
             )
-        energy = sum(energies) / len(energies) if energies else None
-        info = StepInfo(
-            "denoise",
-            index,
-            plan.steps,
-            round(sigma * 1000),
-            index < plan.guidance_steps,
-            energy,
-            weight,
-            windows=len(references),
-            window_motion_energies=tuple(energies),
-        )
+        info = _step_record(index, plan, sigma, weight, energies, len(references))
         steps.append(info)
         if on_step:
             on_step(info)
@@ -240,6 +224,38 @@ def generate(
     frames = guided.decode(latents)
     seconds = {"sample": sampled - started, "decode": time.perf_counter() - sampled}
     return Generation(frames, steps, seconds, latents.detach().cpu())
+
+
+def _step_record(
+    index: int, plan: ResolvedConfig, sigma: float, weight: float, energies: list[float], windows: int
+) -> StepInfo:
+    """What step `index` did: its motion energy (the windows' mean) and each window's, as on AnimateDiff."""
+    energy = sum(energies) / len(energies) if energies else None
+    guided = index < plan.guidance_steps
+    return StepInfo(
+        "denoise",
+        index,
+        plan.steps,
+        round(sigma * 1000),
+        guided,
+        energy,
+        weight,
+        windows=windows,
+        window_motion_energies=tuple(energies),
+    )
+
+
+def _window_references(
+    guided: WanGuidedModel, template: MotionTemplate | Sequence[MotionTemplate] | None, plan: ResolvedConfig
+) -> list[torch.Tensor | None]:
+    """Each window's template as the frame differences it guides towards (None each: unguided)."""
+    _, _, _, height, width = guided.latent_shape(plan)
+    references: list[torch.Tensor | None] = []
+    for window, span, each in zip(plan.latent_windows, plan.windows, templates_per_window(template, plan), strict=True):
+        if each is not None:
+            each.check_fits(span.length, height, width, guided.motion_layers)
+        references.append(None if each is None else _reference_of(each, window, guided.device))
+    return references
 
 
 def _blended_velocity(
