@@ -270,7 +270,8 @@ def _blended_velocity(
 ) -> tuple[torch.Tensor, list[float]]:
     """Each window's CFG velocity on its own latent frames, moved (with `weight` > 0) so that its
     clean prediction takes the guidance step towards the window's template, summed with the
-    windows' blend weights (1 per latent frame, so one window gives exactly its own velocity);
+    windows' blend weights (which sum to 1 per latent frame: one window gives exactly its own
+    velocity);
     and each window's motion energy before the step."""
     blended = torch.zeros_like(latents, dtype=torch.float32)
     energies = []
