@@ -271,8 +271,7 @@ def _blended_velocity(
     """Each window's CFG velocity on its own latent frames, moved (with `weight` > 0) so that its
     clean prediction takes the guidance step towards the window's template, summed with the
     windows' blend weights (which sum to 1 per latent frame: one window gives exactly its own
-    velocity);
-    and each window's motion energy before the step."""
+    velocity); and each window's motion energy before the step."""
     blended = torch.zeros_like(latents, dtype=torch.float32)
     energies = []
     for window, share, reference in zip(plan.latent_windows, blend, references, strict=True):
