@@ -26,7 +26,7 @@ from motionclone.config.plan import ResolvedConfig, SourceSpan, check_model_limi
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError, TemplateError
 from motionclone.media.learned_interpolation import film_resample
-from motionclone.media.preview import PreviewCallback, preview_hook, preview_picks
+from motionclone.media.preview import PreviewCallback, PreviewHook, latent_rgb, preview_hook, preview_picks
 from motionclone.media.video_io import (
     TimePoint,
     VideoInfo,
@@ -221,7 +221,7 @@ class Engine:
             info = self._probe(reference, timer)
             guided, plan = self.plan(config, timer, info)
             template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step, should_stop)
-        hook = preview_hook(on_preview, preview_picks(plan.frames, plan.windows)) if on_preview else None
+        hook = _preview_hook(on_preview, guided, plan) if on_preview else None
         with timer.phase("read_clip"):
             keyframes = run_keyframes(guided, plan)
         result = _sampler(guided).generate(
@@ -249,6 +249,13 @@ def _write_output(output: Path, frames: np.ndarray, config: ResolvedConfig, devi
     else:
         write_resampled_video(output, frames, config.output_fps, config.output_frames, config.interpolate)
     return config.output_frames
+
+
+def _preview_hook(deliver: PreviewCallback, guided: GuidedModel | WanGuidedModel, plan: ResolvedConfig) -> PreviewHook:
+    """Previews of the latent frames at the windows' centres, through the backbone's colour map."""
+    picks = preview_picks(plan.latent_frames, plan.latent_windows)
+    rgb_map = latent_rgb(guided.model.backbone, guided.latent_shape(plan)[1])
+    return preview_hook(deliver, picks, rgb_map)
 
 
 def _shape_of_templates(config: MotionCloneConfig, templates: list[MotionTemplate]) -> MotionCloneConfig:

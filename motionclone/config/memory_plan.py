@@ -35,7 +35,7 @@ def needed_bytes(
     keyframe run). The UNet's passes run one context window at a time, so a long clip costs what
     its longest window does."""
     value_bytes = torch.finfo(dtype).bits // 8
-    frames = max(window.length for window in config.windows)
+    frames = config.window_frames
     weights, run = defaults.estimated_peak_bytes(
         frames, config.width, config.height, value_bytes, low_memory, decode_frames, keyframes=bool(config.keyframes)
     )

@@ -41,7 +41,7 @@ from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError
 from motionclone.media.learned_interpolation import film_file
 from motionclone.media.video_io import TimePoint
-from motionclone.method.windows import Window, plan_windows
+from motionclone.method.windows import Window, frame_windows, latent_count, latent_overlap, latent_windows
 
 MIN_MOTION_FPS = 0.5  # a frame every two seconds: slower is a slideshow, not motion
 # The longest sequence a run generates (60 s at 8 fps is 480): latents and decoded frames grow with
@@ -99,6 +99,9 @@ class ResolvedConfig:
     # official release does) and the context window's length (the model's native frame count).
     motion_fps: float | None = None
     context_length: int = 16
+    # Frames the VAE packs into each latent frame after the first (Wan: 4): windows are cut over
+    # latent frames (`method.windows`).
+    frame_group: int = 1
     # The model's own CFG scale and playback rate where the config kept the official defaults
     # (Wan: 5.0 and 16 fps); the config's otherwise.
     cfg_scale: float = 7.5
@@ -110,9 +113,34 @@ class ResolvedConfig:
     sparse_control: str | None = None
 
     @property
+    def latent_windows(self) -> tuple[Window, ...]:
+        """The static context windows extraction and generation share (one for a short clip), in
+        latent frames: what the samplers slice (the same as `windows` on AnimateDiff)."""
+        return latent_windows(self.frames, self.context_length, self.context_overlap, self.frame_group)
+
+    @property
     def windows(self) -> tuple[Window, ...]:
-        """The static context windows extraction and generation share (one for a short clip)."""
-        return plan_windows(self.frames, self.context_length, self.context_overlap)
+        """The same windows in generated frames: what templates, their cache keys and the
+        evaluation record."""
+        return frame_windows(self.frames, self.context_length, self.context_overlap, self.frame_group)
+
+    @property
+    def latent_frames(self) -> int:
+        return latent_count(self.frames, self.frame_group)
+
+    @property
+    def latent_context(self) -> tuple[int, int]:
+        """A window's length and the overlap of its neighbours in latent frames (FreeNoise's
+        stride is their difference)."""
+        group = self.frame_group
+        return latent_count(self.context_length, group), latent_overlap(self.context_overlap, group)
+
+    @property
+    def window_frames(self) -> int:
+        """The longest window as a clip of its own, what one pass of the model sees: its latent
+        frames' native frame count (a Wan window mid-clip decodes to 4 frames more)."""
+        longest = max(window.length for window in self.latent_windows)
+        return self.frame_group * (longest - 1) + 1
 
     @property
     def semantic_mode(self) -> str:
@@ -205,6 +233,7 @@ def resolve(
         semantic_guidance_weight=semantic_weight,
         motion_fps=motion_fps,
         context_length=model.frames,
+        frame_group=model.frame_group,
         cfg_scale=model.cfg_scale if config.cfg_scale == MotionCloneConfig.cfg_scale else config.cfg_scale,
         fps=model.fps if config.fps == MotionCloneConfig.fps else config.fps,
         keyframes=keyframes,
@@ -445,5 +474,4 @@ def _check_semantic(config: MotionCloneConfig, preset: Preset, model: ModelDefau
 def check_model_limits(plan: ResolvedConfig, model: ModelDefaults) -> None:
     """What only the loaded model knows: its motion module's longest sequence, which a context
     window must fit (a plan is resolved before the load, against the defaults known then)."""
-    longest = max(window.length for window in plan.windows)
-    require_number("frames", longest, 2, model.max_frames, "the motion module's limit", integer=True)
+    require_number("frames", plan.window_frames, 2, model.max_frames, "the motion module's limit", integer=True)

@@ -20,7 +20,7 @@ from motionclone.evaluation.clip_scores import clip_scores
 from motionclone.evaluation.fidelity import STILL_PX, motion_fidelity, tracked_steps
 from motionclone.evaluation.tracking import choose_tracker
 from motionclone.media.video_io import TimePoint, probe, read_frames
-from motionclone.method.windows import Window, plan_windows
+from motionclone.method.windows import Window, frame_windows
 
 MAX_TRACKING_SIDE = 512
 MIN_TRACKS = 4
@@ -141,12 +141,14 @@ class Generated:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> Generated | None:
-        """From a run report's settings (the plan's frames, context length and overlap); None
-        when they do not say (a job's own settings, an older report)."""
+        """From a run report's settings (the plan's frames, context length and overlap, and the
+        frames per latent frame: Wan's windows are cut over latent frames); None when they do
+        not say (a job's own settings, an older report)."""
         frames, length, overlap = (settings.get(key) for key in ("frames", "context_length", "context_overlap"))
-        if not all(isinstance(value, int) for value in (frames, length, overlap)):
+        group = settings.get("frame_group", 1)  # reports before Wan: one latent frame per frame
+        if not all(isinstance(value, int) for value in (frames, length, overlap, group)):
             return None
-        return cls(frames, plan_windows(frames, length, overlap))
+        return cls(frames, frame_windows(frames, length, overlap, group))
 
     def result_spans(self, result_frames: int) -> list[tuple[int, int]]:
         """Each window's frames in the result, which stretches the generated frames over its own

@@ -9,6 +9,14 @@ The windows are static (the same on every step), overlap by `overlap` frames, an
 aligned to the end of the clip (it may overlap its neighbour by more). Per-frame blend weights sum
 to 1 over the windows that hold a frame, so blended noise predictions and guidance gradients keep
 their scale. A clip no longer than one window is one window of weight 1: exactly today's path.
+
+Windows are cut over latent frames, the units the sampler works in. AnimateDiff's VAE keeps one
+latent frame per frame; Wan's packs `group` = 4 frames into each latent frame after the first,
+so latent frame j decodes to frames max(0, 4j - 3) .. 4j. A window's length is the model's
+native count in latent frames (Wan: 81 frames -> 21), and the overlap, set in frames, becomes
+the fewest latent frames that hold it (4 frames -> 1). Templates, cache keys, previews'
+neighbours and the evaluation speak generated frames: `frame_windows` gives the same windows in
+them (a Wan window that starts mid-clip covers 4 frames more than its latent length suggests).
 """
 
 from __future__ import annotations
@@ -46,6 +54,31 @@ def plan_windows(frames: int, length: int, overlap: int) -> tuple[Window, ...]:
     stride = length - overlap
     starts = [*range(0, frames - length, stride), frames - length]
     return tuple(Window(start, length) for start in starts)
+
+
+def latent_count(frames: int, group: int = 1) -> int:
+    """The latent frames of `frames` generated frames: the first, then one per `group`."""
+    return (frames - 1) // group + 1
+
+
+def latent_overlap(overlap: int, group: int = 1) -> int:
+    """An overlap of `overlap` frames in latent frames: the fewest that hold it."""
+    return -(-overlap // group)
+
+
+def latent_windows(frames: int, length: int, overlap: int, group: int = 1) -> tuple[Window, ...]:
+    """`plan_windows` over the latent frames of a clip of `frames` (see the module docstring):
+    windows of the latent length of `length` frames, overlapping by ceil(overlap / group)."""
+    return plan_windows(latent_count(frames, group), latent_count(length, group), latent_overlap(overlap, group))
+
+
+def frame_windows(frames: int, length: int, overlap: int, group: int = 1) -> tuple[Window, ...]:
+    """The windows of `latent_windows` as the generated frames they decode to."""
+    spans = []
+    for window in latent_windows(frames, length, overlap, group):
+        start = max(0, group * window.start - group + 1)
+        spans.append(Window(start, group * (window.end - 1) + 1 - start))
+    return tuple(spans)
 
 
 def blend_weights(windows: tuple[Window, ...], method: str = "pyramid") -> list[torch.Tensor]:

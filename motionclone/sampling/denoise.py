@@ -75,7 +75,7 @@ def generate(
     `plan.preview_every` steps `on_preview(index, x0)` gets the predicted clean latents."""
     started = time.perf_counter()
     # 1. Check the templates against the plan's windows and install the recorders they need.
-    templates = _per_window(template, plan)
+    templates = templates_per_window(template, plan)
     semantic = _prepare(guided, templates, plan)
     # 2. Encode the prompts (and find the subject's token for masked semantic guidance).
     prompts = _encode_prompts(guided, plan, semantic)
@@ -99,10 +99,11 @@ def generate(
     return Generation(frames, run.steps, seconds, run.latents.detach().cpu(), run.fallbacks)
 
 
-def _per_window(
+def templates_per_window(
     template: MotionTemplate | Sequence[MotionTemplate] | None, plan: ResolvedConfig
 ) -> list[MotionTemplate | None]:
-    """The templates lined up with the plan's context windows."""
+    """The templates lined up with the plan's context windows (either backbone: a template records
+    its window in generated frames)."""
     windows = plan.windows
     if template is None:
         return [None] * len(windows)
@@ -164,7 +165,7 @@ def _start(
     return Denoising(
         plan=plan,
         templates=templates,
-        blend=[weight.to(guided.device) for weight in blend_weights(plan.windows, plan.context_blend)],
+        blend=[weight.to(guided.device) for weight in blend_weights(plan.latent_windows, plan.context_blend)],
         prompts=prompts,
         keyframes=keyframes,
         timesteps=generation_timesteps(plan),
@@ -231,7 +232,7 @@ def _blend_windows(
     eps summed with the window's blend weights (which sum to 1 per frame). One window of weight 1
     gives exactly the pass's own values."""
     blended = Blended(torch.zeros_like(run.latents, dtype=torch.float32))
-    for window, weight, template in zip(run.plan.windows, run.blend, run.templates, strict=True):
+    for window, weight, template in zip(run.plan.latent_windows, run.blend, run.templates, strict=True):
         frames = window.frames
         latents = run.latents[:, :, frames]
         prompts = run.prompts
@@ -274,7 +275,7 @@ def compile_passes(guided: GuidedModel, run: Denoising) -> float:
     here and is timed apart from sampling. Returns the seconds spent (0: none ran)."""
     if not guided.compiled:
         return 0.0
-    frames = run.plan.windows[0].frames
+    frames = run.plan.latent_windows[0].frames
     latents, template = run.latents[:, :, frames], run.templates[0]
     appearance = None if run.appearance is None else run.appearance[:, :, frames]
     plan, size = run.plan, tuple(latents.shape)

@@ -153,7 +153,7 @@ def extract_windows(
             generator,
             prompts,
             config,
-            _window_progress(on_step, number, len(windows)),
+            window_progress(on_step, number, len(windows)),
             should_stop,
             len(windows) > 1,
         )
@@ -161,8 +161,9 @@ def extract_windows(
     ]
 
 
-def _window_progress(on_step: StepCallback | None, number: int, count: int) -> Callable[[StepInfo], None]:
-    """Progress of window `number` as progress over the whole extraction (every window's steps in turn)."""
+def window_progress(on_step: StepCallback | None, number: int, count: int) -> Callable[[StepInfo], None]:
+    """Progress of window `number` as progress over the whole extraction (every window's steps in
+    turn), for either backbone."""
 
     def report(info: StepInfo) -> None:
         if on_step:

@@ -128,14 +128,7 @@ class GuidedModel:
         return (1, channels, config.frames, config.height // factor, config.width // factor)
 
     def initial_noise(self, config: ResolvedConfig, generator: torch.Generator) -> torch.Tensor:
-        """The noise both phases draw from their seed (the official tie: extraction noises the
-        reference with what generation starts from), on the CPU so a seed gives the same video on
-        every device; with `shuffle_context`, FreeNoise's rescheduling over the plan's windows."""
-        noise = torch.randn(self.latent_shape(config), generator=generator)
-        if config.shuffle_context:
-            seed = generator.initial_seed()
-            noise = shuffled_context_noise(noise, config.context_length, config.context_overlap, seed)
-        return noise
+        return seeded_noise(self.latent_shape(config), config, generator)
 
     def predict_noise(
         self,
@@ -156,3 +149,14 @@ class GuidedModel:
         """`clean` noised to `timestep` with `noise` (the forward process, one step)."""
         alpha = self.schedule.alphas_cumprod[timestep].item()
         return alpha**0.5 * clean + (1 - alpha) ** 0.5 * noise
+
+
+def seeded_noise(shape: tuple[int, ...], config: ResolvedConfig, generator: torch.Generator) -> torch.Tensor:
+    """The noise both phases of either backbone draw from their seed (the official tie: extraction
+    noises the reference with what generation starts from), on the CPU so a seed gives the same
+    video on every device; with `shuffle_context`, FreeNoise's rescheduling over the plan's
+    windows in latent frames."""
+    noise = torch.randn(shape, generator=generator)
+    if config.shuffle_context:
+        noise = shuffled_context_noise(noise, *config.latent_context, generator.initial_seed())
+    return noise

@@ -87,7 +87,12 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
     GenerationOption(
         "--motion-fps", "motion_fps", float, "frames generated per second of the span (default: about 8, see README)"
     ),
-    GenerationOption("--context-overlap", "context_overlap", int, "frames shared by neighbouring windows (4)"),
+    GenerationOption(
+        "--context-overlap",
+        "context_overlap",
+        int,
+        "frames shared by neighbouring windows (4; Wan: whole latent frames of 4)",
+    ),
     GenerationOption("--context-blend", "context_blend", str, "how windows blend (default pyramid)", CONTEXT_BLENDS),
     GenerationOption(
         "--shuffle-context",
