@@ -5,10 +5,8 @@ with their reports and evaluations, and a Wan job survives a restart and can be 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from conftest import textured_clip
 from daemon_helpers import client_for, running_daemon, wait_until
 from motionclone_client import JobFailed
 from motionclone_daemon.catalog import ModelCatalog
@@ -16,19 +14,10 @@ from motionclone_daemon.settings import DaemonSettings
 from test_durability import wait_for_step
 
 from motionclone.cli.main import main
-from motionclone.media.video_io import counted_frames, probe, write_video
+from motionclone.media.video_io import counted_frames, probe
 
 WAN = {"model": "tiny-wan", "steps": 4, "seed": 3, "width": 64, "height": 64}
 SETTLE = {"watch_settle_seconds": 0.5, "watch_rescan_seconds": 30.0}
-
-
-@pytest.fixture()
-def clip_at_24_fps(tmp_path) -> Path:
-    """16 frames of a pan at 24 fps: at Wan's 16 fps one in round(24 / 16) = 2 frames is
-    generated, 8 brought to 4k + 1 = 9: tiny-wan's one window."""
-    path = tmp_path / "pan24.mp4"
-    write_video(path, textured_clip("right", frames=16, step=3), fps=24)
-    return path
 
 
 def test_the_catalog_offers_tiny_wan_and_wan_folders(tmp_path):
