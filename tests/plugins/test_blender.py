@@ -198,7 +198,7 @@ def test_a_wan_model_states_its_rate_in_the_dialog_and_its_result_lands_over_the
     scene (one in two at 16 fps of motion; AnimateDiff's 8 would be one in three), and the job's
     result (9 frames, 4k + 1) lands over the strip's 16 frames."""
     settings = {**{key: value for key, value in SETTINGS.items() if key != "frames"}, "steps": 2}
-    settings |= {"model": "tiny-wan", "preset": "wan"}
+    settings["model"] = "tiny-wan"  # the dialog's preset stays camera: the engine runs a Wan model's own
     with running_daemon(tmp_path, engine=shared_engine) as daemon:
         address, clip = f"127.0.0.1:{daemon.port}", str(clip_at_24_fps)
         spec = scenario(tmp_path, extension_zip, "generate", address, daemon.token, clip=clip, trim=[0, 0])
@@ -211,7 +211,7 @@ def test_a_wan_model_states_its_rate_in_the_dialog_and_its_result_lands_over_the
     source, (result,) = source_and_results(outcome)
     assert (result["start"], counted_frames(Path(result["absolute_path"]))) == (source["start"], 16)
     report = json.loads(job.report_json)
-    assert (report["backbone"], report["settings"]["frames"]) == ("wan", 9)
+    assert (report["backbone"], report["settings"]["preset"], report["settings"]["frames"]) == ("wan", "wan", 9)
 
 
 def test_daemon_down_is_a_clear_report_and_nothing_else(extension_zip, tmp_path):
