@@ -26,7 +26,7 @@ from motionclone.config.plan import ResolvedConfig, SourceSpan, check_model_limi
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.errors import ConfigError, TemplateError
 from motionclone.media.learned_interpolation import film_resample
-from motionclone.media.preview import PreviewCallback, preview_hook, preview_picks
+from motionclone.media.preview import PreviewCallback, PreviewHook, preview_hook, preview_picks
 from motionclone.media.video_io import (
     TimePoint,
     VideoInfo,
@@ -220,7 +220,7 @@ class Engine:
             info = self._probe(reference, timer)
             guided, plan = self.plan(config, timer, info)
             template, origin = self._template_for(guided, plan, Path(reference), info, timer, on_step, should_stop)
-        hook = preview_hook(on_preview, preview_picks(plan.frames, plan.windows)) if on_preview else None
+        hook = _preview_hook(guided, plan, on_preview) if on_preview else None
         with timer.phase("read_clip"):
             keyframes = run_keyframes(guided, plan)
         result = _sampler(guided).generate(
@@ -272,6 +272,14 @@ _ANIMATEDIFF = SimpleNamespace(extract_windows=extract_windows, generate=generat
 def _sampler(guided: GuidedModel | WanGuidedModel):
     """The module whose `extract_windows` and `generate` run the model's backbone."""
     return wan_sampling if isinstance(guided, WanGuidedModel) else _ANIMATEDIFF
+
+
+def _preview_hook(guided: GuidedModel | WanGuidedModel, plan: ResolvedConfig, deliver: PreviewCallback) -> PreviewHook:
+    """Live previews of the backbone's latents: AnimateDiff's frames through SD1.5's colour map,
+    Wan's latent frames (each packs 4 frames after the first) decoded."""
+    if isinstance(guided, WanGuidedModel):
+        return preview_hook(deliver, preview_picks(guided.latent_shape(plan)[2]), guided.preview_frames)
+    return preview_hook(deliver, preview_picks(plan.frames, plan.windows))
 
 
 def _check_template_backbone(template: MotionTemplate, model: str, backbone: str) -> None:

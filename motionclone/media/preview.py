@@ -101,17 +101,26 @@ def encode_jpeg(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def render_preview(clean_latents: torch.Tensor, picks: Sequence[int] | None = None) -> bytes:
+# Latents (1, C, F, h, w) and the frames to show -> uint8 (n, H, W, 3).
+FramePainter = Callable[[torch.Tensor, Sequence[int] | None], np.ndarray]
+
+
+def render_preview(
+    clean_latents: torch.Tensor, picks: Sequence[int] | None = None, paint: FramePainter = latent_frames_to_rgb
+) -> bytes:
     """The JPEG strip of predicted clean latents (1, 4, F, h, w): 64 px of strip per frame shown
-    (256 for the 4 of one window, 512 for 8 windows' frames)."""
-    frames = latent_frames_to_rgb(clean_latents, picks)
+    (256 for the 4 of one window, 512 for 8 windows' frames). `paint` turns the picked latent
+    frames into pictures: SD1.5's colour map by default; Wan decodes them (`WanGuidedModel`)."""
+    frames = paint(clean_latents, picks)
     return encode_jpeg(strip_image(frames, max(MAX_PREVIEW_SIDE, 64 * len(frames))))
 
 
-def preview_hook(deliver: PreviewCallback, picks: Sequence[int] | None = None) -> PreviewHook:
+def preview_hook(
+    deliver: PreviewCallback, picks: Sequence[int] | None = None, paint: FramePainter = latent_frames_to_rgb
+) -> PreviewHook:
     """The pipeline's `on_preview(index, x0)` turned into `LivePreview`s of `picks` for `deliver`."""
 
     def hook(index: int, clean_latents: torch.Tensor) -> None:
-        deliver(LivePreview(index + 1, render_preview(clean_latents, picks)))
+        deliver(LivePreview(index + 1, render_preview(clean_latents, picks, paint)))
 
     return hook

@@ -1,11 +1,14 @@
 """Wan 2.1 jobs through the daemon (issue 30) on `tiny-wan`: the catalog offers it, a client's job
 and a watch folder's come back over their spans at Wan's rule (16 fps of motion, 4k + 1 frames),
-with their reports and evaluations, and a Wan job survives a restart and can be cancelled."""
+with their reports, live previews and evaluations, and a Wan job survives a restart and can be
+cancelled."""
 
 from __future__ import annotations
 
 import json
 
+import cv2
+import numpy as np
 import pytest
 from daemon_helpers import client_for, running_daemon, wait_until
 from motionclone_client import JobFailed
@@ -39,8 +42,9 @@ def test_a_wan_job_round_trips_from_a_client_and_a_watch_folder_survives_a_resta
     span = {"start": "0f", "end": "16f", "output_fps": 24.0, "output_frames": 16}
     daemon_settings = {"engine": shared_engine, "watch": [str(inbox)], "evaluate": True, **SETTLE}
     with running_daemon(tmp_path, **daemon_settings) as daemon, client_for(daemon) as client:
-        job = client.submit(clip_at_24_fps, {**WAN, "prompt": "a boat", **span})
-        finished = client.wait(job.id)
+        job = client.submit(clip_at_24_fps, {**WAN, "prompt": "a boat", "preview_every": 2, **span})
+        previews = []
+        finished = client.wait(job.id, on_event=lambda event: event.preview and previews.append(event))
         result = client.download(job.id, tmp_path / "wan.mp4")
         long = client.submit(clip_at_24_fps, {**WAN, "prompt": "a slow boat", "steps": 400})
         wait_for_step(client, long.id, run=1)
@@ -50,6 +54,10 @@ def test_a_wan_job_round_trips_from_a_client_and_a_watch_folder_survives_a_resta
     assert "tiny-wan" in report["note"]
     assert counted_frames(result) == 16 and probe(result).fps == 24.0 and probe(result).width == 64
     assert report["evaluation"]["motion_fidelity"]["tracks"]["result"] > 0
+    # Live previews every 2 steps: tiny-wan's 3 latent frames decoded, side by side.
+    assert [event.step for event in previews] == [2, 4]
+    strip = cv2.imdecode(np.frombuffer(previews[-1].preview, np.uint8), cv2.IMREAD_COLOR)
+    assert strip.shape == (64, 3 * 64, 3)
 
     with running_daemon(tmp_path, **daemon_settings) as daemon, client_for(daemon) as client:
         wait_for_step(client, long.id, run=2)

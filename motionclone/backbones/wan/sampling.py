@@ -99,6 +99,14 @@ class WanGuidedModel:
         video = video[0].clamp(-1, 1).add(1).mul(127.5).round().byte()
         return video.permute(1, 2, 3, 0).cpu().numpy()
 
+    @torch.no_grad()
+    def preview_frames(self, clean: torch.Tensor, picks: Sequence[int] | None) -> np.ndarray:
+        """Live-preview pictures of the picked latent frames, each decoded alone (Wan's causal VAE
+        decodes a lone latent frame as a first frame: one picture). SD1.5's fixed colour map does
+        not apply to Wan's latents; a one-frame decode costs a small part of a transformer step."""
+        chosen = range(clean.shape[2]) if picks is None else picks
+        return np.concatenate([self.decode(clean[:, :, index : index + 1]) for index in chosen])
+
     def _latent_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         config = self.model.vae.config
         shape = (1, config.z_dim, 1, 1, 1)
@@ -198,7 +206,10 @@ def generate(
         is_guided = reference is not None and index < plan.guidance_steps and plan.motion_guidance_weight > 0
         weight = plan.motion_guidance_weight if is_guided else 0.0
         if is_guided:
-            velocity = (latents - guided_clean(clean, reference, weight)) / sigma
+            clean = guided_clean(clean, reference, weight)
+            velocity = (latents - clean) / sigma
+        if on_preview and plan.preview_every and (index + 1) % plan.preview_every == 0:
+            on_preview(index, clean)
         latents = latents + (following - sigma) * velocity
         if not torch.isfinite(latents).all():
             raise DivergedError(
