@@ -1,7 +1,7 @@
 """Wan 2.1 jobs through the daemon (issue 30) on `tiny-wan`: the catalog offers it, a client's job
 and a watch folder's come back over their spans at Wan's rule (16 fps of motion, 4k + 1 frames),
-with their reports, live previews and evaluations, and a Wan job survives a restart and can be
-cancelled."""
+with their reports, live previews and evaluations, sizes Wan cannot take are refused at submit,
+and a Wan job survives a restart and can be cancelled."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from daemon_helpers import client_for, running_daemon, wait_until
-from motionclone_client import JobFailed
+from motionclone_client import ClientError, JobFailed
 from motionclone_daemon.catalog import ModelCatalog
 from motionclone_daemon.settings import DaemonSettings
 from test_durability import wait_for_step
@@ -46,6 +46,9 @@ def test_a_wan_job_round_trips_from_a_client_and_a_watch_folder_survives_a_resta
         previews = []
         finished = client.wait(job.id, on_event=lambda event: event.preview and previews.append(event))
         result = client.download(job.id, tmp_path / "wan.mp4")
+        # Wan's transformer patches the factor-8 latent 2x2: a side of 40 used to fail inside the run.
+        with pytest.raises(ClientError, match="width=40: must be a multiple of 16"):
+            client.submit(clip_at_24_fps, {**WAN, "prompt": "a boat", "width": 40, "height": 40})
         long = client.submit(clip_at_24_fps, {**WAN, "prompt": "a slow boat", "steps": 400})
         wait_for_step(client, long.id, run=1)
         (inbox / "pan.mp4").write_bytes(clip_at_24_fps.read_bytes())
