@@ -84,6 +84,15 @@ class WanGuidedModel:
         return self.model.unet(latents.to(dtype), t, embeddings.to(dtype)).sample.float()
 
     @torch.no_grad()
+    def cfg_velocity(
+        self, latents: torch.Tensor, sigma: float, uncond: torch.Tensor, cond: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        """Both CFG halves in one pass, combined as Wan's pipeline does: uncond + scale (cond - uncond)."""
+        both = self.velocity(torch.cat([latents, latents]), sigma, torch.cat([uncond, cond]))
+        uncond_velocity, cond_velocity = both.chunk(2)
+        return uncond_velocity + scale * (cond_velocity - uncond_velocity)
+
+    @torch.no_grad()
     def encode(self, frames: np.ndarray, generator: torch.Generator) -> torch.Tensor:
         """uint8 (F, H, W, 3) -> normalised latents (1, C, F', h, w), sampled from the posterior."""
         vae = self.model.vae
@@ -197,10 +206,7 @@ def generate(
         if should_stop and should_stop():
             raise Interrupted(f"stopped at step {index} of {plan.steps}")
         sigma, following = sigmas[index], sigmas[index + 1]
-        with torch.no_grad():
-            both = guided.velocity(torch.cat([latents, latents]), sigma, torch.cat([uncond, cond]))
-        uncond_velocity, cond_velocity = both.chunk(2)
-        velocity = uncond_velocity + plan.cfg_scale * (cond_velocity - uncond_velocity)
+        velocity = guided.cfg_velocity(latents, sigma, uncond, cond, plan.cfg_scale)
         clean = predicted_clean(latents, velocity, sigma)
         energy = None if reference is None else flow_energy(clean, reference).item()
         is_guided = reference is not None and index < plan.guidance_steps and plan.motion_guidance_weight > 0
