@@ -1,5 +1,6 @@
-"""The report of a run: what a user needs to trust or reproduce it (settings, seed, model, device,
-timings per phase, peak memory, the motion energy of every step), written as JSON beside it."""
+"""The report of a run: what a user needs to trust or reproduce it (settings, seed, model and its
+backbone, device, timings per phase, peak memory, the motion energy of every step), written as
+JSON beside it."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from motionclone.config.plan import ResolvedConfig
 from motionclone.sampling.guided_model import GuidedModel
 from motionclone.sampling.outputs import StepInfo
 
-TEST_MODEL_NOTE = "made with tiny-random (random weights): a plumbing check, not a meaningful video"
+TEST_MODEL_NOTE = "made with {model} (random weights): a plumbing check, not a meaningful video"
 
 
 def package_version() -> str:
@@ -55,6 +56,7 @@ def run_report(
     report: dict[str, Any] = {
         "motionclone_version": package_version(),
         "model": model.model_id,
+        "backbone": model.backbone,
         "device": str(model.device),
         "dtype": str(model.dtype).removeprefix("torch."),
         "compiled": guided.compiled,
@@ -79,7 +81,7 @@ def run_report(
     if energies:
         report["mean_motion_energy_guided_steps"] = float(np.mean(energies))
     if model.is_test_model:
-        report["note"] = TEST_MODEL_NOTE
+        report["note"] = TEST_MODEL_NOTE.format(model=model.model_id)
     return report
 
 

@@ -89,7 +89,8 @@ def dialog_lines(settings: dict[str, Any]) -> list[str]:
             return lambda *_args, **_options: self
 
     operator = bpy.types.MOTIONCLONE_OT_generate
-    stand_in = type("Dialog", (), {name: getattr(operator, name) for name in ("_draw_keyframes", "_find_keyframes")})()
+    methods = ("_draw_keyframes", "_find_keyframes", "_motion_fps")
+    stand_in = type("Dialog", (), {name: getattr(operator, name) for name in methods})()
     properties = bpy.ops.motionclone.generate.get_rna_type().properties
     stand_in.__dict__.update({prop.identifier: prop.default for prop in properties if prop.identifier != "rna_type"})
     stand_in.__dict__.update({"layout": Layout(), **settings})
@@ -290,7 +291,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         watch = sys.modules[f"{ADDON_MODULE}.job_runner"].current_runner().connection
         tick_until(addon, lambda: not watch.state.text.startswith("checking"), spec["timeout"])
         return {"connection": [watch.state.connected, watch.state.text]}
-    dialog = dialog_lines(spec["settings"]) if scenario == "keyframes" else []
+    dialog = dialog_lines(spec["settings"]) if scenario == "keyframes" or spec.get("dialog") else []
     outcome = {**generate(spec), "dialog": dialog}
     if scenario in ("generate", "keyframes"):
         started = time.perf_counter()

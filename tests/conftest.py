@@ -75,6 +75,15 @@ def eight_seconds_at_25_fps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def clip_at_24_fps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 frames of a pan at 24 fps, a Wan span for `tiny-wan` (issue 30): at Wan's 16 fps of
+    motion one in round(24 / 16) = 2 frames is generated, 8 brought to 4k + 1 = 9, its one window."""
+    path = tmp_path_factory.mktemp("wan-span") / "pan24.mp4"
+    write_video(path, textured_clip("right", frames=16, step=3), fps=24)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def isolated_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own daemon config dir (token, endpoint), never the user's."""

@@ -1,8 +1,8 @@
 """Which models the daemon offers, and what a job's model name may refer to.
 
-Clients name models; they never hand the daemon an arbitrary path to read. A name is
-`tiny-random`, a hub id, a folder or checkpoint found in the configured model paths (by name or
-by a path inside them).
+Clients name models; they never hand the daemon an arbitrary path to read. A name is a built-in
+test model (`tiny-random`, `tiny-wan`), a hub id, a folder or checkpoint found in the configured
+model paths (by name or by a path inside them).
 """
 
 from __future__ import annotations
@@ -12,11 +12,17 @@ from pathlib import Path
 
 import torch
 
+from motionclone.backbones.wan.tiny import TINY_WAN_ID
 from motionclone.config.settings import DEFAULT_MODEL
 from motionclone.models.loading import SINGLE_FILE_SUFFIXES
 from motionclone.models.tiny import TINY_MODEL_ID
 from motionclone_daemon.errors import InvalidRequest
 from motionclone_daemon.settings import DaemonSettings
+
+# The models built in code (no files): SD1.5 + AnimateDiff's and Wan 2.1's architectures at toy size.
+BUILT_IN_MODELS = (TINY_MODEL_ID, TINY_WAN_ID)
+# What marks a diffusers folder as a model: SD1.5's denoiser is in unet/, Wan's in transformer/.
+DENOISER_FOLDERS = ("unet", "transformer")
 
 
 class ModelCatalog:
@@ -33,7 +39,7 @@ class ModelCatalog:
     def resolve(self, name: str, what: str = "model") -> str:
         """What to hand the engine for `name` (a model, or a part such as a VAE: `what`); refuses
         anything outside the catalog."""
-        if name == TINY_MODEL_ID:
+        if name in BUILT_IN_MODELS:
             return name
         candidate = Path(name).expanduser()
         if candidate.is_absolute():
@@ -48,15 +54,18 @@ class ModelCatalog:
         parts = name.split("/")
         if len(parts) == 2 and all(parts) and ".." not in parts:
             return name
-        raise InvalidRequest(f"unknown {what} {name!r}: not tiny-random, a hub id, or a model in model_paths")
+        built_in = " or ".join(BUILT_IN_MODELS)
+        raise InvalidRequest(f"unknown {what} {name!r}: not {built_in}, a hub id, or a model in model_paths")
 
     def available(self) -> list[str]:
-        """tiny-random, the models in the model paths, and the hub repos in the local HF cache."""
-        names = [TINY_MODEL_ID]
+        """The built-in models, the models in the model paths (diffusers folders of either backbone,
+        single-file checkpoints), and the hub repos in the local HF cache."""
+        names = list(BUILT_IN_MODELS)
         for root in self._paths:
             if root.is_dir():
                 for entry in sorted(root.iterdir()):
-                    if (entry / "unet").is_dir() or entry.suffix.lower() in SINGLE_FILE_SUFFIXES:
+                    is_folder = any((entry / part).is_dir() for part in DENOISER_FOLDERS)
+                    if is_folder or entry.suffix.lower() in SINGLE_FILE_SUFFIXES:
                         names.append(entry.stem if entry.is_file() else entry.name)
         hub_cache = Path(os.environ.get("HF_HUB_CACHE", Path.home() / ".cache" / "huggingface" / "hub"))
         if hub_cache.is_dir():

@@ -37,6 +37,9 @@ class ModelDefaults:
     width: int = 512
     height: int = 512
     size_multiple: int = 64
+    # Every side a run takes is a multiple of this: the VAE's factor 8; Wan's transformer also
+    # cuts the latent into 2x2 patches, so 16 there.
+    side_multiple: int = 8
     frames: int = 16
     motion_guidance_weight: float = 2000.0
     max_frames: int = 32

@@ -406,7 +406,8 @@ def _size(config: MotionCloneConfig, model: ModelDefaults, source_size: tuple[in
         width, height = config.width, config.height
     for key, value in (("width", width), ("height", height)):
         require_number(key, value, model.min_side, model.max_side, "what this model can generate", integer=True)
-        require(value % 8 == 0, key, value, "must be a multiple of 8")
+        multiple = model.side_multiple
+        require(value % multiple == 0, key, value, f"must be a multiple of {multiple} for this model")
     return width, height
 
 

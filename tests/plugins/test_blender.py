@@ -191,6 +191,29 @@ def test_an_eight_second_strip_comes_back_with_motion_over_its_whole_span(
     assert json.loads(job.report_json)["settings"]["frames"] == 67
 
 
+def test_a_wan_model_states_its_rate_in_the_dialog_and_its_result_lands_over_the_strip(
+    extension_zip, clip_at_24_fps, tmp_path, shared_engine
+):
+    """Issue 30: with tiny-wan chosen, the dialog states Wan's rule for a 16-frame strip in a 24 fps
+    scene (one in two at 16 fps of motion; AnimateDiff's 8 would be one in three), and the job's
+    result (9 frames, 4k + 1) lands over the strip's 16 frames."""
+    settings = {**{key: value for key, value in SETTINGS.items() if key != "frames"}, "steps": 2}
+    settings["model"] = "tiny-wan"  # the dialog's preset stays camera: the engine runs a Wan model's own
+    with running_daemon(tmp_path, engine=shared_engine) as daemon:
+        address, clip = f"127.0.0.1:{daemon.port}", str(clip_at_24_fps)
+        spec = scenario(tmp_path, extension_zip, "generate", address, daemon.token, clip=clip, trim=[0, 0])
+        outcome = run_driver(tmp_path, {**spec, "settings": settings, "dialog": True})
+        (job,) = daemon.service.list()
+    summary = "result over 16 frames from frame 5: 1 in 2 generated (8 frames), the rest made along the motion"
+    assert any(line.endswith(summary) for line in outcome["dialog"]), outcome["dialog"]
+    (record,) = outcome["records"]
+    assert record["state"] == "succeeded", record
+    source, (result,) = source_and_results(outcome)
+    assert (result["start"], counted_frames(Path(result["absolute_path"]))) == (source["start"], 16)
+    report = json.loads(job.report_json)
+    assert (report["backbone"], report["settings"]["preset"], report["settings"]["frames"]) == ("wan", "wan", 9)
+
+
 def test_daemon_down_is_a_clear_report_and_nothing_else(extension_zip, tmp_path):
     spec = scenario(tmp_path, extension_zip, "generate", "127.0.0.1:9", "any-token")
     outcome = run_driver(tmp_path, spec)

@@ -112,6 +112,26 @@ def test_an_eight_second_clip_comes_back_with_motion_over_its_whole_span(
     assert "(1 in 3 generated (64 frames), the rest made along the motion)" in capsys.readouterr().out
 
 
+def test_a_wan_run_states_wans_motion_rate_and_places_its_result(clip_at_24_fps, tmp_path, shared_engine, capsys):
+    """Issue 30: on a daemon whose default model is tiny-wan, a run naming no model states Wan's
+    rule for a 16-frame item on a 24 fps timeline (one in two at 16 fps of motion; AnimateDiff's 8
+    would be one in three) and the result lands over the item; the engine brings the 8 to 4k + 1."""
+    media = media_copy(clip_at_24_fps, tmp_path / "media")
+    resolve = new_resolve(fps=24)
+    timeline = timeline_of(resolve)
+    record = timeline.GetStartFrame() + 24
+    add_clip(resolve, media, track=1, record=record, source=(0, 16))
+    timeline.SetCurrentTimecode(frame_to_timecode(record + 3, 24))
+    with running_daemon(tmp_path, engine=shared_engine, default_model="tiny-wan") as daemon:
+        assert main(["--steps", "2", "--prompt", "a paper boat"], resolve=resolve) == 0
+        (job,) = daemon.service.list()
+    [placed] = timeline.GetItemListInTrack("video", 2)
+    assert placed.GetStart() == record and counted_frames(result_file(placed)) == 16
+    report = json.loads(job.report_json)
+    assert (report["backbone"], report["settings"]["preset"], report["settings"]["frames"]) == ("wan", "wan", 9)
+    assert "(1 in 2 generated (8 frames), the rest made along the motion)" in capsys.readouterr().out
+
+
 def test_a_terminal_run_without_seed_names_its_file_with_the_seed_used(clip_files, tmp_path, shared_engine):
     """Issue 25, item 11: the README's `<clip>__<prompt>__s<seed>.mp4` holds without --seed: the official 2025."""
     resolve, timeline, _media, _record = clip_under_the_playhead(clip_files["right"], tmp_path)

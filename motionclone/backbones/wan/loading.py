@@ -31,6 +31,7 @@ WAN_DEFAULTS = ModelDefaults(
     width=832,
     height=480,
     size_multiple=16,
+    side_multiple=16,
     frames=81,
     motion_guidance_weight=0.2,
     max_frames=81,

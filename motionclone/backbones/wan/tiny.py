@@ -21,6 +21,7 @@ TINY_WAN_DEFAULTS = ModelDefaults(
     width=32,
     height=32,
     size_multiple=16,
+    side_multiple=16,
     frames=9,
     motion_guidance_weight=0.2,
     max_frames=81,

@@ -20,6 +20,7 @@ from motionclone_options import (
     OFFICIAL_SEED,
     PRESET_NAMES,
     official_seed,
+    target_motion_fps,
 )
 
 from . import compat, job_journal, retiming
@@ -102,7 +103,7 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
     steps: bpy.props.IntProperty(name="Steps", description=HELP["steps"] + "; 0: the preset's", min=0, max=1000)
     frames: bpy.props.IntProperty(
         name="Frames",
-        description=HELP["frames"] + "; 0: 1 in k of the strip's frames, about 8 a second",
+        description=HELP["frames"] + "; 0: 1 in k of the strip's frames, about 8 a second (16 on Wan)",
         min=0,
         max=1024,
     )
@@ -143,7 +144,8 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
         strip = active_movie_strip(context)
         if strip is not None:
             try:
-                layout.label(text=span_of(compat.sequencer_scene(context), strip).describe(), icon="SEQUENCE")
+                span = span_of(compat.sequencer_scene(context), strip)
+                layout.label(text=span.describe(self._motion_fps()), icon="SEQUENCE")
             except ClientError as error:
                 layout.label(text=str(error), icon="ERROR")
         icon = "DISCLOSURE_TRI_DOWN" if self.show_advanced else "DISCLOSURE_TRI_RIGHT"
@@ -160,6 +162,10 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
             row = box.row(align=True)
             row.prop(self, "use_guidance_weight")
             row.prop(self, "guidance_weight")
+
+    def _motion_fps(self) -> float:
+        """The motion rate of the model the job will run: the one typed, else the daemon's default."""
+        return target_motion_fps(self.model.strip() or current_runner().default_model)
 
     def _draw_keyframes(self, box: bpy.types.UILayout, context: bpy.types.Context) -> None:
         """The keyframe's source and strength, and the keyframes found there (or why there are none)."""
@@ -240,7 +246,8 @@ class MOTIONCLONE_OT_generate(bpy.types.Operator):
 
 
 def _remember_models(daemon: Connection) -> None:
-    current_runner().models = list(server_info(daemon).available_models)
+    info, runner = server_info(daemon), current_runner()
+    runner.models, runner.default_model = list(info.available_models), info.default_model
 
 
 def _check_daemon(daemon: Connection) -> None:

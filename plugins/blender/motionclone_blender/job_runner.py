@@ -26,6 +26,8 @@ class JobRunner:
         self._cancels: dict[str, threading.Event] = {}
         self._retry_at: dict[str, float] = {}
         self.models: list[str] = []
+        # The model a job naming none runs (the daemon's), for what the dialog states before sending.
+        self.default_model = ""
         self.connection = ConnectionWatch()
 
     def post(self, update: JobUpdate) -> None:

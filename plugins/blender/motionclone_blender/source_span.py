@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from motionclone_options import span_motion_summary
+from motionclone_options import TARGET_MOTION_FPS, span_motion_summary
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,12 @@ class SourceSpan:
             "output_frames": self.length,
         }
 
-    def describe(self) -> str:
+    def describe(self, motion_fps: float = TARGET_MOTION_FPS) -> str:
+        """The strip's range and what a job generates over it at the chosen model's motion rate
+        (`target_motion_fps`: Wan generates twice as many frames as AnimateDiff)."""
         seconds = f"{self.first_file_frame / self.movie_fps:.2f}-{self.end_file_frame / self.movie_fps:.2f} s"
         return (
             f"Source frames {self.first_file_frame}-{self.end_file_frame} ({seconds} at {self.movie_fps:g} fps), "
             f"result over {self.length} frames from frame {self.timeline_start}:"
-            f" {span_motion_summary(self.length, self.scene_fps)}"
+            f" {span_motion_summary(self.length, self.scene_fps, motion_fps)}"
         )

@@ -40,23 +40,24 @@ def main(argv: Sequence[str] | None = None, resolve: Any = None, bmd: Any = None
         return EXIT_FAILED
 
 
-def connected_client(request: Request) -> DaemonClient:
-    """A client whose daemon answered and accepted the token, checked before the project is touched."""
+def connected_client(request: Request) -> tuple[DaemonClient, str]:
+    """A client whose daemon answered and accepted the token, checked before the project is
+    touched, and the model the daemon runs for a job naming none."""
     client = None
     try:
         client = DaemonClient(request.address, request.token)
-        client.info()
+        default_model = client.info().default_model
     except ClientError as error:
         if client is not None:
             client.close()
         raise ScriptError(str(error)) from None
-    return client
+    return client, default_model
 
 
 def started_session(
-    edit: Edit, items: list[Any], request: Request, client: DaemonClient, reporter: Reporter
+    edit: Edit, items: list[Any], request: Request, client: DaemonClient, default_model: str, reporter: Reporter
 ) -> GenerationSession:
-    session = GenerationSession(edit, request, client, reporter)
+    session = GenerationSession(edit, request, client, default_model, reporter)
     session.plan(items)
     session.start()
     return session
@@ -66,8 +67,9 @@ def run_in_console(resolve: Any, request: Request, console: ConsoleReporter) -> 
     """Send the clips, print each change, place results as they finish; Ctrl-C cancels the jobs."""
     edit = current_edit(resolve)
     items = chosen_items(edit, request.all_marked)
-    with connected_client(request) as client:
-        session = started_session(edit, items, request, client, console)
+    client, default_model = connected_client(request)
+    with client:
+        session = started_session(edit, items, request, client, default_model, console)
         try:
             while not session.poll():
                 pass
@@ -92,9 +94,9 @@ def run_from_menu(resolve: Any, bmd: Any, console: ConsoleReporter) -> int:
     def generate(request: Request) -> None:
         edit = current_edit(resolve)
         items = chosen_items(edit, request.all_marked)
-        client = connected_client(request)
+        client, default_model = connected_client(request)
         try:
-            runs.append((started_session(edit, items, request, client, reporter), client))
+            runs.append((started_session(edit, items, request, client, default_model, reporter), client))
         except ScriptError:
             client.close()
             raise

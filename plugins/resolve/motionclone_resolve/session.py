@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from motionclone_client import DaemonClient
+from motionclone_options import target_motion_fps
 
 from motionclone_resolve.edit import Edit, timeline_made_current
 from motionclone_resolve.errors import ClipSkipped, ScriptError
@@ -51,10 +52,14 @@ class Reporter(Protocol):
 
 
 class GenerationSession:
-    def __init__(self, edit: Edit, request: Request, client: DaemonClient, reporter: Reporter) -> None:
+    def __init__(
+        self, edit: Edit, request: Request, client: DaemonClient, default_model: str, reporter: Reporter
+    ) -> None:
         self.edit = edit
         self.request = request
         self.reporter = reporter
+        # What a job naming no model runs (the daemon's default), for the rate its summary states.
+        self.default_model = default_model
         self.jobs: list[ClipJob] = []
         self.skipped = 0
         self._followers = JobFollowers(client)
@@ -105,7 +110,8 @@ class GenerationSession:
         self._scratch = scratch
         for number, job in enumerate(self.jobs):
             job.settings.update(keyframe)
-            self.reporter.message(f"sending {job.source.describe()}: {job.prompt!r}")
+            motion_fps = target_motion_fps(str(job.settings.get("model") or self.default_model))
+            self.reporter.message(f"sending {job.source.describe(motion_fps)}: {job.prompt!r}")
             previews = scratch / f"clip-{number}"
             self._followers.start(JobOrder(number, job.source.file, job.settings, job.destination, previews))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from motionclone_options import span_motion_summary
+from motionclone_options import TARGET_MOTION_FPS, span_motion_summary
 
 from motionclone_resolve.errors import ClipSkipped
 from motionclone_resolve.frame_rate import frame_rate
@@ -47,11 +47,13 @@ class SourceClip:
             "output_frames": self.duration,
         }
 
-    def describe(self) -> str:
+    def describe(self, motion_fps: float = TARGET_MOTION_FPS) -> str:
+        """The item's range and what a job generates over it at the model's motion rate
+        (`target_motion_fps`)."""
         return (
             f"{self.name}: clip frames {self.source_start}-{self.source_end} at {self.clip_fps:g} fps, "
             f"{self.duration} timeline frames at {self.timeline_fps:g} fps on V{self.track}"
-            f" ({span_motion_summary(self.duration, self.timeline_fps)})"
+            f" ({span_motion_summary(self.duration, self.timeline_fps, motion_fps)})"
         )
 
 
