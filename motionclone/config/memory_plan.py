@@ -33,11 +33,18 @@ def needed_bytes(
     """Estimated peak bytes of a run of `config`'s size with the `low_memory` recomputation and
     `decode_frames` decoded at once, beyond the weights when they are loaded (SparseCtrl's too for a
     keyframe run). The UNet's passes run one context window at a time, so a long clip costs what
-    its longest window does."""
+    its longest window does (and, with a VAE that takes the whole clip, its decoded frames)."""
     value_bytes = torch.finfo(dtype).bits // 8
     frames = config.window_frames
     weights, run = defaults.estimated_peak_bytes(
-        frames, config.width, config.height, value_bytes, low_memory, decode_frames, keyframes=bool(config.keyframes)
+        frames,
+        config.width,
+        config.height,
+        value_bytes,
+        low_memory,
+        decode_frames,
+        keyframes=bool(config.keyframes),
+        clip_frames=config.frames,
     )
     return run if weights_loaded else weights + run
 

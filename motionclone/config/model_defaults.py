@@ -74,6 +74,10 @@ class ModelDefaults:
     # one group of frames at a time whatever the chunk asked (Wan's), its peak VAE_CHUNK frames' worth.
     guided_backward: bool = True
     causal_decode: bool = False
+    # What the whole clip holds while such a VAE encodes or decodes it in one call (Wan: its frame
+    # groups' outputs and their concatenation, 2 x 3 channels: 24 float32 bytes a pixel-frame), on
+    # top of the decode's own peak; 0 where the VAE takes VAE_CHUNK frames at a time (SD1.5).
+    clip_bytes_per_pixel_frame: float = 0.0
 
     @property
     def fewest_frames(self) -> int:
@@ -102,17 +106,20 @@ class ModelDefaults:
         low_memory: str = "off",
         decode_frames: int = VAE_CHUNK,
         keyframes: bool = False,
+        clip_frames: int | None = None,
     ) -> tuple[int, int]:
         """(model weights, everything a run adds on top) in bytes, for this size and dtype: the
         guided steps' part (the `low_memory` recomputation's share of it, plus SparseCtrl's with
-        `keyframes`) or the decode's (`decode_frames` at once), whichever is larger; a keyframe
-        run's weights include SparseCtrl's."""
+        `keyframes`) or the decode's (`decode_frames` at once; with a VAE that takes the whole
+        clip, its `clip_frames` too), whichever is larger; a keyframe run's weights include
+        SparseCtrl's."""
         scale = dtype_bytes / 4
         pixel_frames = frames * width * height
         share = RECOMPUTATIONS[low_memory].run_share if self.guided_backward else 1.0
         guided = self.bytes_per_pixel_frame * scale * pixel_frames * share
         decoded = VAE_CHUNK if self.causal_decode else min(frames, decode_frames)
         decode = self.decode_bytes_per_pixel_frame * scale * decoded * width * height
+        decode += self.clip_bytes_per_pixel_frame * scale * (clip_frames or frames) * width * height
         weights = self.weight_bytes * scale
         if keyframes:
             guided += self.sparse_control_bytes_per_pixel_frame * scale * pixel_frames

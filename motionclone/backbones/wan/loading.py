@@ -24,8 +24,9 @@ WAN_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 # measured with the real architecture and random weights on CPU in float32 (bench/bench_wan.py,
 # `bench_memory`'s live-tensor model, 17 frames at 64 and 128 px: linear in the pixels): a step
 # (both CFG halves, no backward) 225 bytes a pixel-frame; the causal VAE decode 2470 bytes a pixel
-# of VAE_CHUNK frames, whatever the clip's length. So 81x480x832 in bfloat16: 3.1 GB of weights +
-# 3.9 GB for the decode (the step's 3.6 GB is less) = 7.0 GB, not yet measured on a GPU.
+# of VAE_CHUNK frames, plus the whole clip's decoded frames (`clip_bytes_per_pixel_frame`). So
+# 81x480x832 in bfloat16: 3.1 GB of weights + 4.3 GB for the decode (the step's 3.6 GB is less)
+# = 7.4 GB, not yet measured on a GPU.
 WAN_DEFAULTS = ModelDefaults(
     backbone="wan",
     width=832,
@@ -43,6 +44,7 @@ WAN_DEFAULTS = ModelDefaults(
     sparse_controls=(),
     guided_backward=False,
     causal_decode=True,
+    clip_bytes_per_pixel_frame=24.0,
     motion_fps=16.0,
     frame_group=4,
     min_frames=17,

@@ -47,6 +47,8 @@ from motionclone.sampling.extraction import extraction_settings, window_progress
 from motionclone.sampling.guided_model import seeded_noise
 from motionclone.sampling.outputs import Generation, StepCallback, StepInfo, StopCheck
 
+# Decoded frames turned into bytes at once (float32 temporaries of 16 frames: 77 MB at 832x480).
+DECODE_CONVERT_FRAMES = 16
 # Prompt embeddings a loaded Wan model keeps (4 MB each at Wan's 512 x 4096 in float32).
 KEPT_PROMPTS = 8
 
@@ -108,17 +110,23 @@ class WanGuidedModel:
     def encode(self, frames: np.ndarray, generator: torch.Generator) -> torch.Tensor:
         """uint8 (F, H, W, 3) -> normalised latents (1, C, F', h, w), sampled from the posterior."""
         vae = self.model.vae
-        pixels = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float().div(127.5).sub(1.0)
-        sample = vae.encode(pixels.to(self.device, self.model.dtype)).latent_dist.sample(generator).float()
+        # Cast on the device from uint8, in place: a long clip's pixels are held once in the
+        # model's dtype, not also in float32 (`ModelDefaults.clip_bytes_per_pixel_frame`).
+        pixels = torch.from_numpy(frames).to(self.device).permute(3, 0, 1, 2)[None].to(self.model.dtype)
+        pixels = pixels.div_(127.5).sub_(1.0)
+        sample = vae.encode(pixels).latent_dist.sample(generator).float()
         mean, std = self._latent_stats()
         return (sample - mean) / std
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Latents -> uint8 (F, H, W, 3). The causal VAE decodes the whole clip in one call (its
+        frame groups share a cache); the result is brought to bytes a few frames at a time, so a
+        long clip holds no float32 copy of itself."""
         mean, std = self._latent_stats()
-        video = self.model.vae.decode((latents * std + mean).to(self.model.dtype)).sample.float()
-        video = video[0].clamp(-1, 1).add(1).mul(127.5).round().byte()
-        return video.permute(1, 2, 3, 0).cpu().numpy()
+        video = self.model.vae.decode((latents * std + mean).to(self.model.dtype)).sample[0].permute(1, 2, 3, 0)
+        chunks = video.split(DECODE_CONVERT_FRAMES)
+        return np.concatenate([c.float().clamp(-1, 1).add(1).mul(127.5).round().byte().cpu().numpy() for c in chunks])
 
     def _latent_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         config = self.model.vae.config

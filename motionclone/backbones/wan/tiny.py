@@ -33,6 +33,7 @@ TINY_WAN_DEFAULTS = ModelDefaults(
     sparse_controls=(),
     guided_backward=False,
     causal_decode=True,
+    clip_bytes_per_pixel_frame=24.0,
     motion_fps=16.0,
     frame_group=4,
     min_frames=5,
