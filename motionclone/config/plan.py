@@ -211,6 +211,7 @@ def resolve(
     guided_blocks = tuple(b for b, _ in preset.block_weights) if config.guided_blocks is None else config.guided_blocks
     require(len(guided_blocks) >= 1, "guided_blocks", guided_blocks, "must name at least one block")
     semantic_weight = _check_semantic(config, preset, model)
+    _check_backbone_settings(config, extraction, semantic_weight, model)
     keyframes = _keyframes(config, preset, frames)
     return ResolvedConfig(
         base=config,
@@ -456,6 +457,35 @@ def _check_choices(config: MotionCloneConfig) -> None:
     for key, choices in choices_of.items():
         value = getattr(config, key)
         require(value in choices, key, value, f"must be one of {', '.join(choices)}")
+
+
+def _check_backbone_settings(
+    config: MotionCloneConfig, extraction: dict[str, Any], semantic_weight: float, model: ModelDefaults
+) -> None:
+    """Settings only the AnimateDiff engine has are refused on Wan, one clear line each, rather
+    than left out of a run whose report would still show them."""
+    if model.backbone != "wan":
+        return
+    require(
+        extraction["extraction_mode"] == "single-step",
+        "extraction_mode",
+        config.extraction_mode,
+        "inversion is AnimateDiff's: the Wan backbone records its reference in one noised pass (single-step)",
+    )
+    require(
+        semantic_weight == 0 and not config.subject,
+        "subject" if config.subject else "semantic_guidance_weight",
+        config.subject or semantic_weight,
+        "appearance guidance is AnimateDiff's: the Wan backbone has no cross-attention masks to guide",
+    )
+    require(config.vae is None, "vae", config.vae, "the Wan backbone decodes with its own VAE")
+    blocks = config.guided_blocks
+    require(
+        blocks is None or tuple(blocks) == ("predicted_clean",),
+        "guided_blocks",
+        blocks,
+        "the Wan backbone guides its predicted clean latent (predicted_clean), not UNet blocks",
+    )
 
 
 def _check_semantic(config: MotionCloneConfig, preset: Preset, model: ModelDefaults) -> float:

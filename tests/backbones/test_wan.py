@@ -155,3 +155,19 @@ def test_wan_decodes_a_clip_to_the_same_bytes_a_few_frames_at_a_time():
     whole = video.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 3, 0).numpy()
     decoded = guided.decode(latents)
     assert decoded.shape == (21, 32, 32, 3) and (decoded == whole).all()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"extraction_mode": "inversion", "reference_prompt": "a fox"}, "inversion is AnimateDiff's"),
+        ({"subject": "boat"}, "appearance guidance is AnimateDiff's"),
+        ({"semantic_guidance_weight": 1.0}, "appearance guidance is AnimateDiff's"),
+        ({"vae": "stabilityai/sd-vae-ft-mse"}, "decodes with its own VAE"),
+        ({"guided_blocks": ("up_blocks.1",)}, "not UNet blocks"),
+    ],
+)
+def test_animatediff_only_settings_are_refused_on_wan_not_silently_dropped(setting, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(MotionCloneConfig(model=WAN_MODEL, prompt="x", **setting), WAN_DEFAULTS, seed=1)
+    resolve(MotionCloneConfig(model="m", prompt="x", **setting), ModelDefaults(), seed=1)  # AnimateDiff takes them
