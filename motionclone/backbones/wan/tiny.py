@@ -4,41 +4,32 @@ the Wan backbone runs offline on a CPU in seconds through the very code path the
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from transformers import UMT5Config, UMT5EncoderModel
 
-from motionclone.config.model_defaults import ModelDefaults
+from motionclone.backbones.wan.defaults import WAN_DEFAULTS
 from motionclone.models.tiny import tiny_tokenizer
 
 TINY_WAN_ID = "tiny-wan"
 _SEED = 20260301
 _LATENT_CHANNELS = 4
 # 9 frames (3 latent frames: Wan's VAE keeps the first frame and packs each next 4 into one) at
-# 32x32 (a 4x4 latent); memory figures measured like tiny-random's (CPU, float32, peak RSS).
-TINY_WAN_DEFAULTS = ModelDefaults(
-    backbone="wan",
+# 32x32 (a 4x4 latent), Wan's traits otherwise; memory figures measured like tiny-random's (CPU,
+# float32, peak RSS).
+TINY_WAN_DEFAULTS = dataclasses.replace(
+    WAN_DEFAULTS,
     width=32,
     height=32,
-    size_multiple=16,
-    side_multiple=16,
     frames=9,
-    motion_guidance_weight=0.2,
-    max_frames=81,
     min_side=16,
     max_side=256,
     weight_bytes=5_000_000,
     bytes_per_pixel_frame=2000.0,
     decode_bytes_per_pixel_frame=2000.0,
-    sparse_controls=(),
-    guided_backward=False,
-    causal_decode=True,
-    clip_bytes_per_pixel_frame=24.0,
-    motion_fps=16.0,
-    frame_group=4,
     min_frames=5,
-    cfg_scale=5.0,
-    fps=16.0,
 )
 
 
