@@ -53,14 +53,17 @@ def results_bin_clips(resolve: Resolve) -> list[str]:
     return [clip.GetName() for clip in bins[0].GetClipList()] if bins else []
 
 
-def clip_under_the_playhead(clip: Path, tmp_path: Path) -> tuple[Resolve, Timeline, Path, int]:
-    """An 8 fps timeline with frames 4-12 of `clip` on V1 from frame 16, the playhead inside it."""
+def clip_under_the_playhead(
+    clip: Path, tmp_path: Path, fps: int = 8, source: tuple[int, int] = (4, 12)
+) -> tuple[Resolve, Timeline, Path, int]:
+    """A timeline at `fps` (8 unless told) with frames `source` of `clip` on V1 from two seconds
+    in, the playhead inside it."""
     media = media_copy(clip, tmp_path / "media")
-    resolve = new_resolve(fps=8)
+    resolve = new_resolve(fps=fps)
     timeline = timeline_of(resolve)
-    record = timeline.GetStartFrame() + 16
-    add_clip(resolve, media, track=1, record=record, source=(4, 12))
-    timeline.SetCurrentTimecode(frame_to_timecode(record + 3, 8))
+    record = timeline.GetStartFrame() + 2 * fps
+    add_clip(resolve, media, track=1, record=record, source=source)
+    timeline.SetCurrentTimecode(frame_to_timecode(record + 3, fps))
     return resolve, timeline, media, record
 
 
@@ -116,12 +119,7 @@ def test_a_wan_run_states_wans_motion_rate_and_places_its_result(clip_at_24_fps,
     """Issue 30: on a daemon whose default model is tiny-wan, a run naming no model states Wan's
     rule for a 16-frame item on a 24 fps timeline (one in two at 16 fps of motion; AnimateDiff's 8
     would be one in three) and the result lands over the item; the engine brings the 8 to 4k + 1."""
-    media = media_copy(clip_at_24_fps, tmp_path / "media")
-    resolve = new_resolve(fps=24)
-    timeline = timeline_of(resolve)
-    record = timeline.GetStartFrame() + 24
-    add_clip(resolve, media, track=1, record=record, source=(0, 16))
-    timeline.SetCurrentTimecode(frame_to_timecode(record + 3, 24))
+    resolve, timeline, _media, record = clip_under_the_playhead(clip_at_24_fps, tmp_path, fps=24, source=(0, 16))
     with running_daemon(tmp_path, engine=shared_engine, default_model="tiny-wan") as daemon:
         assert main(["--steps", "2", "--prompt", "a paper boat"], resolve=resolve) == 0
         (job,) = daemon.service.list()
