@@ -13,6 +13,7 @@ from daemon_helpers import client_for, running_daemon
 from web_helpers import link_path
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the dev extra)")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -48,7 +49,18 @@ def browser():
 
 
 def wait(driver, condition, timeout: float = 60.0):
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda _: condition())
+    """Polls `condition` until it is truthy. The page redraws its queue and job view on every poll
+    of the daemon, so an element found a moment ago can be gone by the time it is read: that try
+    is simply repeated."""
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda _: condition())
+
+
+def settled(driver, action):
+    """What `action` (a read or a click) returns once it ran on an element the page did not redraw
+    under it."""
+    return wait(driver, lambda: (action(),), timeout=10.0)[0]
 
 
 def row_state(driver, job_id: str) -> str:
@@ -75,19 +87,19 @@ def test_queue_progress_preview_cancel_and_result_in_a_browser(browser, tmp_path
         seen = progress_of(browser, first.id)
         wait(browser, lambda: progress_of(browser, first.id) > seen)
         assert row_state(browser, second.id) == "queued"
-        prompt = browser.find_element(By.CSS_SELECTOR, f"#job-{first.id} td.prompt").text
+        prompt = settled(browser, lambda: browser.find_element(By.CSS_SELECTOR, f"#job-{first.id} td.prompt").text)
         assert prompt == HOSTILE and browser.execute_script("return window.injected") is None
         browser.save_screenshot(str(DOCS / "web-queue.png"))
-        browser.find_element(By.CSS_SELECTOR, f"#job-{first.id} td.prompt a").click()
+        settled(browser, lambda: browser.find_element(By.CSS_SELECTOR, f"#job-{first.id} td.prompt a").click())
         wait(
             browser,
             lambda: browser.execute_script(
                 "const p = document.getElementById('preview'); return p && p.complete && p.naturalWidth > 0;"
             ),
         )
-        assert browser.find_element(By.CSS_SELECTOR, "h2.prompt").text == HOSTILE
+        assert settled(browser, lambda: browser.find_element(By.CSS_SELECTOR, "h2.prompt").text) == HOSTILE
         assert not browser.find_elements(By.CSS_SELECTOR, "#view script, #view img[src='x']")
-        browser.find_element(By.ID, "cancel").click()
+        settled(browser, lambda: browser.find_element(By.ID, "cancel").click())
         wait(browser, lambda: browser.find_element(By.ID, "state").text == "cancelled")
         assert client.get(first.id).state == "cancelled"
         # The other job runs next; its page plays the result beside the reference.
@@ -95,7 +107,6 @@ def test_queue_progress_preview_cancel_and_result_in_a_browser(browser, tmp_path
         wait(browser, lambda: browser.find_elements(By.ID, "result"), timeout=120)
         duration = "const v = document.getElementById('result'); return v.readyState >= 1 ? v.duration : 0;"
         assert wait(browser, lambda: browser.execute_script(duration)) > 0
-        assert (
-            browser.find_element(By.ID, "reference").get_attribute("src").endswith(f"/api/jobs/{second.id}/reference")
-        )
+        reference = settled(browser, lambda: browser.find_element(By.ID, "reference").get_attribute("src"))
+        assert reference.endswith(f"/api/jobs/{second.id}/reference")
         browser.save_screenshot(str(DOCS / "web-job.png"))
