@@ -213,10 +213,13 @@ def _free_port() -> int:
         return probe_socket.getsockname()[1]
 
 
-def _playhead_clip(clip: Path, tmp_path: Path) -> Resolve:
+def _playhead_clip(clip: Path, tmp_path: Path, frames: int = 16) -> Resolve:
+    """A timeline at 8 fps whose first `frames` frames of `clip` lie under the playhead."""
     resolve = new_resolve(fps=8)
     timeline = timeline_of(resolve)
-    add_clip(resolve, media_copy(clip, tmp_path / "media"), track=1, record=timeline.GetStartFrame(), source=(0, 16))
+    add_clip(
+        resolve, media_copy(clip, tmp_path / "media"), track=1, record=timeline.GetStartFrame(), source=(0, frames)
+    )
     return resolve
 
 
@@ -276,8 +279,9 @@ def test_wrong_token_and_failed_job_leave_the_project_unchanged(clip_files, tmp_
 
 def test_dialog_shows_the_latest_preview_of_the_running_job(clip_files, tmp_path, shared_engine):
     """Resolve Studio's dialog (a UIManager): type a prompt, Generate, watch, close. The daemon's
-    default preview_every (5) over the camera preset's steps; tiny-random is the CPU default model."""
-    resolve = _playhead_clip(clip_files["right"], tmp_path)
+    default preview_every (5) over the camera preset's steps; tiny-random is the CPU default model.
+    An 8-frame strip is tiny-random's one window (16 frames would run three)."""
+    resolve = _playhead_clip(clip_files["right"], tmp_path, frames=8)
     shown: list[dict] = []
 
     def user(dialog) -> None:
