@@ -78,6 +78,10 @@ class ModelDefaults:
     # groups' outputs and their concatenation, 2 x 3 channels: 24 float32 bytes a pixel-frame), on
     # top of the decode's own peak; 0 where the VAE takes VAE_CHUNK frames at a time (SD1.5).
     clip_bytes_per_pixel_frame: float = 0.0
+    # Float32 bytes a guided step adds per pair of a window's latent frames and per latent pixel
+    # (Wan's frame-difference energy compares every latent frame with every other: its pair maps
+    # of 16 channels, about four held at once, 256 bytes); 0 where the guidance has no such term.
+    guidance_frame_pair_bytes: float = 0.0
 
     @property
     def fewest_frames(self) -> int:
@@ -117,6 +121,8 @@ class ModelDefaults:
         pixel_frames = frames * width * height
         share = RECOMPUTATIONS[low_memory].run_share if self.guided_backward else 1.0
         guided = self.bytes_per_pixel_frame * scale * pixel_frames * share
+        latent_frames = (frames - 1) // self.frame_group + 1
+        guided += self.guidance_frame_pair_bytes * latent_frames**2 * (width // 8) * (height // 8)
         decoded = VAE_CHUNK if self.causal_decode else min(frames, decode_frames)
         decode = self.decode_bytes_per_pixel_frame * scale * decoded * width * height
         decode += self.clip_bytes_per_pixel_frame * scale * (clip_frames or frames) * width * height

@@ -111,6 +111,9 @@ class ResolvedConfig:
     keyframes: tuple[tuple[str, int], ...] = ()
     control: str | None = None
     sparse_control: str | None = None
+    # Wan's guidance (`Preset`): Adam steps per guided step and the velocity regularisation.
+    optimisation_steps: int = 1
+    velocity_regularisation: float = 1.0
 
     @property
     def latent_windows(self) -> tuple[Window, ...]:
@@ -240,6 +243,8 @@ def resolve(
         keyframes=keyframes,
         control=preset.control,
         sparse_control=config.sparse_control or dict(model.sparse_controls).get(preset.control or ""),
+        optimisation_steps=preset.optimisation_steps,
+        velocity_regularisation=preset.velocity_regularisation,
     )
 
 
@@ -479,12 +484,12 @@ def _check_backbone_settings(
         "appearance guidance is AnimateDiff's: the Wan backbone has no cross-attention masks to guide",
     )
     require(config.vae is None, "vae", config.vae, "the Wan backbone decodes with its own VAE")
-    blocks = config.guided_blocks
+    blocks, terms = config.guided_blocks, [term for term, _ in PRESETS["wan"].block_weights]
     require(
-        blocks is None or tuple(blocks) == ("predicted_clean",),
+        blocks is None or (len(blocks) > 0 and set(blocks) <= set(terms)),
         "guided_blocks",
         blocks,
-        "the Wan backbone guides its predicted clean latent (predicted_clean), not UNet blocks",
+        f"the Wan backbone guides the terms of its flow energy ({', '.join(terms)}), not UNet blocks",
     )
 
 

@@ -30,6 +30,12 @@ class Preset:
     block weights; 0: none, as the latest release). `control` names the SparseCtrl kind a keyframe
     preset conditions on ("rgb": stills, "scribble": sketches; None: no keyframes), and `seed` is
     the official script's default seed for the preset.
+
+    On Wan (`backbone` "wan") the "blocks" are the flow energy's terms with their own weights,
+    `motion_guidance_weight` is the learning rate of the `optimisation_steps` Adam steps a guided
+    step takes on the latent, and `velocity_regularisation` is the share of the velocity across
+    the mean velocity so far that the energy keeps (1: none). AnimateDiff's guidance takes its one
+    plain gradient step and reads neither.
     """
 
     steps: int
@@ -48,6 +54,8 @@ class Preset:
     semantic_guidance_weight: float = 0.0
     control: str | None = None
     seed: int = OFFICIAL_SEED
+    optimisation_steps: int = 1
+    velocity_regularisation: float = 1.0
     # The backbone the preset's recipe is for (`ModelDefaults.backbone`).
     backbone: str = "animatediff"
 
@@ -92,20 +100,23 @@ PRESETS: dict[str, Preset] = {
         control="scribble",
         seed=OFFICIAL_KEYFRAME_SEED,
     ),
-    # Wan 2.1 T2V with flow guidance (`backbones.wan`, after FlowMotion): Wan's own 50 sampling
-    # steps, the first 10 guided (FlowMotion guides the early steps, whose clean-latent predictions
-    # carry the motion; their exact count is ours), the step size on the predicted clean latent
-    # from the model (`motion_guidance_weight`, 0.2) on its one guided "block", the
-    # transformer's output as a predicted clean latent, no warm-up or cool-down ramp; steps even in
-    # flow time (the scheduler's shifted sigmas; guidance_start only describes it).
+    # Wan 2.1 T2V with FlowMotion's flow guidance (`backbones.wan`), its released defaults
+    # (HKUST-LongGroup/FlowMotion run.py): 50 Euler steps over the scheduler's shifted sigmas, the
+    # first 10 guided, each by 3 Adam steps on the latent (learning rate 0.003, the model's
+    # `motion_guidance_weight`) on 20 x MSE of the predicted clean latent + 5 x MSE of its frame
+    # differences, the velocity's part across the mean velocity kept at 0.1; an empty negative
+    # prompt. No warm-up or cool-down ramp; guidance_start only describes the schedule.
     "wan": Preset(
         steps=50,
         guidance_steps=10,
         guidance_start=1.0,
         warmup_steps=0,
         cooldown_steps=0,
-        block_weights=(("predicted_clean", 1.0),),
+        block_weights=(("predicted_clean", 20.0), ("frame_differences", 5.0)),
         timestep_spacing="even",
+        negative_prompt="",
+        optimisation_steps=3,
+        velocity_regularisation=0.1,
         backbone="wan",
     ),
 }

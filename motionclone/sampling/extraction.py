@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from motionclone.backbones.wan.guidance import GUIDANCE as WAN_GUIDANCE
 from motionclone.config.plan import ResolvedConfig
 from motionclone.config.presets import PRESETS
 from motionclone.errors import ConfigError, Interrupted
@@ -56,6 +57,8 @@ def extraction_settings(config: ResolvedConfig, model_id: str, window: Window | 
     }
     if PRESETS[config.preset].backbone != "animatediff":  # keyed only when not the default, as below
         settings["backbone"] = PRESETS[config.preset].backbone
+        # A Wan template records the clean latent at each guided step's timestep.
+        settings |= {"guidance": WAN_GUIDANCE, "steps": config.steps, "guidance_steps": config.guidance_steps}
     if config.frame_picking != "linspace":  # keyed only when not the default: older cache entries still match
         settings["frame_picking"] = config.frame_picking
     if config.extraction_mode == "inversion":

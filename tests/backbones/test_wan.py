@@ -4,10 +4,19 @@ the other backbone."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from motionclone_options import PRESET_NAMES, target_motion_fps
 
+from motionclone.backbones.wan.guidance import (
+    FRAME_DIFFERENCES,
+    PREDICTED_CLEAN,
+    difference_error,
+    flow_energy,
+    regularised_velocity,
+)
 from motionclone.backbones.wan.loading import WAN_DEFAULTS, WAN_MODEL, is_wan_model, save_tiny_wan
 from motionclone.backbones.wan.sampling import WanGuidedModel
 from motionclone.config.model_defaults import ModelDefaults
@@ -17,6 +26,7 @@ from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.errors import ConfigError, TemplateError
 from motionclone.media.video_io import probe
+from motionclone.method.template import load_templates, save_templates
 from motionclone.models.loading import component_placement, load_model
 
 
@@ -49,22 +59,64 @@ def test_a_saved_wan_folder_loads_by_path(tmp_path):
     assert all((saved[k] == fresh[k]).all() for k in fresh)
 
 
-def test_the_wan_preset_is_pinned_and_chosen_for_a_wan_model():
+def test_the_wan_preset_is_flowmotions_released_defaults_and_is_chosen_for_a_wan_model():
+    """FlowMotion's run.py defaults: 50 steps, the first 10 guided by 3 Adam steps at learning rate
+    0.003 on 20 x MSE(x0) + 5 x MSE(frame differences), velocity regularisation 0.1, CFG 6.0, an
+    empty negative prompt."""
     wan = PRESETS["wan"]
     assert (wan.steps, wan.guidance_steps, wan.backbone) == (50, 10, "wan")
+    assert (wan.optimisation_steps, wan.velocity_regularisation) == (3, 0.1)
+    assert dict(wan.block_weights) == {PREDICTED_CLEAN: 20.0, FRAME_DIFFERENCES: 5.0}
     assert "wan" in PRESET_NAMES
     defaults = load_model("tiny-wan", "unused").defaults
     plan = resolve(MotionCloneConfig(model="tiny-wan", prompt="x"), defaults, seed=1)
-    assert (plan.preset, plan.steps, plan.guidance_steps, plan.motion_guidance_weight) == ("wan", 50, 10, 0.2)
+    assert (plan.preset, plan.steps, plan.guidance_steps, plan.motion_guidance_weight) == ("wan", 50, 10, 0.003)
+    assert (plan.optimisation_steps, plan.velocity_regularisation, plan.cfg_scale) == (3, 0.1, 6.0)
+    assert plan.negative_prompt == "" and plan.guided_blocks == (PREDICTED_CLEAN, FRAME_DIFFERENCES)
+    assert resolve(MotionCloneConfig(model="tiny-wan", prompt="x", negative_prompt="fog"), defaults, 1).negative_prompt
+    only_motion = MotionCloneConfig(model="tiny-wan", prompt="x", guided_blocks=[FRAME_DIFFERENCES])
+    assert resolve(only_motion, defaults, seed=1).guided_blocks == (FRAME_DIFFERENCES,)
+    with pytest.raises(ConfigError, match="terms of its flow energy"):
+        resolve(MotionCloneConfig(model="tiny-wan", prompt="x", guided_blocks=["up_blocks.1"]), defaults, seed=1)
     with pytest.raises(ConfigError, match="for the animatediff backbone"):
         resolve(MotionCloneConfig(model="tiny-wan", prompt="x", preset="object"), defaults, seed=1)
     with pytest.raises(ConfigError, match="for the wan backbone"):
         resolve(MotionCloneConfig(prompt="x", preset="wan"), ModelDefaults(), seed=1)
 
 
+def test_the_difference_error_is_the_mse_over_flowmotions_stack_of_frame_differences():
+    """FlowMotion stacks |consecutive differences| and, per frame, |its differences to every other|;
+    the pairwise form here must give the same mean squared error."""
+    generator = torch.Generator().manual_seed(0)
+    clean, reference = torch.randn(2, 1, 4, 5, 3, 2, generator=generator)
+
+    def stacked(latent):
+        frames = latent[0].permute(1, 2, 3, 0)
+        maps = [(frames[1:] - frames[:-1]).abs()]
+        for centre in range(len(frames)):
+            others = frames[[i for i in range(len(frames)) if i != centre]]
+            maps.append((frames[centre][None] - others).abs())
+        return torch.stack(maps)
+
+    expected = torch.nn.functional.mse_loss(stacked(clean), stacked(reference))
+    assert torch.allclose(difference_error(clean, reference), expected)
+    weights = {PREDICTED_CLEAN: 20.0, FRAME_DIFFERENCES: 5.0}
+    total = 20 * torch.nn.functional.mse_loss(clean, reference) + 5 * expected
+    assert torch.allclose(flow_energy(clean, reference, weights), total)
+
+
+def test_velocity_regularisation_keeps_the_part_along_the_mean_velocity_and_scales_the_rest():
+    mean = torch.zeros(1, 4, 1, 1, 1)
+    mean[0, 0] = 2.0
+    velocity = torch.tensor([3.0, 1.0, -2.0, 0.5]).view(1, 4, 1, 1, 1)
+    regularised = regularised_velocity(velocity, mean, keep=0.1)
+    assert torch.allclose(regularised.flatten(), torch.tensor([3.0, 0.1, -0.2, 0.05]))
+    assert torch.equal(regularised_velocity(velocity, mean, keep=1.0), velocity)
+
+
 def test_tiny_wan_generates_the_planned_video_and_guidance_lowers_the_energy(engine, clip_files, tmp_path):
     energies = {}
-    for weight in (0.0, 0.2):
+    for weight in (0.0, 0.003):
         config = _config(tmp_path, motion_guidance_weight=weight)
         outcome = engine.generate(config, tmp_path / f"out{weight}.mp4", reference=clip_files["right"])
         info = probe(outcome.output)
@@ -72,7 +124,7 @@ def test_tiny_wan_generates_the_planned_video_and_guidance_lowers_the_energy(eng
         steps = outcome.report["steps"]
         assert len(steps) == 8 and [s["guided"] for s in steps] == [True, True] + [False] * 6
         energies[weight] = sum(s["motion_energy"] for s in steps[:2])
-    assert energies[0.2] < energies[0.0]
+    assert energies[0.003] < energies[0.0]
 
 
 def test_a_template_of_one_backbone_is_refused_by_the_other(engine, clip_files, tmp_path):
@@ -90,15 +142,15 @@ def test_a_wan_span_runs_at_16_fps_in_4k_plus_1_frames_with_wans_cfg_and_rate():
     """Wan was trained on 16 fps clips and its VAE packs 4 frames per latent frame: an 8 s span on
     a 24 fps timeline generates every 2nd frame (96) brought to 97; a slowed strip whose 50
     reference frames cannot give 60 takes 49; explicit counts must be 4k + 1. The kept official
-    defaults (cfg 7.5, 8 fps) become Wan's own (5.0, 16 fps); a value the user changed is kept."""
+    defaults (cfg 7.5, 8 fps) become Wan's (FlowMotion's 6.0, 16 fps); a value the user changed is kept."""
     span_config = MotionCloneConfig(model=WAN_MODEL, prompt="x", output_fps=24.0, output_frames=192)
     plan = resolve(span_config, WAN_DEFAULTS, seed=1, span=SourceSpan(25.0, 8.0))
-    assert (plan.frames, plan.cfg_scale, plan.fps) == (97, 5.0, 16.0)
+    assert (plan.frames, plan.cfg_scale, plan.fps) == (97, 6.0, 16.0)
     slowed = resolve(span_config.replace(output_frames=120), WAN_DEFAULTS, seed=1, span=SourceSpan(25.0, 2.0))
     assert slowed.frames == 49
     short = resolve(span_config.replace(output_frames=10), WAN_DEFAULTS, seed=1, span=SourceSpan(24.0, 10 / 24))
     assert short.frames == 17  # Wan's fewest, spread over the strip's 10 frames
-    assert resolve(span_config.replace(cfg_scale=6.0, fps=12.0), WAN_DEFAULTS, seed=1).cfg_scale == 6.0
+    assert resolve(span_config.replace(cfg_scale=5.0, fps=12.0), WAN_DEFAULTS, seed=1).cfg_scale == 5.0
     with pytest.raises(ConfigError, match="4k \\+ 1 frames"):
         resolve(MotionCloneConfig(model=WAN_MODEL, prompt="x", frames=80), WAN_DEFAULTS, seed=1)
     animatediff = resolve(span_config.replace(model="m"), ModelDefaults(), seed=1, span=SourceSpan(25.0, 8.0))
@@ -133,9 +185,14 @@ def test_wans_text_encoder_stays_on_the_cpu_beside_a_gpu_and_the_memory_plan_cou
     assert component_placement("animatediff", "text_encoder", cuda, torch.float16) == (cuda, torch.float16)
     weights, run = WAN_DEFAULTS.estimated_peak_bytes(81, 832, 480, dtype_bytes=2)
     assert 3.0e9 < weights < 3.2e9 and 7.2e9 < weights + run < 7.6e9  # bench/bench_wan.py's measured bytes
+    # A guided step: 225 bytes a pixel-frame in half precision, plus FlowMotion's frame-pair maps
+    # over 21 latent frames of 104x60 (float32: 256 bytes a pair and latent pixel), just over the
+    # decode's 4.33 GB.
+    assert run == 225 // 2 * 81 * 832 * 480 + 81 * 832 * 480 // 2 + 256 * 21**2 * 104 * 60
     # A long clip's windows cost what one does, but Wan's VAE decodes the whole clip in one call.
     _, long_run = WAN_DEFAULTS.estimated_peak_bytes(81, 832, 480, 2, clip_frames=1021)
-    assert long_run - run == 12 * (1021 - 81) * 832 * 480
+    _, longer_run = WAN_DEFAULTS.estimated_peak_bytes(81, 832, 480, 2, clip_frames=2021)
+    assert longer_run - long_run == 12 * (2021 - 1021) * 832 * 480
     runs = {
         (level, chunk): WAN_DEFAULTS.estimated_peak_bytes(81, 832, 480, 2, level, chunk)[1]
         for level in ("off", "partial", "full")
@@ -171,3 +228,23 @@ def test_animatediff_only_settings_are_refused_on_wan_not_silently_dropped(setti
     with pytest.raises(ConfigError, match=message):
         resolve(MotionCloneConfig(model=WAN_MODEL, prompt="x", **setting), WAN_DEFAULTS, seed=1)
     resolve(MotionCloneConfig(model="m", prompt="x", **setting), ModelDefaults(), seed=1)  # AnimateDiff takes them
+
+
+def test_a_wan_template_holds_the_clean_latent_at_each_guided_timestep_and_older_ones_are_refused(
+    engine, clip_files, tmp_path
+):
+    """FlowMotion sees the reference at every guided step's noise level: the template records the
+    predicted clean latent at each (8 steps: the first 2 guided, at sigma 1.0 and the next shifted
+    one); a run on another schedule takes the nearest recorded one; a Wan template of the earlier
+    guidance (frame differences at one timestep) is refused with a reason, not misread."""
+    path = tmp_path / "pan.safetensors"
+    engine.extract(_config(tmp_path), clip_files["right"], path)
+    [template] = load_templates(path)
+    assert template.timesteps == [999, 948]
+    assert template.values[PREDICTED_CLEAN].shape == (2, 16, 4, 3, 1)  # timesteps, 4x4 grid, 4 channels, latent frames
+    assert template.settings["guidance"] == "flowmotion"
+    engine.generate(_config(tmp_path, steps=12), tmp_path / "other-schedule.mp4", motion=path)
+    older = dataclasses.replace(template, settings={k: v for k, v in template.settings.items() if k != "guidance"})
+    save_templates(path, [older])
+    with pytest.raises(TemplateError, match="earlier release's guidance"):
+        engine.generate(_config(tmp_path), tmp_path / "older.mp4", motion=path)

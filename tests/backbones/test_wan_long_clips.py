@@ -41,11 +41,11 @@ def test_a_long_wan_plan_cuts_windows_over_latent_frames_and_records_them_in_fra
     assert plan.latent_windows == (Window(0, 21), Window(20, 21)) and plan.latent_frames == 41
     assert plan.windows == (Window(0, 81), Window(77, 84)) and plan.window_frames == 81
     check_model_limits(plan, WAN_DEFAULTS)  # 84 generated frames, 21 latent ones: within the 81
-    one_window = resolve(MotionCloneConfig(model=WAN_MODEL, prompt="x", frames=81), WAN_DEFAULTS, seed=1)
+    longer = resolve(MotionCloneConfig(model=WAN_MODEL, prompt="x", frames=241), WAN_DEFAULTS, seed=1)
     # Windows cost what one does; only the whole-clip decode's frames add (12 bytes a pixel-frame in half precision).
     long_bytes = needed_bytes(WAN_DEFAULTS, plan, torch.float16, True, "off")
-    one_window_bytes = needed_bytes(WAN_DEFAULTS, one_window, torch.float16, True, "off")
-    assert long_bytes - one_window_bytes == 12 * (161 - 81) * plan.width * plan.height
+    longer_bytes = needed_bytes(WAN_DEFAULTS, longer, torch.float16, True, "off")
+    assert longer_bytes - long_bytes == 12 * (241 - 161) * plan.width * plan.height
     assert Generated.from_settings(plan.to_dict()).windows == plan.windows
     wider = resolve(MotionCloneConfig(model=WAN_MODEL, prompt="x", frames=157, context_overlap=5), WAN_DEFAULTS, 1)
     assert wider.latent_windows == (Window(0, 21), Window(19, 21)), "5 frames take 2 latent frames"
@@ -81,7 +81,7 @@ def test_a_long_wan_clip_is_extracted_and_generated_window_by_window(long_wan):
     template, cache, guided, plain, _ = long_wan
     templates = load_templates(template)
     assert [t.settings["window"] for t in templates] == [[w.start, w.length] for w in FRAME_WINDOWS]
-    assert [t.frames for t in templates] == [9, 12, 12] and templates[0].settings["motion_frames"] == 2
+    assert [t.frames for t in templates] == [9, 12, 12] and templates[0].settings["motion_frames"] == 3
     assert guided["template"]["source"] == "cache", "the cache keys each window as extraction did"
     assert len(list(cache.rglob("*.safetensors"))) == 3
     for report in (guided, plain):  # the file's windows give the plan's frames and windows back

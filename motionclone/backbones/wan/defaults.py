@@ -1,5 +1,5 @@
 """What a Wan 2.1 text-to-video model brings to the plan: one place for the backbone's traits
-(frames 4k + 1 at 16 fps, cfg 5.0, sides of 16, no backward in its guidance, a causal VAE), which
+(frames 4k + 1 at 16 fps, FlowMotion's cfg 6.0, sides of 16, no backward in its guidance, a causal VAE), which
 `tiny-wan` keeps and only resizes."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from motionclone.config.model_defaults import ModelDefaults
 # `bench_memory`'s live-tensor model, 17 frames at 64 and 128 px: linear in the pixels): a step
 # (both CFG halves, no backward) 225 bytes a pixel-frame; the causal VAE decode 2470 bytes a pixel
 # of VAE_CHUNK frames, plus the whole clip's decoded frames (`clip_bytes_per_pixel_frame`). So
-# 81x480x832 in bfloat16: 3.1 GB of weights + 4.3 GB for the decode (the step's 3.6 GB is less)
-# = 7.4 GB, not yet measured on a GPU.
+# 81x480x832 in bfloat16: 3.1 GB of weights + 4.3 GB for the decode (the step's 3.6 GB, plus
+# 0.7 GB of FlowMotion's frame-pair maps over 21 latent frames, about the same) = 7.4 GB, not yet
+# measured on a GPU.
 WAN_DEFAULTS = ModelDefaults(
     backbone="wan",
     width=832,
@@ -22,7 +23,7 @@ WAN_DEFAULTS = ModelDefaults(
     size_multiple=16,
     side_multiple=16,
     frames=81,
-    motion_guidance_weight=0.2,
+    motion_guidance_weight=0.003,  # FlowMotion's Adam learning rate (`Preset`)
     max_frames=81,
     min_side=128,
     max_side=1280,
@@ -33,9 +34,10 @@ WAN_DEFAULTS = ModelDefaults(
     guided_backward=False,
     causal_decode=True,
     clip_bytes_per_pixel_frame=24.0,
+    guidance_frame_pair_bytes=256.0,
     motion_fps=16.0,
     frame_group=4,
     min_frames=17,
-    cfg_scale=5.0,
+    cfg_scale=6.0,  # FlowMotion's (Wan's pipeline: 5.0)
     fps=16.0,
 )

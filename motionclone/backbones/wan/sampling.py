@@ -1,23 +1,26 @@
-"""Extraction and generation on the Wan backbone (`guidance.py` for the method).
+"""Extraction and generation on the Wan backbone (`guidance.py` for the method, FlowMotion's).
 
-Extraction: the reference's latents noised once to sigma = extraction_timestep / 1000 with the
-seed's noise (the same tie as AnimateDiff's: generation starts from that noise), one transformer
-pass with the empty prompt and no CFG; the template holds the frame differences of the predicted
-clean latent. Generation: flow-matching Euler steps over the scheduler's shifted sigmas; on the
-first `guidance_steps`, the CFG velocity's clean prediction takes one gradient step towards the
-reference's frame differences before the step. CFG as Wan's pipeline: uncond + scale (cond -
-uncond), scale 5.0 by default (MotionClone's is cond + scale (cond - uncond)). The per-step
-record, report and callbacks are the AnimateDiff path's (`StepInfo`, `Generation`, `on_step`,
-`should_stop`, `on_preview` with the predicted clean latents).
+Extraction: for each guided step's noise level sigma, the reference's latents noised to it with
+fresh noise drawn from the extraction seed, one transformer pass with the empty prompt (FlowMotion
+runs its source pass with empty prompts on both CFG halves, which is the same velocity) and the
+predicted clean latent kept: the template holds one per guided timestep. Generation:
+flow-matching Euler steps over the scheduler's shifted sigmas (as FlowMotion steps); before each
+of the first `guidance_steps`, `optimisation_steps` Adam steps (learning rate
+`motion_guidance_weight`) on the latent lower the flow energy against the template's clean
+latent at that timestep (the nearest recorded one when the schedule differs), the velocity
+regularised inside the energy from the second guided step on. CFG as Wan's pipeline and
+FlowMotion: uncond + scale (cond - uncond), scale 6.0 (MotionClone's is cond + scale (cond -
+uncond)). The per-step record, report and callbacks are the AnimateDiff path's (`StepInfo`,
+`Generation`, `on_step`, `should_stop`, `on_preview` with the predicted clean latents); a step's
+motion energy is that of the velocity it steps with.
 
 Long clips go window by window over latent frames (`method.windows`; the plan's
 `latent_windows`): the whole reference is encoded once (Wan's VAE is causal and runs frame group
-by frame group, so its memory grows little with the clip) and each window gets one pass and one
-template over its latent frames; each generation step runs every window's CFG and guidance on
-its own latent frames, blends the velocities with the windows' weights, then takes one Euler step
-over the whole sequence, decoded at once at the end. A window that starts mid-clip begins on a
-latent frame of 4 frames, which the model only ever saw first as a latent of 1: an
-approximation.
+by frame group, so its memory grows little with the clip) and each window gets its passes and one
+template over its latent frames; each velocity is every window's CFG velocity on its own latent
+frames blended with the windows' weights, the energy the windows' sum, and one Euler step moves
+the whole sequence, decoded at once at the end. A window that starts mid-clip begins on a latent
+frame of 4 frames, which the model only ever saw first as a latent of 1: an approximation.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from motionclone.backbones.wan.guidance import (
+    GUIDANCE,
     PREDICTED_CLEAN,
     flow_energy,
-    frame_differences,
-    guided_clean,
     predicted_clean,
+    regularised_velocity,
 )
 from motionclone.config.plan import ResolvedConfig
-from motionclone.errors import ConfigError, DivergedError, Interrupted
+from motionclone.errors import ConfigError, DivergedError, Interrupted, TemplateError
 from motionclone.media.preview import PreviewHook
 from motionclone.method.template import MotionTemplate
 from motionclone.method.windows import Window, blend_weights
@@ -144,37 +147,53 @@ def extract_windows(
 ) -> list[MotionTemplate]:
     """The reference's templates, one per context window: see the module docstring."""
     generator = torch.Generator("cpu").manual_seed(config.extraction_seed)
-    noise = guided.initial_noise(config, generator).to(guided.device)
     clean = guided.encode(frames, generator)
-    sigma = config.extraction_timestep / 1000
-    noised = (1 - sigma) * clean + sigma * noise
     empty = guided.encode_prompt("")
+    # At least one timestep: a run without guided steps still reports its motion energy.
+    sigmas = flow_sigmas(guided, config.steps)[: max(1, config.guidance_steps)]
     windows, spans = config.latent_windows, config.windows
-    templates = []
-    for number, (window, span) in enumerate(zip(windows, spans, strict=True)):
-        if should_stop and should_stop():
-            raise Interrupted(f"stopped at window {number} of {len(windows)}")
-        part = noised[:, :, window.frames]
-        with torch.no_grad():
-            reference = frame_differences(predicted_clean(part, guided.velocity(part, sigma, empty), sigma))
-        templates.append(_template_of(reference, span if len(windows) > 1 else None, guided, config))
-        window_progress(on_step, number, len(windows))(
-            StepInfo("extract", 0, 1, config.extraction_timestep, False, None, 0.0)
-        )
-    return templates
+    recorded: list[list[torch.Tensor]] = [[] for _ in windows]
+    for number, sigma in enumerate(sigmas):
+        noise = seeded_noise(tuple(clean.shape), config, generator).to(guided.device)
+        noised = (1 - sigma) * clean + sigma * noise
+        for window, kept in zip(windows, recorded, strict=True):
+            if should_stop and should_stop():
+                raise Interrupted(f"stopped at timestep {number} of {len(sigmas)}")
+            part = noised[:, :, window.frames]
+            with torch.no_grad():
+                kept.append(predicted_clean(part, guided.velocity(part, sigma, empty), sigma).cpu())
+        window_progress(on_step, 0, 1)(StepInfo("extract", number, len(sigmas), round(sigma * 1000), False, None, 0.0))
+    # Template timesteps lie in [0, 1000); the first flow step's sigma 1.0 is recorded as 999.
+    timesteps = [min(round(sigma * 1000), 999) for sigma in sigmas]
+    return [
+        _template_of(kept, timesteps, span if len(windows) > 1 else None, guided, config)
+        for kept, span in zip(recorded, spans, strict=True)
+    ]
+
+
+def flow_sigmas(guided: WanGuidedModel, steps: int) -> list[float]:
+    """The model scheduler's shifted sigmas for `steps` steps, and the final 0."""
+    scheduler = FlowMatchEulerDiscreteScheduler.from_config(guided.model.scheduler_config)
+    scheduler.set_timesteps(steps)
+    return [float(s) for s in scheduler.sigmas]
 
 
 def _template_of(
-    reference: torch.Tensor, span: Window | None, guided: WanGuidedModel, config: ResolvedConfig
+    recorded: list[torch.Tensor],
+    timesteps: list[int],
+    span: Window | None,
+    guided: WanGuidedModel,
+    config: ResolvedConfig,
 ) -> MotionTemplate:
-    """A window's frame differences as a template over its generated frames `span` (None: the
-    whole clip, one window), in the template's (timesteps, tokens, heads, frames, top_k) layout:
-    tokens the latent grid, "heads" the channels, frames the latent frame differences."""
-    _, channels, differences, height, width = reference.shape
-    values = reference[0].permute(2, 3, 0, 1).reshape(1, height * width, channels, differences, 1).cpu()
-    settings = extraction_settings(config, guided.model.model_id, span) | {"motion_frames": differences}
+    """A window's predicted clean latents, one per timestep, as a template over its generated
+    frames `span` (None: the whole clip, one window), in the template's (timesteps, tokens, heads,
+    frames, top_k) layout: tokens the latent grid, "heads" the channels, frames the latent frames."""
+    _, channels, latent_frames, height, width = recorded[0].shape
+    grid = height * width
+    values = torch.stack([clean[0].permute(2, 3, 0, 1).reshape(grid, channels, latent_frames, 1) for clean in recorded])
+    settings = extraction_settings(config, guided.model.model_id, span) | {"motion_frames": latent_frames}
     return MotionTemplate(
-        timesteps=[config.extraction_timestep],
+        timesteps=timesteps,
         values={PREDICTED_CLEAN: values},
         indices={PREDICTED_CLEAN: torch.zeros(values.shape, dtype=torch.long)},
         frames=config.frames if span is None else span.length,
@@ -184,11 +203,21 @@ def _template_of(
     )
 
 
-def _reference_of(template: MotionTemplate, window: Window, device: torch.device) -> torch.Tensor:
-    """A window's template as frame differences (1, C, window length - 1, h, w)."""
-    values = template.values[PREDICTED_CLEAN][0, ..., 0]  # (h*w, C, L-1)
-    height, width = template.latent_height, template.latent_width
-    return values.reshape(height, width, -1, window.length - 1).permute(2, 3, 0, 1)[None].to(device)
+class _Reference:
+    """A window's template as predicted clean latents (1, C, window length, h, w), one per recorded
+    timestep; a step takes the one recorded nearest its own timestep."""
+
+    def __init__(self, template: MotionTemplate, window: Window, device: torch.device) -> None:
+        values = template.values[PREDICTED_CLEAN][..., 0]  # (T, h*w, C, L)
+        height, width = template.latent_height, template.latent_width
+        self.timesteps = list(template.timesteps)
+        self.latents = values.reshape(len(self.timesteps), height, width, -1, window.length).permute(0, 3, 4, 1, 2)
+        self.device = device
+
+    def at(self, sigma: float) -> torch.Tensor:
+        timestep = sigma * 1000
+        nearest = min(range(len(self.timesteps)), key=lambda k: abs(self.timesteps[k] - timestep))
+        return self.latents[nearest][None].to(self.device)
 
 
 def generate(
@@ -208,30 +237,35 @@ def generate(
     references = _window_references(guided, template, plan)
     # 2. Encode the prompts.
     prompts = torch.cat([guided.encode_prompt(plan.negative_prompt), guided.encode_prompt(plan.prompt)])
-    # 3. The seed's noise (extraction noised the reference with it), the flow schedule, the blend.
-    latents = guided.initial_noise(plan, torch.Generator("cpu").manual_seed(plan.seed)).to(guided.device)
-    scheduler = FlowMatchEulerDiscreteScheduler.from_config(guided.model.scheduler_config)
-    scheduler.set_timesteps(plan.steps)
-    sigmas = [float(s) for s in scheduler.sigmas]
+    # 3. The seed's noise, the flow schedule, the windows' blend.
+    start = guided.initial_noise(plan, torch.Generator("cpu").manual_seed(plan.seed)).to(guided.device)
+    sigmas = flow_sigmas(guided, plan.steps)
     blend = [weight.to(guided.device) for weight in blend_weights(plan.latent_windows, plan.context_blend)]
-    # 4. Denoise: Euler steps; the first guidance_steps move each window's clean prediction
-    #    towards its template.
+    weights = {term: plan.block_weight(term) for term in plan.guided_blocks}
+    velocity_of = _BlendedVelocity(guided, prompts, plan, blend)
+    # 4. Denoise: Euler steps; before each of the first guidance_steps, Adam steps on the latent
+    #    lower its flow energy against the templates.
+    latents = start
     steps: list[StepInfo] = []
     for index in range(plan.steps):
         if should_stop and should_stop():
             raise Interrupted(f"stopped at step {index} of {plan.steps}")
         sigma, following = sigmas[index], sigmas[index + 1]
         is_guided = references[0] is not None and index < plan.guidance_steps and plan.motion_guidance_weight > 0
-        weight = plan.motion_guidance_weight if is_guided else 0.0
-        velocity, energies = _blended_velocity(guided, latents, sigma, prompts, plan, blend, references, weight)
+        if is_guided:
+            mean_velocity = (latents - start) / (sigma - sigmas[0]) if index > 0 else None
+            latents = _optimised(velocity_of, latents, sigma, mean_velocity, references, weights, plan)
+        velocity = velocity_of(latents, sigma)
+        clean = predicted_clean(latents, velocity, sigma)
+        energies = _energies(clean, sigma, plan, references, weights)
         if on_preview and plan.preview_every and (index + 1) % plan.preview_every == 0:
-            on_preview(index, predicted_clean(latents, velocity, sigma))
+            on_preview(index, clean)
         latents = latents + (following - sigma) * velocity
         if not torch.isfinite(latents).all():
             raise DivergedError(
                 f"the generation diverged at step {index + 1} of {plan.steps}: lower the motion guidance weight"
             )
-        info = _step_record(index, plan, sigma, weight, energies, len(references))
+        info = _step_record(index, plan, sigma, plan.motion_guidance_weight if is_guided else 0.0, energies)
         steps.append(info)
         if on_step:
             on_step(info)
@@ -242,63 +276,101 @@ def generate(
     return Generation(frames, steps, seconds, latents.detach().cpu())
 
 
-def _step_record(
-    index: int, plan: ResolvedConfig, sigma: float, weight: float, energies: list[float], windows: int
-) -> StepInfo:
+class _BlendedVelocity:
+    """Each window's CFG velocity on its own latent frames, summed with the windows' blend weights
+    (which sum to 1 per latent frame: one window gives exactly its own velocity)."""
+
+    def __init__(self, guided: WanGuidedModel, prompts: torch.Tensor, plan: ResolvedConfig, blend) -> None:
+        self.guided, self.prompts, self.plan, self.blend = guided, prompts, plan, blend
+
+    @torch.no_grad()
+    def __call__(self, latents: torch.Tensor, sigma: float) -> torch.Tensor:
+        blended = torch.zeros_like(latents, dtype=torch.float32)
+        for window, share in zip(self.plan.latent_windows, self.blend, strict=True):
+            part = latents[:, :, window.frames]
+            uncond, cond = self.guided.velocity(torch.cat([part, part]), sigma, self.prompts).chunk(2)
+            velocity = uncond + self.plan.cfg_scale * (cond - uncond)
+            blended[:, :, window.frames] += share.view(1, 1, -1, 1, 1) * velocity
+        return blended
+
+
+def _optimised(
+    velocity_of: _BlendedVelocity,
+    latents: torch.Tensor,
+    sigma: float,
+    mean_velocity: torch.Tensor | None,
+    references: list[_Reference | None],
+    weights: dict[str, float],
+    plan: ResolvedConfig,
+) -> torch.Tensor:
+    """FlowMotion's guidance step: `plan.optimisation_steps` Adam steps (learning rate
+    `motion_guidance_weight`, a new optimiser each step as FlowMotion's) on the latent, each
+    lowering the windows' summed flow energy of the clean latents they predict, with the velocity
+    recomputed at the moved latent, held fixed, and regularised along `mean_velocity` (the mean
+    velocity from the start noise; None on the first guided step)."""
+    leaf = latents.detach().clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([leaf], lr=plan.motion_guidance_weight)
+    targets = [reference.at(sigma) for reference in references]
+    for _ in range(plan.optimisation_steps):
+        velocity = velocity_of(leaf.detach(), sigma)
+        if mean_velocity is not None:
+            velocity = regularised_velocity(velocity, mean_velocity, plan.velocity_regularisation)
+        optimiser.zero_grad()
+        # One backward per window, its gradient added to the others': a long clip holds one
+        # window's frame-pair maps at a time, not every window's.
+        for window, target in zip(plan.latent_windows, targets, strict=True):
+            with torch.enable_grad():
+                clean = predicted_clean(leaf[:, :, window.frames], velocity[:, :, window.frames], sigma)
+                flow_energy(clean, target, weights).backward()
+        optimiser.step()
+    return leaf.detach()
+
+
+def _energies(
+    clean: torch.Tensor,
+    sigma: float,
+    plan: ResolvedConfig,
+    references: list[_Reference | None],
+    weights: dict[str, float],
+) -> list[float]:
+    """Each window's flow energy of the clean latent a step predicts (none unguided)."""
+    if references[0] is None:
+        return []
+    return [
+        flow_energy(clean[:, :, window.frames], reference.at(sigma), weights).item()
+        for window, reference in zip(plan.latent_windows, references, strict=True)
+    ]
+
+
+def _step_record(index: int, plan: ResolvedConfig, sigma: float, weight: float, energies: list[float]) -> StepInfo:
     """What step `index` did: its motion energy (the windows' mean) and each window's, as on AnimateDiff."""
     energy = sum(energies) / len(energies) if energies else None
-    guided = index < plan.guidance_steps
     return StepInfo(
         "denoise",
         index,
         plan.steps,
         round(sigma * 1000),
-        guided,
+        index < plan.guidance_steps,
         energy,
         weight,
-        windows=windows,
+        windows=len(plan.latent_windows),
         window_motion_energies=tuple(energies),
     )
 
 
 def _window_references(
     guided: WanGuidedModel, template: MotionTemplate | Sequence[MotionTemplate] | None, plan: ResolvedConfig
-) -> list[torch.Tensor | None]:
-    """Each window's template as the frame differences it guides towards (None each: unguided)."""
+) -> list[_Reference | None]:
+    """Each window's template as the clean latents it guides towards (None each: unguided)."""
     _, _, _, height, width = guided.latent_shape(plan)
-    references: list[torch.Tensor | None] = []
+    references: list[_Reference | None] = []
     for window, span, each in zip(plan.latent_windows, plan.windows, templates_per_window(template, plan), strict=True):
         if each is not None:
+            if each.settings.get("guidance") != GUIDANCE:
+                raise TemplateError(
+                    "this Wan motion template was recorded by an earlier release's guidance (frame differences"
+                    " at one timestep): extract the reference again"
+                )
             each.check_fits(span.length, height, width, guided.motion_layers)
-        references.append(None if each is None else _reference_of(each, window, guided.device))
+        references.append(None if each is None else _Reference(each, window, guided.device))
     return references
-
-
-def _blended_velocity(
-    guided: WanGuidedModel,
-    latents: torch.Tensor,
-    sigma: float,
-    prompts: torch.Tensor,
-    plan: ResolvedConfig,
-    blend: list[torch.Tensor],
-    references: list[torch.Tensor | None],
-    weight: float,
-) -> tuple[torch.Tensor, list[float]]:
-    """Each window's CFG velocity on its own latent frames, moved (with `weight` > 0) so that its
-    clean prediction takes the guidance step towards the window's template, summed with the
-    windows' blend weights (which sum to 1 per latent frame: one window gives exactly its own
-    velocity); and each window's motion energy before the step."""
-    blended = torch.zeros_like(latents, dtype=torch.float32)
-    energies = []
-    for window, share, reference in zip(plan.latent_windows, blend, references, strict=True):
-        part = latents[:, :, window.frames]
-        with torch.no_grad():
-            uncond, cond = guided.velocity(torch.cat([part, part]), sigma, prompts).chunk(2)
-        velocity = uncond + plan.cfg_scale * (cond - uncond)
-        if reference is not None:
-            clean = predicted_clean(part, velocity, sigma)
-            energies.append(flow_energy(clean, reference).item())
-            if weight > 0:
-                velocity = (part - guided_clean(clean, reference, weight)) / sigma
-        blended[:, :, window.frames] += share.view(1, 1, -1, 1, 1) * velocity
-    return blended, energies
