@@ -103,7 +103,7 @@ class ResolvedConfig:
     # latent frames (`method.windows`).
     frame_group: int = 1
     # The model's own CFG scale and playback rate where the config kept the official defaults
-    # (Wan: 5.0 and 16 fps); the config's otherwise.
+    # (Wan: FlowMotion's 6.0 and 16 fps); the config's otherwise.
     cfg_scale: float = 7.5
     fps: float = 8.0
     # Keyframes as (image path, generated frame), the SparseCtrl kind the preset conditions on
