@@ -468,14 +468,22 @@ def _check_backbone_settings(
     config: MotionCloneConfig, extraction: dict[str, Any], semantic_weight: float, model: ModelDefaults
 ) -> None:
     """Settings only the AnimateDiff engine has are refused on Wan, one clear line each, rather
-    than left out of a run whose report would still show them."""
+    than left out of a run whose report would still show them, and Wan's own on AnimateDiff."""
     if model.backbone != "wan":
+        require(
+            extraction["extraction_mode"] != "clean",
+            "extraction_mode",
+            config.extraction_mode,
+            "clean is Wan's (FlowMotion's clean-latent reference): AnimateDiff reads its reference's attention"
+            " in a pass (single-step) or by inversion",
+        )
         return
     require(
-        extraction["extraction_mode"] == "single-step",
+        extraction["extraction_mode"] != "inversion",
         "extraction_mode",
         config.extraction_mode,
-        "inversion is AnimateDiff's: the Wan backbone records its reference in one noised pass (single-step)",
+        "inversion is AnimateDiff's: the Wan backbone records its reference in one noised pass per guided step"
+        " (single-step) or as its clean latent (clean)",
     )
     require(
         semantic_weight == 0 and not config.subject,

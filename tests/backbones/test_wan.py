@@ -25,7 +25,7 @@ from motionclone.config.presets import PRESETS
 from motionclone.config.settings import MotionCloneConfig
 from motionclone.engine import Engine
 from motionclone.errors import ConfigError, TemplateError
-from motionclone.media.video_io import probe
+from motionclone.media.video_io import probe, read_frames
 from motionclone.method.template import load_templates, save_templates
 from motionclone.models.loading import component_placement, load_model
 
@@ -248,3 +248,28 @@ def test_a_wan_template_holds_the_clean_latent_at_each_guided_timestep_and_older
     save_templates(path, [older])
     with pytest.raises(TemplateError, match="earlier release's guidance"):
         engine.generate(_config(tmp_path), tmp_path / "older.mp4", motion=path)
+
+
+def test_the_clean_extraction_mode_takes_the_reference_latent_itself_and_is_wans_only(engine, clip_files, tmp_path):
+    """FlowMotion's clean_latent variant (their advice for complex motion): the template is the
+    reference's own latent, recorded without a pass of the model, and guidance still lowers the
+    energy against it; AnimateDiff refuses the mode and Wan refuses inversion."""
+    path = tmp_path / "clean.safetensors"
+    engine.extract(_config(tmp_path, extraction_mode="clean"), clip_files["right"], path)
+    [template] = load_templates(path)
+    assert template.timesteps == [999] and template.settings["mode"] == "clean"
+    encoded = WanGuidedModel(load_model("tiny-wan", "unused")).encode(
+        read_frames(clip_files["right"], 9, 32, 32), torch.Generator("cpu").manual_seed(template.settings["seed"])
+    )
+    assert torch.allclose(template.values[PREDICTED_CLEAN][0, ..., 0], encoded[0].permute(2, 3, 0, 1).reshape(16, 4, 3))
+    energies = {}
+    for weight in (0.0, 0.003):
+        config = _config(tmp_path, extraction_mode="clean", motion_guidance_weight=weight)
+        steps = engine.generate(config, tmp_path / f"{weight}.mp4", motion=path).report["steps"]
+        energies[weight] = sum(s["motion_energy"] for s in steps if s["guided"])
+    assert energies[0.003] < energies[0.0]
+    with pytest.raises(ConfigError, match="clean is Wan's"):
+        resolve(MotionCloneConfig(prompt="x", extraction_mode="clean"), ModelDefaults(), seed=1)
+    inversion = MotionCloneConfig(model="tiny-wan", prompt="x", extraction_mode="inversion", reference_prompt="pan")
+    with pytest.raises(ConfigError, match="inversion is AnimateDiff's"):
+        resolve(inversion, WAN_DEFAULTS, seed=1)

@@ -145,30 +145,51 @@ def extract_windows(
     on_step: StepCallback | None = None,
     should_stop: StopCheck | None = None,
 ) -> list[MotionTemplate]:
-    """The reference's templates, one per context window: see the module docstring."""
+    """The reference's templates, one per context window: see the module docstring. Extraction
+    mode "clean" is FlowMotion's clean_latent variant: the reference's own latent stands for its
+    prediction at every step, with no pass of the model (their advice for complex motion)."""
     generator = torch.Generator("cpu").manual_seed(config.extraction_seed)
     clean = guided.encode(frames, generator)
-    empty = guided.encode_prompt("")
-    # At least one timestep: a run without guided steps still reports its motion energy.
-    sigmas = flow_sigmas(guided, config.steps)[: max(1, config.guidance_steps)]
     windows, spans = config.latent_windows, config.windows
-    recorded: list[list[torch.Tensor]] = [[] for _ in windows]
-    for number, sigma in enumerate(sigmas):
-        noise = seeded_noise(tuple(clean.shape), config, generator).to(guided.device)
-        noised = (1 - sigma) * clean + sigma * noise
-        for window, kept in zip(windows, recorded, strict=True):
-            if should_stop and should_stop():
-                raise Interrupted(f"stopped at timestep {number} of {len(sigmas)}")
-            part = noised[:, :, window.frames]
-            with torch.no_grad():
-                kept.append(predicted_clean(part, guided.velocity(part, sigma, empty), sigma).cpu())
-        window_progress(on_step, 0, 1)(StepInfo("extract", number, len(sigmas), round(sigma * 1000), False, None, 0.0))
+    if config.extraction_mode == "clean":
+        sigmas = [1.0]
+        recorded = [[clean[:, :, window.frames].cpu()] for window in windows]
+    else:
+        # At least one timestep: a run without guided steps still reports its motion energy.
+        sigmas = flow_sigmas(guided, config.steps)[: max(1, config.guidance_steps)]
+        recorded = _predicted_references(guided, clean, sigmas, config, generator, on_step, should_stop)
     # Template timesteps lie in [0, 1000); the first flow step's sigma 1.0 is recorded as 999.
     timesteps = [min(round(sigma * 1000), 999) for sigma in sigmas]
     return [
         _template_of(kept, timesteps, span if len(windows) > 1 else None, guided, config)
         for kept, span in zip(recorded, spans, strict=True)
     ]
+
+
+def _predicted_references(
+    guided: WanGuidedModel,
+    clean: torch.Tensor,
+    sigmas: list[float],
+    config: ResolvedConfig,
+    generator: torch.Generator,
+    on_step: StepCallback | None,
+    should_stop: StopCheck | None,
+) -> list[list[torch.Tensor]]:
+    """Each window's predicted clean latent at each of `sigmas`: the reference noised to it with
+    fresh noise from `generator`, one pass with the empty prompt."""
+    empty = guided.encode_prompt("")
+    recorded: list[list[torch.Tensor]] = [[] for _ in config.latent_windows]
+    for number, sigma in enumerate(sigmas):
+        noise = seeded_noise(tuple(clean.shape), config, generator).to(guided.device)
+        noised = (1 - sigma) * clean + sigma * noise
+        for window, kept in zip(config.latent_windows, recorded, strict=True):
+            if should_stop and should_stop():
+                raise Interrupted(f"stopped at timestep {number} of {len(sigmas)}")
+            part = noised[:, :, window.frames]
+            with torch.no_grad():
+                kept.append(predicted_clean(part, guided.velocity(part, sigma, empty), sigma).cpu())
+        window_progress(on_step, 0, 1)(StepInfo("extract", number, len(sigmas), round(sigma * 1000), False, None, 0.0))
+    return recorded
 
 
 def flow_sigmas(guided: WanGuidedModel, steps: int) -> list[float]:

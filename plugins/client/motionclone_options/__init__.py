@@ -18,7 +18,7 @@ PRESET_NAMES = ("camera", "object", "inversion", "image", "sketch", "wan")
 # The presets that start from keyframes through SparseCtrl: "image" takes stills (RGB), "sketch" scribbles.
 KEYFRAME_PRESETS = ("image", "sketch")
 RESIZE_MODES = ("crop", "pad", "stretch")
-EXTRACTION_MODES = ("single-step", "inversion")
+EXTRACTION_MODES = ("single-step", "inversion", "clean")
 NOISE_SCHEDULES = ("official", "model")
 LOW_MEMORY_MODES = ("auto", "on", "off")
 CONTEXT_BLENDS = ("pyramid", "linear")
@@ -118,7 +118,8 @@ GENERATION_OPTIONS: tuple[GenerationOption, ...] = (
         "--extraction-mode",
         "extraction_mode",
         str,
-        "single-step (camera, object) or inversion (the inversion preset's default)",
+        "single-step (camera, object, wan), inversion (the inversion preset's default) or clean"
+        " (Wan: the reference's own latent, no passes)",
         EXTRACTION_MODES,
     ),
     GenerationOption(
