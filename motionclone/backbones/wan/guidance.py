@@ -15,7 +15,6 @@ import torch
 # The energy's two terms, the "blocks" a Wan preset weighs (`Preset.block_weights`).
 PREDICTED_CLEAN = "predicted_clean"
 FRAME_DIFFERENCES = "frame_differences"
-ENERGY_TERMS = (PREDICTED_CLEAN, FRAME_DIFFERENCES)
 # What a Wan template records and how (`extraction_settings`): a template of another guidance is
 # refused, not misread.
 GUIDANCE = "flowmotion"

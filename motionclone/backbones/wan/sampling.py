@@ -272,13 +272,14 @@ def generate(
         if should_stop and should_stop():
             raise Interrupted(f"stopped at step {index} of {plan.steps}")
         sigma, following = sigmas[index], sigmas[index + 1]
-        is_guided = references[0] is not None and index < plan.guidance_steps and plan.motion_guidance_weight > 0
+        targets = None if references[0] is None else [reference.at(sigma) for reference in references]
+        is_guided = targets is not None and index < plan.guidance_steps and plan.motion_guidance_weight > 0
         if is_guided:
             mean_velocity = (latents - start) / (sigma - sigmas[0]) if index > 0 else None
-            latents = _optimised(velocity_of, latents, sigma, mean_velocity, references, weights, plan)
+            latents = _optimised(velocity_of, latents, sigma, mean_velocity, targets, weights, plan)
         velocity = velocity_of(latents, sigma)
         clean = predicted_clean(latents, velocity, sigma)
-        energies = _energies(clean, sigma, plan, references, weights)
+        energies = _energies(clean, plan, targets, weights)
         if on_preview and plan.preview_every and (index + 1) % plan.preview_every == 0:
             on_preview(index, clean)
         latents = latents + (following - sigma) * velocity
@@ -320,18 +321,18 @@ def _optimised(
     latents: torch.Tensor,
     sigma: float,
     mean_velocity: torch.Tensor | None,
-    references: list[_Reference | None],
+    targets: list[torch.Tensor],
     weights: dict[str, float],
     plan: ResolvedConfig,
 ) -> torch.Tensor:
     """FlowMotion's guidance step: `plan.optimisation_steps` Adam steps (learning rate
     `motion_guidance_weight`, a new optimiser each step as FlowMotion's) on the latent, each
-    lowering the windows' summed flow energy of the clean latents they predict, with the velocity
+    lowering the windows' summed flow energy of the clean latents they predict against their
+    `targets` (each window's reference clean latent at this step), with the velocity
     recomputed at the moved latent, held fixed, and regularised along `mean_velocity` (the mean
     velocity from the start noise; None on the first guided step)."""
     leaf = latents.detach().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([leaf], lr=plan.motion_guidance_weight)
-    targets = [reference.at(sigma) for reference in references]
     for _ in range(plan.optimisation_steps):
         velocity = velocity_of(leaf.detach(), sigma)
         if mean_velocity is not None:
@@ -348,18 +349,15 @@ def _optimised(
 
 
 def _energies(
-    clean: torch.Tensor,
-    sigma: float,
-    plan: ResolvedConfig,
-    references: list[_Reference | None],
-    weights: dict[str, float],
+    clean: torch.Tensor, plan: ResolvedConfig, targets: list[torch.Tensor] | None, weights: dict[str, float]
 ) -> list[float]:
-    """Each window's flow energy of the clean latent a step predicts (none unguided)."""
-    if references[0] is None:
+    """Each window's flow energy of the clean latent a step predicts against its target (none
+    unguided)."""
+    if targets is None:
         return []
     return [
-        flow_energy(clean[:, :, window.frames], reference.at(sigma), weights).item()
-        for window, reference in zip(plan.latent_windows, references, strict=True)
+        flow_energy(clean[:, :, window.frames], target, weights).item()
+        for window, target in zip(plan.latent_windows, targets, strict=True)
     ]
 
 
